@@ -1,0 +1,25 @@
+#ifndef CLAUNCHSHIM_H
+#define CLAUNCHSHIM_H
+
+#include <sys/types.h>
+
+/// Spawns `path` with `argv` and `envp` (both NULL-terminated).
+///
+/// - `fd_map` holds `fd_map_count` pairs (source, target): the child gets
+///   `source` at `target`; every other descriptor is closed in the child.
+/// - `new_session`: the child calls setsid(), so a terminal's Ctrl-C reaches the
+///   launcher only and the launcher decides how the child stops.
+/// - `death_signal`: sent to the child when the launcher dies (Linux
+///   PR_SET_PDEATHSIG; 0 = none; ignored on other systems).
+///
+/// The fork happens on one long-lived thread owned by the shim, because
+/// PR_SET_PDEATHSIG fires when the *thread* that forked exits, and Swift's
+/// worker threads come and go.
+///
+/// Returns the child's pid, or -1 with `*error_out` set to the errno of the
+/// failing step (fork, or execve in the child).
+pid_t cls_spawn(const char *path, char *const argv[], char *const envp[],
+                const int *fd_map, int fd_map_count, int new_session,
+                int death_signal, int *error_out);
+
+#endif

@@ -1,0 +1,187 @@
+#define _GNU_SOURCE
+#include "CLaunchShim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <sys/prctl.h>
+#endif
+
+struct spawn_request {
+    const char *path;
+    char *const *argv;
+    char *const *envp;
+    const int *fd_map;
+    int fd_map_count;
+    int new_session;
+    int death_signal;
+    pid_t result;
+    int error;
+    int done;
+};
+
+#define CLS_MAX_FDS 64
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t request_ready = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t request_done = PTHREAD_COND_INITIALIZER;
+static struct spawn_request *pending = NULL;
+static pthread_once_t spawner_once = PTHREAD_ONCE_INIT;
+
+static void write_errno_and_exit(int pipe_fd, int err) {
+    ssize_t ignored = write(pipe_fd, &err, sizeof err);
+    (void)ignored;
+    _exit(127);
+}
+
+static void close_all_from(int first) {
+#if defined(__linux__) && defined(SYS_close_range)
+    if (syscall(SYS_close_range, (unsigned)first, ~0U, 0) == 0) return;
+#endif
+    struct rlimit rl;
+    int limit = 65536;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 1048576)
+        limit = (int)rl.rlim_cur;
+    for (int fd = first; fd < limit; fd++) close(fd);
+}
+
+/// Runs in the child between fork and exec: async-signal-safe calls only.
+static void child_after_fork(struct spawn_request *r, int err_pipe, pid_t parent) {
+    if (r->new_session && setsid() < 0) write_errno_and_exit(err_pipe, errno);
+#if defined(__linux__)
+    if (r->death_signal > 0) {
+        if (prctl(PR_SET_PDEATHSIG, r->death_signal) < 0) write_errno_and_exit(err_pipe, errno);
+        // The parent may have died before prctl took effect.
+        if (getppid() != parent) _exit(127);
+    }
+#endif
+    sigset_t empty;
+    sigemptyset(&empty);
+    sigprocmask(SIG_SETMASK, &empty, NULL);
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        signal(sig, SIG_DFL);
+    }
+    // Stage every source above all targets and the error pipe first, so that a
+    // dup2 onto a target never clobbers a source still to be placed.
+    int max_target = 2;
+    for (int i = 0; i < r->fd_map_count; i++)
+        if (r->fd_map[2 * i + 1] > max_target) max_target = r->fd_map[2 * i + 1];
+    // The error pipe may sit on a target number: move it above all targets.
+    if (err_pipe <= max_target) {
+        int moved = fcntl(err_pipe, F_DUPFD_CLOEXEC, max_target + 1);
+        if (moved < 0) write_errno_and_exit(err_pipe, errno);
+        close(err_pipe);
+        err_pipe = moved;
+    }
+    int floor = err_pipe + 1;
+    int staged[CLS_MAX_FDS];
+    for (int i = 0; i < r->fd_map_count; i++) {
+        staged[i] = fcntl(r->fd_map[2 * i], F_DUPFD_CLOEXEC, floor);
+        if (staged[i] < 0) write_errno_and_exit(err_pipe, errno);
+    }
+    for (int i = 0; i < r->fd_map_count; i++)
+        if (dup2(staged[i], r->fd_map[2 * i + 1]) < 0) write_errno_and_exit(err_pipe, errno);
+    // Close everything that is not a target (the staged copies and every
+    // inherited fd). The error pipe is close-on-exec and stays until execve.
+    for (int fd = 0; fd <= max_target; fd++) {
+        int keep = fd == err_pipe;
+        for (int i = 0; i < r->fd_map_count; i++)
+            if (r->fd_map[2 * i + 1] == fd) keep = 1;
+        if (!keep) close(fd);
+    }
+    for (int fd = max_target + 1; fd < err_pipe; fd++) close(fd);
+    close_all_from(err_pipe + 1);
+    execve(r->path, r->argv, r->envp);
+    write_errno_and_exit(err_pipe, errno);
+}
+
+static void perform(struct spawn_request *r) {
+    int pipe_fds[2];
+    if (pipe2(pipe_fds, O_CLOEXEC) < 0) {
+        r->result = -1;
+        r->error = errno;
+        return;
+    }
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        r->result = -1;
+        r->error = errno;
+        close(pipe_fds[0]);
+        close(pipe_fds[1]);
+        return;
+    }
+    if (pid == 0) {
+        close(pipe_fds[0]);
+        child_after_fork(r, pipe_fds[1], parent);
+    }
+    close(pipe_fds[1]);
+    int child_errno = 0;
+    ssize_t n;
+    do {
+        n = read(pipe_fds[0], &child_errno, sizeof child_errno);
+    } while (n < 0 && errno == EINTR);
+    close(pipe_fds[0]);
+    if (n == (ssize_t)sizeof child_errno) {
+        // exec failed: reap the child here so no zombie is left behind.
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        r->result = -1;
+        r->error = child_errno;
+        return;
+    }
+    r->result = pid;
+    r->error = 0;
+}
+
+static void *spawner_main(void *unused) {
+    (void)unused;
+    pthread_mutex_lock(&lock);
+    for (;;) {
+        while (pending == NULL) pthread_cond_wait(&request_ready, &lock);
+        struct spawn_request *r = pending;
+        perform(r);
+        r->done = 1;
+        pending = NULL;
+        pthread_cond_broadcast(&request_done);
+    }
+    return NULL;
+}
+
+static void start_spawner(void) {
+    pthread_t thread;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_create(&thread, &attr, spawner_main, NULL);
+    pthread_attr_destroy(&attr);
+}
+
+pid_t cls_spawn(const char *path, char *const argv[], char *const envp[],
+                const int *fd_map, int fd_map_count, int new_session,
+                int death_signal, int *error_out) {
+    if (fd_map_count < 0 || fd_map_count > CLS_MAX_FDS) {
+        if (error_out) *error_out = EINVAL;
+        return -1;
+    }
+    pthread_once(&spawner_once, start_spawner);
+    struct spawn_request r = {path, argv, envp, fd_map, fd_map_count, new_session,
+                              death_signal, -1, 0, 0};
+    pthread_mutex_lock(&lock);
+    while (pending != NULL) pthread_cond_wait(&request_done, &lock);
+    pending = &r;
+    pthread_cond_signal(&request_ready);
+    while (!r.done) pthread_cond_wait(&request_done, &lock);
+    pthread_mutex_unlock(&lock);
+    if (r.result < 0 && error_out) *error_out = r.error;
+    return r.result;
+}

@@ -1,0 +1,2 @@
+// Guest kit: see README.md in this folder.
+public enum GuestKit {}
