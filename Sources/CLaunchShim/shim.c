@@ -185,3 +185,5 @@ pid_t cls_spawn(const char *path, char *const argv[], char *const envp[],
     if (r.result < 0 && error_out) *error_out = r.error;
     return r.result;
 }
+
+int cls_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }

@@ -22,4 +22,8 @@ pid_t cls_spawn(const char *path, char *const argv[], char *const envp[],
                 const int *fd_map, int fd_map_count, int new_session,
                 int death_signal, int *error_out);
 
+
+
+/// pipe2(fds, O_CLOEXEC), which Swift's Glibc module doesn't export.
+int cls_pipe_cloexec(int fds[2]);
 #endif

@@ -1,0 +1,115 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reads `HostFacts` off the machine this runs on.
+public enum HostProbe {
+    /// Probes this host. `profile` adds the binaries it names (its QEMU and virtiofsd).
+    public static func current(for profile: Profile? = nil) -> HostFacts {
+        #if os(macOS)
+        let os = HostFacts.OS.macOS
+        #else
+        let os = HostFacts.OS.linux
+        #endif
+        var facts = HostFacts(arch: .host, os: os)
+        facts.kvm = os == .linux ? kvmStatus() : .absent("KVM exists only on Linux")
+        facts.hvf = os == .macOS ? .usable : .absent("Hypervisor.framework exists only on macOS")
+        for arch in Profile.Arch.allCases {
+            if let path = findProgram(arch.qemuSystemBinary) { facts.qemu[arch] = QEMUBinary(path: path) }
+        }
+        if let binary = profile?.qemu.binary, let path = findProgram(binary) {
+            facts.qemu[profile?.arch ?? .host] = QEMUBinary(path: path)
+        }
+        facts.qemuImg = findProgram("qemu-img")
+        let virtiofsdCandidates = [profile?.virtiofsd.binary].compactMap { $0 }
+            + ["virtiofsd", "/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd", "/usr/local/libexec/virtiofsd"]
+        for candidate in virtiofsdCandidates {
+            if let path = findProgram(candidate), let flavor = virtiofsdFlavor(path) {
+                facts.virtiofsd = VirtiofsdBinary(path: path, flavor: flavor)
+                break
+            }
+            // A binary the profile names must be that one, not a fallback.
+            if candidate == profile?.virtiofsd.binary { break }
+        }
+        facts.tscKHz = tscKHz()
+        facts.runtimeBase = runtimeBase()
+        return facts
+    }
+
+    /// Whether /dev/kvm can be opened. (Whether guests make progress is a separate probe.)
+    static func kvmStatus() -> AcceleratorStatus {
+        guard FileManager.default.fileExists(atPath: "/dev/kvm") else {
+            return .absent("/dev/kvm does not exist (no virtualization extensions, or the kvm module is not loaded)")
+        }
+        let fd = open("/dev/kvm", O_RDWR | O_CLOEXEC)
+        if fd < 0 {
+            let err = errno
+            if err == EACCES || err == EPERM {
+                return .unusable(reason: "no permission to open /dev/kvm",
+                                 fix: "add yourself to the kvm group: sudo usermod -aG kvm $USER, then log in again")
+            }
+            return .unusable(reason: "opening /dev/kvm failed: \(String(cString: strerror(err)))", fix: "check the kvm module (dmesg)")
+        }
+        close(fd)
+        return .usable
+    }
+
+    /// The flavor a virtiofsd binary is, from its --help text; nil when it isn't one.
+    public static func virtiofsdFlavor(_ path: String) -> VirtiofsdFlavor? {
+        guard let help = try? capture([path, "--help"]) else { return nil }
+        if help.contains("--shared-dir") { return .rust }
+        if help.contains("-o source=") { return .legacyC }
+        return nil
+    }
+
+    /// `name` if it is a path to an executable, else its location on PATH.
+    public static func findProgram(_ name: String) -> String? {
+        if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for dir in path.split(separator: ":") + ["/usr/sbin", "/sbin"] {
+            let candidate = "\(dir)/\(name)"
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        return nil
+    }
+
+    static func tscKHz() -> Int? {
+        if let text = try? String(contentsOfFile: "/sys/devices/system/cpu/cpu0/tsc_freq_khz", encoding: .utf8),
+           let khz = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+            return khz
+        }
+        // Without the sysfs file, the nominal clock from cpuinfo: close enough for the
+        // guest to skip PIT calibration; the kernel refines it later.
+        guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return nil }
+        for line in cpuinfo.split(separator: "\n") where line.hasPrefix("cpu MHz") {
+            if let value = line.split(separator: ":").last.flatMap({ Double($0.trimmingCharacters(in: .whitespaces)) }) {
+                return Int(value * 1000)
+            }
+        }
+        return nil
+    }
+
+    static func runtimeBase() -> String {
+        if let xdg = ProcessInfo.processInfo.environment["XDG_RUNTIME_DIR"], !xdg.isEmpty,
+           access(xdg, W_OK) == 0, xdg.utf8.count <= 60 {
+            return xdg
+        }
+        return "/tmp"
+    }
+
+    /// Runs a short probe command and returns its stdout and stderr.
+    static func capture(_ argv: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: argv[0])
+        process.arguments = Array(argv.dropFirst())
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+}

@@ -1,0 +1,25 @@
+import Foundation
+
+/// Finds the kernel `"kernel": "auto"` means.
+public enum KernelLocator {
+    /// The newest `vmlinuz-*` in `folder` by version order, with its release.
+    public static func newest(in folder: String = "/boot") -> (path: String, release: String)? {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        let releases = names.filter { $0.hasPrefix("vmlinuz-") }.map { String($0.dropFirst("vmlinuz-".count)) }
+        guard let best = releases.max(by: { compareVersions($0, $1) < 0 }) else { return nil }
+        return ("\(folder)/vmlinuz-\(best)", best)
+    }
+
+    /// Compares "6.1.0-56-amd64" and "6.10.2-1" piecewise, numbers as numbers.
+    static func compareVersions(_ a: String, _ b: String) -> Int {
+        func pieces(_ s: String) -> [String] {
+            s.split(whereSeparator: { ".-_+~".contains($0) }).map(String.init)
+        }
+        let pa = pieces(a), pb = pieces(b)
+        for (x, y) in zip(pa, pb) where x != y {
+            if let nx = Int(x), let ny = Int(y) { return nx < ny ? -1 : 1 }
+            return x < y ? -1 : 1
+        }
+        return pa.count == pb.count ? 0 : (pa.count < pb.count ? -1 : 1)
+    }
+}

@@ -1,0 +1,52 @@
+/// An error from starting, running or stopping a VM. It says what happened, why
+/// (when known) and how to fix it; `code` maps to the `launch` exit status.
+public struct LaunchError: Error, Sendable, CustomStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        public let name: String
+        /// The `launch` exit status for this kind of failure (sysexits.h where one fits).
+        public let exitStatus: Int32
+
+        public static let invalidProfile = Code(name: "invalid profile", exitStatus: 65)
+        public static let missingProgram = Code(name: "missing program", exitStatus: 69)
+        public static let internalError = Code(name: "internal error", exitStatus: 70)
+        public static let hostProblem = Code(name: "host problem", exitStatus: 71)
+        public static let qemuFailed = Code(name: "QEMU failed", exitStatus: 70)
+        public static let virtiofsdFailed = Code(name: "virtiofsd failed", exitStatus: 70)
+        public static let timeout = Code(name: "timeout", exitStatus: 124)
+        public static let guestPanic = Code(name: "guest panic", exitStatus: 125)
+
+        public var description: String { name }
+    }
+
+    public var code: Code
+    public var message: String
+    public var fix: String?
+    /// Extra lines: a shell-quoted argv, a stderr or console tail.
+    public var details: [String]
+    public var cause: (any Error)?
+
+    public init(_ code: Code, _ message: String, fix: String? = nil, details: [String] = [], cause: (any Error)? = nil) {
+        self.code = code
+        self.message = message
+        self.fix = fix
+        self.details = details
+        self.cause = cause
+    }
+
+    public var description: String {
+        var text = message
+        if let cause { text += ": \(cause)" }
+        if let fix { text += "\n  fix: \(fix)" }
+        for detail in details { text += "\n" + detail }
+        return text
+    }
+
+    public static func invalid(_ problems: ProfileProblems) -> LaunchError {
+        LaunchError(.invalidProfile, problems.description)
+    }
+
+    public static func missing(_ program: String, package: String, purpose: String) -> LaunchError {
+        LaunchError(.missingProgram, "\(program) was not found; it is needed \(purpose)",
+                    fix: "install the Debian package \(package): sudo apt-get install \(package)")
+    }
+}

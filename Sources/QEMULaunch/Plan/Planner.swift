@@ -1,0 +1,338 @@
+/// How the kernel is entered, which changes what microvm needs.
+public enum KernelEntry: String, Sendable, Hashable, Codable {
+    /// bzImage / Image: the kernel's own setup code runs (and decompresses itself).
+    case standard
+    /// An uncompressed ELF vmlinux with the PVH entry note, booted directly.
+    case pvh
+}
+
+public struct PlanOptions: Sendable, Hashable {
+    /// The VM's private runtime dir (made later by the supervisor).
+    public var runtimeDir: String
+    public var kernelEntry: KernelEntry
+    /// Kernel arguments added by the caller (the guest kit), before the profile's own `cmdline`.
+    public var kernelArguments: [String]
+    /// Start with vCPUs stopped (`-S`) so every console is attached before the
+    /// guest's first instruction; the supervisor then sends `cont`.
+    public var startPaused: Bool
+
+    public init(runtimeDir: String, kernelEntry: KernelEntry = .standard, kernelArguments: [String] = [],
+                startPaused: Bool = true) {
+        self.runtimeDir = runtimeDir
+        self.kernelEntry = kernelEntry
+        self.kernelArguments = kernelArguments
+        self.startPaused = startPaused
+    }
+}
+
+/// Turns a profile into a `Plan`. Pure: no filesystem, no processes.
+public enum Planner {
+    public static func plan(_ profile: Profile, host: HostFacts, options: PlanOptions) throws(ProfileProblems) -> Plan {
+        var problems = ProfileValidator.hostProblems(profile, host: host, runtimeDir: options.runtimeDir)
+        let arch = profile.arch ?? host.arch
+        let machine = profile.machine ?? defaultMachine(arch: arch, firmware: profile.firmware)
+        var choices: [Plan.Choice] = []
+
+        // Accelerator.
+        let accel: Accelerator
+        switch chooseAccelerator(profile.accel, guest: arch, host: host) {
+        case .success(let choice):
+            accel = choice.accelerator
+            choices.append(choice.explanation)
+        case .failure(let problem):
+            problems.append(problem)
+            accel = .tcg
+        }
+        choices.append(Plan.Choice(
+            topic: "machine", value: machine.rawValue,
+            reason: profile.machine == nil ? "default for \(arch.rawValue)" : "from the profile"))
+
+        let transport: Plan.Transport
+        switch (machine, profile.transport) {
+        case (.microvm, _): transport = .mmio
+        case (.q35, _), (.pc, _): transport = .pci
+        case (.virt, .mmio): transport = .mmio
+        case (.virt, _): transport = .pci
+        }
+        choices.append(Plan.Choice(
+            topic: "transport", value: transport == .mmio ? "virtio-mmio" : "virtio-pci",
+            reason: profile.transport == .auto ? "default for \(machine.rawValue)" : "from the profile"))
+
+        let qemuBinary = profile.qemu.binary ?? host.qemu[arch]?.path ?? arch.qemuSystemBinary
+        let virtiofsShares = profile.shares.enumerated().filter { $0.element.transport == .virtiofs }
+        if !virtiofsShares.isEmpty, profile.virtiofsd.binary == nil, host.virtiofsd == nil {
+            problems.append(ProfileProblem(
+                path: "shares[\(virtiofsShares[0].offset)].transport",
+                message: "a virtiofs share needs virtiofsd, and none was found on this host",
+                fix: "install virtiofsd (Debian 12: package qemu-system-common ships /usr/lib/qemu/virtiofsd; newer: package virtiofsd), set virtiofsd.binary, or use \"transport\": \"9p\""))
+        }
+        if !problems.isEmpty { throw ProfileProblems(source: profile.name, problems: problems) }
+
+        let run = options.runtimeDir
+        let sockets = Plan.Sockets(
+            qmp: run + "/qmp.sock",
+            console: run + "/console.sock",
+            virtiofs: virtiofsShares.indices.map { run + "/fs\($0).sock" },
+            ports: Dictionary(uniqueKeysWithValues: portNames(profile).enumerated().map { ($0.element, run + "/port\($0.offset).sock") })
+        )
+
+        var args = ArgvBuilder(transport: transport)
+        args.add(qemuBinary)
+        // No default devices, no /etc/qemu config: the argv is the whole machine.
+        args.add("-nodefaults", "-no-user-config", "-display", "none")
+        args.add("-name", "guest=" + QEMUSyntax.optionValue(profile.name))
+
+        // Machine options.
+        var machineOptions = [machine.rawValue]
+        let needsSharedMemory = !virtiofsShares.isEmpty
+        switch machine {
+        case .microvm:
+            if accel == .tcg {
+                // QEMU 7.2 TCG: without the legacy PIT and PIC the guest hangs in TSC calibration.
+                machineOptions += ["pit=on", "pic=on", "rtc=on"]
+            } else {
+                // With KVM the in-kernel LAPIC timer is enough; PIT/PIC only slow the boot.
+                machineOptions += ["pit=off", "pic=off", "rtc=on"]
+            }
+            // ACPI stays on: with acpi=off a guest poweroff only halts and QEMU never exits.
+            machineOptions += ["isa-serial=on", "x-option-roms=off"]
+        case .virt:
+            switch accel {
+            // HVF on Apple silicon has no in-kernel GICv3 before QEMU 9.2: use GICv2.
+            case .hvf: machineOptions.append("gic-version=2")
+            case .kvm: machineOptions.append("gic-version=host")
+            case .tcg: machineOptions.append("gic-version=3")
+            }
+        case .q35, .pc:
+            break
+        }
+        if needsSharedMemory {
+            // vhost-user (virtiofsd) maps guest RAM: it must be a shared memfd.
+            machineOptions.append("memory-backend=mem")
+        }
+        args.add("-machine", machineOptions.joined(separator: ","))
+        args.add("-accel", accel.rawValue)
+        args.add("-cpu", profile.cpu ?? cpuModel(arch: arch, accel: accel))
+        args.add("-smp", String(profile.cpus))
+        args.add("-m", profile.memory.qemuArgument)
+        if needsSharedMemory {
+            args.add("-object", "memory-backend-memfd,id=mem,size=\(profile.memory.qemuArgument),share=on")
+        }
+        if transport == .mmio {
+            // QEMU 7.2: virtio-mmio devices are legacy virtio unless told otherwise, and
+            // libvhost-user (virtiofsd) refuses legacy devices.
+            args.add("-global", "virtio-mmio.force-legacy=false")
+        }
+
+        // Kernel and firmware.
+        var cmdline: [String] = []
+        if let kernel = profile.kernel {
+            // -kernel, -initrd and -append take the whole string: no comma escaping here.
+            args.add("-kernel", kernel)
+            if let initrd = profile.initrd { args.add("-initrd", initrd) }
+            cmdline.append(arch == .aarch64 ? "console=ttyAMA0" : "console=ttyS0")
+            // A panic reboots at once, and -no-reboot turns that reboot into QEMU's exit.
+            cmdline.append("panic=-1")
+            if machine == .microvm, options.kernelEntry == .pvh, let khz = host.tscKHz {
+                // microvm + PVH skips the setup code that calibrates the TSC against the
+                // PIT; without a known frequency the guest hangs (seen on QEMU 7.2 TCG).
+                cmdline.append("tsc_early_khz=\(khz)")
+            }
+            cmdline += options.kernelArguments
+            if let extra = profile.cmdline, !extra.isEmpty { cmdline.append(extra) }
+            args.add("-append", cmdline.joined(separator: " "))
+        }
+
+        // Serial console, drained by the supervisor.
+        args.add("-chardev", "socket,id=console,path=\(QEMUSyntax.optionValue(sockets.console)),server=on,wait=off")
+        args.add("-serial", "chardev:console")
+
+        // virtio-serial ports.
+        let ports = portNames(profile)
+        if !ports.isEmpty {
+            args.add("-device", args.device("virtio-serial") + ",id=vser0")
+            for (index, name) in ports.enumerated() {
+                args.add("-chardev", "socket,id=port\(index),path=\(QEMUSyntax.optionValue(sockets.ports[name]!)),server=on,wait=off")
+                args.add("-device", "virtserialport,bus=vser0.0,chardev=port\(index),name=\(QEMUSyntax.optionValue(name))")
+            }
+        }
+
+        // Shares.
+        var virtiofsdArgv: [[String]] = []
+        var fsIndex = 0
+        for (index, share) in profile.shares.enumerated() {
+            switch share.transport {
+            case .virtiofs:
+                let socket = sockets.virtiofs[fsIndex]
+                args.add("-chardev", "socket,id=fs\(fsIndex),path=\(QEMUSyntax.optionValue(socket))")
+                args.add("-device", args.device("vhost-user-fs") + ",chardev=fs\(fsIndex),tag=\(QEMUSyntax.optionValue(share.tag))")
+                virtiofsdArgv.append(virtiofsdCommand(share: share, socket: socket, profile: profile, host: host))
+                fsIndex += 1
+            case .ninep:
+                var fsdev = "local,id=p9fs\(index),path=\(QEMUSyntax.optionValue(share.path)),security_model=none"
+                if share.readOnly { fsdev += ",readonly=on" }
+                args.add("-fsdev", fsdev)
+                args.add("-device", args.device("virtio-9p") + ",fsdev=p9fs\(index),mount_tag=\(QEMUSyntax.optionValue(share.tag))")
+            }
+        }
+        if let virtiofsd = host.virtiofsd, !virtiofsShares.isEmpty {
+            choices.append(Plan.Choice(topic: "virtiofsd", value: virtiofsd.flavor.rawValue,
+                                       reason: "detected from \(virtiofsd.path)'s --help"))
+        }
+
+        // Disks.
+        var prepare: [[String]] = []
+        for (index, disk) in profile.disks.enumerated() {
+            var file = disk.path
+            var format = disk.format.rawValue
+            if disk.ephemeral {
+                let overlay = run + "/disk\(index).qcow2"
+                prepare.append([host.qemuImg ?? "qemu-img", "create", "-q", "-f", "qcow2",
+                                "-F", disk.format.rawValue, "-b", disk.path, overlay])
+                file = overlay
+                format = "qcow2"
+            }
+            var drive = "file=\(QEMUSyntax.optionValue(file)),if=none,id=disk\(index),format=\(format)"
+            if disk.readOnly { drive += ",readonly=on" }
+            args.add("-drive", drive)
+            args.add("-device", args.device("virtio-blk") + ",drive=disk\(index)")
+        }
+
+        // Network.
+        if profile.network.mode == .user {
+            var netdev = "user,id=net0"
+            for forward in profile.network.forwards {
+                netdev += ",hostfwd=\(forward.proto.rawValue)::\(forward.host)-:\(forward.guest)"
+            }
+            args.add("-netdev", netdev)
+            args.add("-device", args.device("virtio-net") + ",netdev=net0")
+        }
+
+        // Entropy, so the guest never blocks on getrandom() early in boot.
+        args.add("-object", "rng-random,id=rng0,filename=/dev/urandom")
+        args.add("-device", args.device("virtio-rng") + ",rng=rng0")
+        // pvpanic turns a guest panic into a GUEST_PANICKED QMP event.
+        if arch == .x86_64 {
+            args.add("-device", "pvpanic")
+        } else if transport == .pci {
+            args.add("-device", "pvpanic-pci")
+        }
+
+        args.add("-chardev", "socket,id=qmp,path=\(QEMUSyntax.optionValue(sockets.qmp)),server=on,wait=off")
+        args.add("-mon", "chardev=qmp,mode=control")
+        // The launcher owns the VM's lifetime: a guest reboot ends the run.
+        args.add("-no-reboot")
+        if options.startPaused { args.add("-S") }
+        args.argv += profile.qemu.extraArgs
+
+        if options.kernelEntry == .pvh {
+            choices.append(Plan.Choice(topic: "kernel", value: "vmlinux (PVH entry)", reason: "booted directly, no in-guest decompression"))
+        }
+
+        return Plan(
+            qemu: args.argv, virtiofsd: virtiofsdArgv, prepare: prepare,
+            cmdline: cmdline.joined(separator: " "), runtimeDir: run, sockets: sockets,
+            arch: arch, machine: machine, accelerator: accel, transport: transport, choices: choices)
+    }
+
+    public static func defaultMachine(arch: Profile.Arch, firmware: Profile.Firmware) -> Profile.MachineKind {
+        switch arch {
+        case .aarch64: return .virt
+        case .x86_64: return firmware == .uefi ? .q35 : .microvm
+        }
+    }
+
+    /// Port names in socket order: the exec protocol's first (when there is a command), then the profile's.
+    static func portNames(_ profile: Profile) -> [String] {
+        (profile.command == nil ? [] : ExecPorts.all) + profile.consoles
+    }
+
+    static func cpuModel(arch: Profile.Arch, accel: Accelerator) -> String {
+        switch (arch, accel) {
+        case (_, .kvm), (_, .hvf): return "host"
+        case (.x86_64, .tcg): return "max"
+        // TCG: `max` emulates pointer authentication with QARMA, 5x slower to boot
+        // (12.6 s vs 2.4 s measured on QEMU 7.2); cortex-a57 has none.
+        case (.aarch64, .tcg): return "cortex-a57"
+        }
+    }
+
+    struct AcceleratorChoice {
+        var accelerator: Accelerator
+        var explanation: Plan.Choice
+    }
+
+    static func chooseAccelerator(_ requested: Profile.AccelChoice, guest: Profile.Arch, host: HostFacts) -> Result<AcceleratorChoice, ProfileProblem> {
+        let foreign = guest != host.arch
+        func pick(_ a: Accelerator, _ reason: String, warn: Bool = false) -> Result<AcceleratorChoice, ProfileProblem> {
+            .success(AcceleratorChoice(accelerator: a, explanation: Plan.Choice(topic: "accelerator", value: a.rawValue, reason: reason, isWarning: warn)))
+        }
+        func refuse(_ message: String, _ fix: String) -> Result<AcceleratorChoice, ProfileProblem> {
+            .failure(ProfileProblem(path: "accel", message: message, fix: fix))
+        }
+        switch requested {
+        case .tcg:
+            return pick(.tcg, "from the profile")
+        case .kvm, .hvf:
+            let want: Accelerator = requested == .kvm ? .kvm : .hvf
+            let needOS: HostFacts.OS = want == .kvm ? .linux : .macOS
+            if host.os != needOS {
+                return refuse("\(want.rawValue) is not available on \(host.os.rawValue)",
+                              "use \"accel\": \"\(host.os == .linux ? "kvm" : "hvf")\", \"tcg\" or \"auto\"")
+            }
+            if foreign {
+                return refuse("\(want.rawValue) can't run a \(guest.rawValue) guest on this \(host.arch.rawValue) host",
+                              "use a \(host.arch.rawValue) kernel and images, or \"accel\": \"tcg\" (emulation is 10-100x slower)")
+            }
+            switch want == .kvm ? host.kvm : host.hvf {
+            case .usable: return pick(want, "from the profile")
+            case .absent(let why): return refuse("\(want.rawValue) was asked for, but \(why)", "use \"accel\": \"tcg\" or \"auto\"")
+            case .unusable(let why, let fix): return refuse("\(want.rawValue) was asked for, but \(why)", fix)
+            }
+        case .auto:
+            if foreign {
+                return pick(.tcg, "\(guest.rawValue) guest on a \(host.arch.rawValue) host runs emulated, 10-100x slower than native", warn: true)
+            }
+            let (hw, status): (Accelerator, AcceleratorStatus) = host.os == .linux ? (.kvm, host.kvm) : (.hvf, host.hvf)
+            switch status {
+            case .usable: return pick(hw, "auto: \(hw.rawValue) is usable")
+            case .absent(let why): return pick(.tcg, "auto: \(hw.rawValue) unavailable (\(why)); emulating", warn: true)
+            case .unusable(let why, let fix): return pick(.tcg, "auto: \(hw.rawValue) unusable: \(why); emulating instead. \(fix)", warn: true)
+            }
+        }
+    }
+
+    static func virtiofsdCommand(share: Profile.Share, socket: String, profile: Profile, host: HostFacts) -> [String] {
+        // The prober detects the flavor of the profile's own binary when it names one.
+        let binary = host.virtiofsd?.path ?? profile.virtiofsd.binary ?? "virtiofsd"
+        let flavor = host.virtiofsd?.flavor ?? .rust
+        var argv = [binary]
+        switch flavor {
+        case .legacyC:
+            let cache = profile.virtiofsd.cache == .never ? "none" : profile.virtiofsd.cache.rawValue
+            argv += ["--socket-path=\(socket)", "-o", "source=\(QEMUSyntax.fuseOptionValue(share.path))",
+                     "-o", "cache=\(cache)",
+                     // chroot works inside containers where namespace sandboxing can't unshare.
+                     "-o", "sandbox=chroot"]
+        case .rust:
+            argv += ["--socket-path=\(socket)", "--shared-dir=\(share.path)",
+                     "--cache=\(profile.virtiofsd.cache.rawValue)",
+                     "--sandbox=\(host.os == .linux ? "chroot" : "none")"]
+            if share.readOnly { argv.append("--readonly") }
+        }
+        return argv + profile.virtiofsd.extraArgs
+    }
+}
+
+/// Accumulates argv and names devices for the transport in use.
+struct ArgvBuilder {
+    var argv: [String] = []
+    let transport: Plan.Transport
+
+    mutating func add(_ words: String...) { argv += words }
+
+    /// `virtio-blk` → `virtio-blk-device` (mmio) or `virtio-blk-pci`.
+    func device(_ base: String) -> String {
+        base + (transport == .mmio ? "-device" : "-pci")
+    }
+}

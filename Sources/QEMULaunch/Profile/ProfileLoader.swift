@@ -1,0 +1,71 @@
+import Foundation
+
+extension Profile {
+    /// Decodes a profile from JSON bytes, collecting every problem.
+    /// Relative paths are resolved against `baseDirectory` when it is given.
+    public static func decode(_ data: Data, source: String = "<profile>", baseDirectory: URL? = nil) throws(ProfileProblems) -> Profile {
+        let collector = ProblemCollector()
+        let decoder = JSONDecoder()
+        decoder.userInfo[.profileProblems] = collector
+        var profile: Profile?
+        do {
+            profile = try decoder.decode(Profile.self, from: data)
+        } catch let problems as ProfileProblems {
+            if collector.problems.isEmpty { collector.problems = problems.problems }
+        } catch {
+            collector.problems.append(ProfileProblem(
+                path: "$", message: "not valid JSON: \(jsonSyntaxDetail(error))",
+                fix: "check the file with `python3 -m json.tool \(source)`"))
+        }
+        guard var profile, collector.problems.isEmpty else {
+            throw ProfileProblems(source: source, problems: collector.problems)
+        }
+        if let baseDirectory { profile = profile.resolvingPaths(against: baseDirectory) }
+        return profile
+    }
+
+    /// Reads and decodes a profile file; relative paths resolve against its folder.
+    public static func load(contentsOf url: URL) throws(ProfileProblems) -> Profile {
+        let data: Data
+        do {
+            data = try Data(contentsOf: url)
+        } catch {
+            throw ProfileProblems(source: url.path, problems: [ProfileProblem(
+                path: "$", message: "cannot read the profile: \(error.localizedDescription)",
+                fix: "check that \(url.path) exists and is readable")])
+        }
+        return try decode(data, source: url.path, baseDirectory: url.deletingLastPathComponent())
+    }
+
+    /// The same profile with every relative host path made absolute against `base`.
+    public func resolvingPaths(against base: URL) -> Profile {
+        func absolute(_ path: String) -> String {
+            if path.hasPrefix("/") || path.isEmpty { return path }
+            if path == "~" || path.hasPrefix("~/") {
+                return NSString(string: path).expandingTildeInPath
+            }
+            return base.appendingPathComponent(path).standardizedFileURL.path
+        }
+        var copy = self
+        if let kernel, kernel != "auto" { copy.kernel = absolute(kernel) }
+        copy.initrd = initrd.map(absolute)
+        copy.runtimeDir = runtimeDir.map(absolute)
+        copy.shares = shares.map { var s = $0; s.path = absolute(s.path); return s }
+        copy.disks = disks.map { var d = $0; d.path = absolute(d.path); return d }
+        // A binary without a slash is a name looked up on PATH, not a relative path.
+        if let binary = qemu.binary, binary.contains("/") { copy.qemu.binary = absolute(binary) }
+        if let binary = virtiofsd.binary, binary.contains("/") { copy.virtiofsd.binary = absolute(binary) }
+        return copy
+    }
+}
+
+private func jsonSyntaxDetail(_ error: any Error) -> String {
+    if case DecodingError.dataCorrupted(let context) = error {
+        if let underlying = context.underlyingError as NSError?,
+           let detail = underlying.userInfo[NSDebugDescriptionErrorKey] as? String {
+            return detail
+        }
+        return context.debugDescription
+    }
+    return "\(error)"
+}

@@ -1,0 +1,164 @@
+import Foundation
+
+/// Checks of a decoded profile that need the filesystem or the host's facts.
+public enum ProfileValidator {
+    /// Longest socket file name the planner puts in a runtime dir ("port99.sock").
+    static let longestSocketName = 12
+    /// `launch-` + 8 random characters.
+    static let runtimeDirNameLength = 15
+
+    /// The usable bytes of a Unix socket path (sun_path minus the NUL).
+    public static func socketPathLimit(_ os: HostFacts.OS) -> Int { os == .linux ? 107 : 103 }
+
+    /// Every problem of `profile` on `host`; empty when it can be planned.
+    public static func hostProblems(_ profile: Profile, host: HostFacts, runtimeDir: String? = nil) -> [ProfileProblem] {
+        var problems: [ProfileProblem] = []
+        func add(_ path: String, _ message: String, _ fix: String? = nil) {
+            problems.append(ProfileProblem(path: path, message: message, fix: fix))
+        }
+        let fm = FileManager.default
+        func isFile(_ path: String) -> Bool {
+            var dir: ObjCBool = false
+            return fm.fileExists(atPath: path, isDirectory: &dir) && !dir.boolValue
+        }
+        func isDirectory(_ path: String) -> Bool {
+            var dir: ObjCBool = false
+            return fm.fileExists(atPath: path, isDirectory: &dir) && dir.boolValue
+        }
+
+        if profile.name.isEmpty || profile.name.count > 64
+            || !profile.name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }) {
+            add("name", "\"\(profile.name)\" is not a usable VM name", "use 1-64 letters, digits, '.', '_' or '-'")
+        }
+        if !(1...255).contains(profile.cpus) {
+            add("cpus", "\(profile.cpus) CPUs is out of range", "use 1 to 255")
+        }
+        if profile.memory.bytes < 32 << 20 {
+            add("memory", "\(profile.memory) is too little memory for a Linux guest", "use at least \"64M\"")
+        } else if profile.memory.bytes % (1 << 20) != 0 {
+            add("memory", "\(profile.memory) is not a whole number of MiB", "round it to MiB, like \"512M\"")
+        }
+
+        let arch = profile.arch ?? host.arch
+        let machine = profile.machine ?? Planner.defaultMachine(arch: arch, firmware: profile.firmware)
+        switch (arch, machine) {
+        case (.x86_64, .virt):
+            add("machine", "the virt machine is for aarch64; an x86_64 guest can't have it", "use \"microvm\", \"q35\" or \"pc\"")
+        case (.aarch64, .microvm), (.aarch64, .q35), (.aarch64, .pc):
+            add("machine", "the \(machine.rawValue) machine is x86-only; an aarch64 guest can't have it", "use \"virt\"")
+        default: break
+        }
+        switch (machine, profile.transport) {
+        case (.microvm, .pci):
+            add("transport", "microvm has no PCI bus here: its devices are virtio-mmio", "use \"transport\": \"mmio\" (or \"auto\"), or machine \"q35\"")
+        case (.q35, .mmio), (.pc, .mmio):
+            add("transport", "\(machine.rawValue) has no virtio-mmio bus: its devices are PCI", "use \"transport\": \"pci\" (or \"auto\"), or machine \"microvm\"")
+        default: break
+        }
+        // The accelerator is checked where it is chosen (Planner.chooseAccelerator).
+        if profile.firmware == .uefi && machine == .microvm {
+            add("firmware", "microvm boots only a kernel directly; it has no UEFI firmware", "use machine \"q35\" for UEFI")
+        }
+
+        // Boot files.
+        if let kernel = profile.kernel {
+            if kernel != "auto" && !isFile(kernel) {
+                add("kernel", "no kernel file at \(kernel)", "give the path of a bzImage/vmlinux/Image, or \"auto\" for the newest /boot/vmlinuz-*")
+            }
+        } else if profile.firmware == .none {
+            add("kernel", "no kernel given, and firmware is \"none\" (direct kernel boot needs one)", "add \"kernel\": \"auto\" or a path")
+        }
+        if let initrd = profile.initrd, !isFile(initrd) {
+            add("initrd", "no initrd file at \(initrd)", "fix the path or remove \"initrd\"")
+        }
+
+        // Shares.
+        var tags: [String: Int] = [:]
+        for (i, share) in profile.shares.enumerated() {
+            let at = "shares[\(i)]"
+            if share.tag.isEmpty {
+                add("\(at).tag", "the mount tag is empty", "give a short tag like \"src\"")
+            } else if share.tag.utf8.count > 36 {
+                // virtio-fs limits the tag to 36 bytes (the device config field's size).
+                add("\(at).tag", "the tag \"\(share.tag)\" is longer than 36 bytes", "use a shorter tag")
+            }
+            if let first = tags[share.tag] {
+                add("\(at).tag", "duplicate tag \"\(share.tag)\" (also shares[\(first)].tag)", "give every share its own tag")
+            } else {
+                tags[share.tag] = i
+            }
+            if share.path.isEmpty {
+                add("\(at).path", "the host path is empty", "name the host folder to share")
+            } else if !isDirectory(share.path) {
+                add("\(at).path", "no folder at \(share.path)", "create it or fix the path")
+            }
+            if let guestPath = share.guestPath, !guestPath.hasPrefix("/") {
+                add("\(at).guestPath", "\"\(guestPath)\" is not an absolute guest path", "start it with /")
+            }
+        }
+
+        // Disks.
+        for (i, disk) in profile.disks.enumerated() {
+            let at = "disks[\(i)]"
+            if !isFile(disk.path) {
+                add("\(at).path", "no disk image at \(disk.path)", "fix the path")
+            }
+            if disk.ephemeral && disk.readOnly {
+                add("\(at)", "a disk can't be both ephemeral and readOnly", "keep one: ephemeral discards writes, readOnly forbids them")
+            }
+        }
+
+        // Network.
+        var hostPorts: [String: Int] = [:]
+        for (i, forward) in profile.network.forwards.enumerated() {
+            let at = "network.forwards[\(i)]"
+            if !(1...65535).contains(forward.host) { add("\(at).host", "port \(forward.host) is out of range", "use 1-65535") }
+            if !(1...65535).contains(forward.guest) { add("\(at).guest", "port \(forward.guest) is out of range", "use 1-65535") }
+            let key = "\(forward.proto.rawValue)/\(forward.host)"
+            if let first = hostPorts[key] {
+                add("\(at).host", "host port \(forward.host) is forwarded twice (also network.forwards[\(first)])", "use another host port")
+            } else {
+                hostPorts[key] = i
+            }
+        }
+        if !profile.network.forwards.isEmpty && profile.network.mode != .user {
+            add("network.forwards", "port forwards need \"mode\": \"user\"", "set network.mode to \"user\" or remove the forwards")
+        }
+
+        if let command = profile.command, command.isEmpty {
+            add("command", "the command is an empty array", "give an argv like [\"uname\", \"-r\"], or remove \"command\"")
+        }
+        var portNames = Set(ExecPorts.all)
+        for (i, name) in profile.consoles.enumerated() {
+            if name.isEmpty || name.count > 63 || !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }) {
+                add("consoles[\(i)]", "\"\(name)\" is not a usable port name", "use 1-63 letters, digits, '.', '_' or '-'")
+            } else if name.hasPrefix("launch.") {
+                add("consoles[\(i)]", "port names starting with \"launch.\" are the launcher's own", "pick another name")
+            } else if !portNames.insert(name).inserted {
+                add("consoles[\(i)]", "duplicate port name \"\(name)\"", "give every port its own name")
+            }
+        }
+        if profile.consoles.count + ExecPorts.all.count > 30 {
+            add("consoles", "too many ports (\(profile.consoles.count))", "use at most 26")
+        }
+
+        // Socket paths: sun_path holds 107 bytes on Linux (103 on macOS).
+        let limit = socketPathLimit(host.os)
+        if let runtimeDir {
+            let longest = runtimeDir.utf8.count + 1 + longestSocketName
+            if longest > limit {
+                add(profile.runtimeDir == nil ? "$" : "runtimeDir",
+                    "socket paths under \(runtimeDir) would be \(longest) bytes, over the \(limit)-byte Unix socket limit",
+                    "set \"runtimeDir\" to a shorter folder, like /tmp")
+            }
+        } else {
+            let base = profile.runtimeDir ?? host.runtimeBase
+            let longest = base.utf8.count + 1 + runtimeDirNameLength + 1 + longestSocketName
+            if longest > limit {
+                add("runtimeDir", "socket paths under \(base) would be \(longest) bytes, over the \(limit)-byte Unix socket limit",
+                    "set \"runtimeDir\" to a folder of at most \(limit - longest + base.utf8.count) bytes, like /tmp")
+            }
+        }
+        return problems
+    }
+}
