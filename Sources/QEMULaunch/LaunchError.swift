@@ -14,6 +14,8 @@ public struct LaunchError: Error, Sendable, CustomStringConvertible {
         public static let virtiofsdFailed = Code(name: "virtiofsd failed", exitStatus: 70)
         public static let timeout = Code(name: "timeout", exitStatus: 124)
         public static let guestPanic = Code(name: "guest panic", exitStatus: 125)
+        /// Ctrl-C or SIGTERM: 128 + SIGINT, as shells report it.
+        public static let interrupted = Code(name: "interrupted", exitStatus: 130)
 
         public var description: String { name }
     }

@@ -15,9 +15,12 @@ public struct PlanOptions: Sendable, Hashable {
     /// Start with vCPUs stopped (`-S`) so every console is attached before the
     /// guest's first instruction; the supervisor then sends `cont`.
     public var startPaused: Bool
+    /// Add the guest kit's exec ports (`ExecPorts.all`); nil = when the profile has a command.
+    public var execPorts: Bool?
 
     public init(runtimeDir: String, kernelEntry: KernelEntry = .standard, kernelArguments: [String] = [],
-                startPaused: Bool = true) {
+                startPaused: Bool = true, execPorts: Bool? = nil) {
+        self.execPorts = execPorts
         self.runtimeDir = runtimeDir
         self.kernelEntry = kernelEntry
         self.kernelArguments = kernelArguments
@@ -47,13 +50,7 @@ public enum Planner {
             topic: "machine", value: machine.rawValue,
             reason: profile.machine == nil ? "default for \(arch.rawValue)" : "from the profile"))
 
-        let transport: Plan.Transport
-        switch (machine, profile.transport) {
-        case (.microvm, _): transport = .mmio
-        case (.q35, _), (.pc, _): transport = .pci
-        case (.virt, .mmio): transport = .mmio
-        case (.virt, _): transport = .pci
-        }
+        let transport = Self.transport(machine: machine, requested: profile.transport)
         choices.append(Plan.Choice(
             topic: "transport", value: transport == .mmio ? "virtio-mmio" : "virtio-pci",
             reason: profile.transport == .auto ? "default for \(machine.rawValue)" : "from the profile"))
@@ -73,7 +70,7 @@ public enum Planner {
             qmp: run + "/qmp.sock",
             console: run + "/console.sock",
             virtiofs: virtiofsShares.indices.map { run + "/fs\($0).sock" },
-            ports: Dictionary(uniqueKeysWithValues: portNames(profile).enumerated().map { ($0.element, run + "/port\($0.offset).sock") })
+            ports: Dictionary(uniqueKeysWithValues: portNames(profile, options).enumerated().map { ($0.element, run + "/port\($0.offset).sock") })
         )
 
         var args = ArgvBuilder(transport: transport)
@@ -148,7 +145,7 @@ public enum Planner {
         args.add("-serial", "chardev:console")
 
         // virtio-serial ports.
-        let ports = portNames(profile)
+        let ports = portNames(profile, options)
         if !ports.isEmpty {
             args.add("-device", args.device("virtio-serial") + ",id=vser0")
             for (index, name) in ports.enumerated() {
@@ -235,6 +232,24 @@ public enum Planner {
             arch: arch, machine: machine, accelerator: accel, transport: transport, choices: choices)
     }
 
+    /// The machine, transport and accelerator a plan would use, for callers that
+    /// prepare files before planning (the guest kit picks modules and boot files by them).
+    public static func decisions(_ profile: Profile, host: HostFacts) -> (arch: Profile.Arch, machine: Profile.MachineKind, transport: Plan.Transport, accelerator: Accelerator?) {
+        let arch = profile.arch ?? host.arch
+        let machine = profile.machine ?? defaultMachine(arch: arch, firmware: profile.firmware)
+        let accel = try? chooseAccelerator(profile.accel, guest: arch, host: host).get().accelerator
+        return (arch, machine, transport(machine: machine, requested: profile.transport), accel)
+    }
+
+    static func transport(machine: Profile.MachineKind, requested: Profile.TransportChoice) -> Plan.Transport {
+        switch (machine, requested) {
+        case (.microvm, _): return .mmio
+        case (.q35, _), (.pc, _): return .pci
+        case (.virt, .mmio): return .mmio
+        case (.virt, _): return .pci
+        }
+    }
+
     public static func defaultMachine(arch: Profile.Arch, firmware: Profile.Firmware) -> Profile.MachineKind {
         switch arch {
         case .aarch64: return .virt
@@ -243,8 +258,8 @@ public enum Planner {
     }
 
     /// Port names in socket order: the exec protocol's first (when there is a command), then the profile's.
-    static func portNames(_ profile: Profile) -> [String] {
-        (profile.command == nil ? [] : ExecPorts.all) + profile.consoles
+    static func portNames(_ profile: Profile, _ options: PlanOptions) -> [String] {
+        ((options.execPorts ?? (profile.command != nil)) ? ExecPorts.all : []) + profile.consoles
     }
 
     static func cpuModel(arch: Profile.Arch, accel: Accelerator) -> String {

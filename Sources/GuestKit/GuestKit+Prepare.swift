@@ -1,0 +1,139 @@
+import Foundation
+import Logging
+import QEMULaunch
+
+extension GuestKit {
+    /// A profile made ready to boot with the guest kit.
+    public struct Prepared: Sendable {
+        public var profile: Profile
+        public var host: HostFacts
+        public var kernelEntry: KernelEntry
+        public var kernelArguments: [String]
+        /// The shell snippet the init reads over `launch.status`.
+        public var setupScript: String
+        public var initramfs: InitramfsBuilder.Image?
+    }
+
+    /// Resolves the kernel, picks fast boot, builds (or reuses) the initramfs and
+    /// writes the setup script. Also used by `launch plan` to show the real argv.
+    public static func prepare(_ profile: Profile, options: Options) throws(LaunchError) -> Prepared {
+        let logger = options.logger
+        var profile = profile
+        if let command = options.command { profile.command = command }
+        if profile.kernel == "auto" {
+            guard let newest = KernelLocator.newest() else {
+                throw LaunchError(.hostProblem, "\"kernel\": \"auto\" found no /boot/vmlinuz-*",
+                                  fix: "install a kernel (Debian: sudo apt-get install linux-image-amd64) or give a kernel path")
+            }
+            profile.kernel = newest.path
+            logger.info("kernel: \(newest.path) (auto: newest in /boot)")
+        }
+        let host = options.host ?? HostProbe.current(for: profile)
+        guard let kernel = profile.kernel else {
+            throw LaunchError(.invalidProfile, "the guest kit boots a kernel directly, and the profile has none", fix: "add \"kernel\": \"auto\" or a path")
+        }
+        // A user-supplied initrd is used as is: the guest kit stays out of the way.
+        if profile.initrd != nil {
+            if profile.command != nil {
+                throw LaunchError(.invalidProfile, "a command runs through the guest kit's own initramfs, but the profile sets \"initrd\"",
+                                  fix: "remove \"initrd\" to run a command, or remove \"command\" to boot your initrd")
+            }
+            return Prepared(profile: profile, host: host, kernelEntry: .standard, kernelArguments: [], setupScript: "", initramfs: nil)
+        }
+
+        let decisions = Planner.decisions(profile, host: host)
+        let inspected = try? KernelImage.inspect(URL(fileURLWithPath: kernel))
+
+        // Fast boot: a PVH vmlinux instead of a self-decompressing bzImage under TCG.
+        var entry = KernelEntry.standard
+        if case .elf(_, true)? = inspected?.format {
+            entry = .pvh
+        } else if options.fastBoot, decisions.accelerator == .tcg, decisions.arch == .x86_64,
+                  case .bzImage? = inspected?.format {
+            if let vmlinux = FastBoot.vmlinux(for: kernel, logger: logger) {
+                profile.kernel = vmlinux.path
+                entry = .pvh
+                logger.info("fast boot: booting the kernel's PVH vmlinux directly (TCG would spend seconds decompressing the bzImage; --no-fast-boot turns this off)")
+            }
+        }
+
+        // Modules for exactly this kernel.
+        let release = inspected?.release ?? releaseFromFileName(kernel)
+        var modulesDirectory = options.modulesDirectory
+        if modulesDirectory == nil, let release {
+            let candidate = URL(fileURLWithPath: "/lib/modules/\(release)")
+            if FileManager.default.fileExists(atPath: candidate.appendingPathComponent("modules.dep").path) {
+                modulesDirectory = candidate
+            }
+        }
+        if modulesDirectory == nil {
+            logger.warning("kernel modules: none found for \(release ?? "this kernel") (looked in /lib/modules/\(release ?? "?")); assuming the virtio drivers are built in. Pass --modules DIR if they are not.")
+        }
+        let transportModule = decisions.transport == .mmio ? "virtio_mmio" : "virtio_pci"
+        var boot = [transportModule]
+        if profile.command != nil { boot.append("virtio_console") }
+        var later: [String] = []
+        if profile.shares.contains(where: { $0.transport == .virtiofs }) { later.append("virtiofs") }
+        if profile.shares.contains(where: { $0.transport == .ninep }) { later += ["9pnet_virtio", "9p"] }
+        if !profile.disks.isEmpty { later.append("virtio_blk") }
+        if profile.network.mode == .user { later.append("virtio_net") }
+        // pvpanic's ISA device is described in ACPI on pc/q35 (the pvpanic-mmio driver binds it).
+        if decisions.arch == .x86_64 && decisions.machine != .microvm { later.append("pvpanic_mmio") }
+        if decisions.arch == .aarch64 && decisions.transport == .pci { later.append("pvpanic_pci") }
+
+        let busybox = options.busybox ?? "/bin/busybox"
+        let image = try InitramfsBuilder.image(busybox: busybox, modulesDirectory: modulesDirectory,
+                                               bootModules: boot, laterModules: later)
+        logger.info("initramfs: \(image.url.path) (\(image.cached ? "cached" : "built"); modules: \((image.bootModules + image.laterModules).joined(separator: " ")))")
+        profile.initrd = image.url.path
+
+        var arguments: [String] = []
+        if !image.bootModules.isEmpty { arguments.append("launch.modules=" + image.bootModules.joined(separator: ",")) }
+        if profile.command != nil {
+            arguments.append("launch.exec=1")
+            // Kernel chatter on an emulated UART costs boot time; the console log keeps the rest.
+            arguments.append("quiet")
+        }
+        let script = setupScript(profile: profile, laterModules: image.laterModules, workingDirectory: options.workingDirectory)
+        return Prepared(profile: profile, host: host, kernelEntry: entry, kernelArguments: arguments,
+                        setupScript: script, initramfs: image)
+    }
+
+    /// The stage-2 script: load modules, mount shares, set the command. Pure.
+    public static func setupScript(profile: Profile, laterModules: [String], workingDirectory: String?) -> String {
+        let q = QEMUSyntax.shellQuote
+        var lines: [String] = []
+        for module in laterModules {
+            lines.append("insmod /lib/modules/\(q(module)).ko || say \(q("insmod \(module) failed"))")
+        }
+        for share in profile.shares {
+            let dir = share.mountPoint
+            var mount: String
+            switch share.transport {
+            case .virtiofs:
+                mount = "mount -t virtiofs"
+                if share.readOnly { mount += " -o ro" }
+            case .ninep:
+                // 9p2000.L with a large msize: the defaults (8 KiB) make every read a round trip.
+                mount = "mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144" + (share.readOnly ? ",ro" : "")
+            }
+            let failure = "error mounting share \(share.tag) at \(dir) failed"
+            lines.append("mkdir -p \(q(dir)) && \(mount) \(q(share.tag)) \(q(dir)) || { echo \(q(failure)) >&5; poweroff -f; }")
+        }
+        if let dir = workingDirectory {
+            lines.append("cd \(q(dir)) || { echo \(q("error cd \(dir) failed")) >&5; poweroff -f; }")
+        }
+        if let command = profile.command {
+            lines.append("set -- " + command.map(q).joined(separator: " "))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func releaseFromFileName(_ kernel: String) -> String? {
+        let name = URL(fileURLWithPath: kernel).lastPathComponent
+        for prefix in ["vmlinuz-", "vmlinux-", "bzImage-", "Image-"] where name.hasPrefix(prefix) {
+            return String(name.dropFirst(prefix.count))
+        }
+        return nil
+    }
+}

@@ -1,0 +1,106 @@
+import Foundation
+import QEMULaunch
+
+/// Builds (or finds in the cache) the guest kit's initramfs: static busybox,
+/// the kernel modules a run needs with their dependencies, and `/init`.
+public enum InitramfsBuilder {
+    public struct Image: Sendable, Hashable {
+        public var url: URL
+        /// True when it came from the cache and nothing was built.
+        public var cached: Bool
+        /// Module names to load before the ports exist, dependencies first.
+        public var bootModules: [String]
+        /// Module names to load after, dependencies first.
+        public var laterModules: [String]
+        /// Asked-for modules the kernel has built in (nothing to load).
+        public var builtin: [String]
+    }
+
+    /// Bumped whenever the layout or the init changes, so old cache entries are not reused.
+    static let formatVersion = "guestkit-initramfs-1"
+
+    /// - Parameters:
+    ///   - busybox: a static busybox for the guest's arch.
+    ///   - modulesDirectory: `/lib/modules/<release>` of the guest kernel; nil when it has none
+    ///     (then every driver must be built in).
+    ///   - bootModules: needed for the virtio-serial ports (transport + virtio_console).
+    ///   - laterModules: needed for shares, disks, network.
+    public static func image(busybox: String, modulesDirectory: URL?, bootModules: [String],
+                             laterModules: [String]) throws(LaunchError) -> Image {
+        try checkStaticBusybox(busybox)
+        var resolvedBoot: [ResolvedModule] = []
+        var resolvedAll: [ResolvedModule] = []
+        var builtin: [String] = []
+        if let modulesDirectory {
+            do {
+                let index = try ModuleIndex(modulesDirectory: modulesDirectory)
+                let boot = try index.resolution(of: bootModules)
+                let all = try index.resolution(of: bootModules + laterModules)
+                resolvedBoot = boot.modules
+                resolvedAll = all.modules
+                builtin = all.builtin
+            } catch {
+                throw LaunchError(.hostProblem, "cannot resolve the guest's kernel modules", fix: "install the modules of the guest kernel, or pass --modules DIR", cause: error)
+            }
+        }
+        let bootNames = resolvedBoot.map(\.name)
+        let laterNames = resolvedAll.map(\.name).filter { !bootNames.contains($0) }
+
+        var fingerprint = Fingerprint()
+        fingerprint.add(formatVersion)
+        fingerprint.add(GuestInit.script)
+        fingerprint.add(file: busybox)
+        for module in resolvedAll { fingerprint.add(file: module.path.path) }
+        let url = CacheDirectory.root.appendingPathComponent("initramfs/\(fingerprint.hex).cpio")
+        let result = Image(url: url, cached: true, bootModules: bootNames, laterModules: laterNames, builtin: builtin)
+        if FileManager.default.fileExists(atPath: url.path) { return result }
+
+        do {
+            var archive = CpioArchive()
+            for dir in ["/bin", "/sbin", "/usr/bin", "/usr/sbin", "/proc", "/sys", "/dev", "/tmp", "/run", "/root", "/mnt", "/etc", "/lib/modules"] {
+                try archive.addDirectory(dir)
+            }
+            try archive.addCharacterDevice("/dev/console", major: 5, minor: 1, mode: 0o600)
+            try archive.addCharacterDevice("/dev/null", major: 1, minor: 3, mode: 0o666)
+            try archive.addFile("/bin/busybox", contentsOf: URL(fileURLWithPath: busybox), mode: 0o755)
+            try archive.addSymlink("/bin/sh", target: "busybox")
+            try archive.addFile("/init", contents: Data(GuestInit.script.utf8), mode: 0o755)
+            let index = try modulesDirectory.map { try ModuleIndex(modulesDirectory: $0) }
+            for module in resolvedAll {
+                let bytes = try index!.loadDecompressed(module)
+                try archive.addFile("/lib/modules/\(module.name).ko", contents: bytes, mode: 0o644)
+            }
+            try writeAtomically(archive.finish(), to: url)
+        } catch {
+            throw LaunchError(.hostProblem, "building the guest initramfs failed", fix: "check that \(CacheDirectory.root.path) is writable", cause: error)
+        }
+        var built = result
+        built.cached = false
+        return built
+    }
+
+    /// A dynamically linked busybox can't run in an initramfs that has no libc.
+    static func checkStaticBusybox(_ path: String) throws(LaunchError) {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw LaunchError.missing(path, package: "busybox-static", purpose: "as the guest's shell and tools")
+        }
+        defer { try? handle.close() }
+        let header = (try? handle.read(upToCount: 64)) ?? Data()
+        guard header.count == 64, header.starts(with: [0x7f, 0x45, 0x4c, 0x46]), header[4] == 2 else {
+            throw LaunchError(.hostProblem, "\(path) is not a 64-bit ELF program", fix: "install busybox-static")
+        }
+        func u16(_ o: Int) -> Int { Int(header[o]) | Int(header[o + 1]) << 8 }
+        func u64(_ o: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(header[o + $1]) << (8 * $1) } }
+        let phoff = u64(32), phentsize = u16(54), phnum = u16(56)
+        try? handle.seek(toOffset: phoff)
+        let table = (try? handle.read(upToCount: phentsize * phnum)) ?? Data()
+        for i in 0..<phnum where table.count >= (i + 1) * phentsize {
+            let base = table.startIndex + i * phentsize
+            let type = UInt32(table[base]) | UInt32(table[base + 1]) << 8 | UInt32(table[base + 2]) << 16 | UInt32(table[base + 3]) << 24
+            if type == 3 { // PT_INTERP: needs a dynamic loader the initramfs doesn't have
+                throw LaunchError(.hostProblem, "\(path) is dynamically linked; the guest has no libc",
+                                  fix: "install the static build: sudo apt-get install busybox-static")
+            }
+        }
+    }
+}

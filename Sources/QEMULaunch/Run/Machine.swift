@@ -1,0 +1,420 @@
+import Foundation
+import Logging
+import QMP
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How a VM ended.
+public enum VMEnd: Sendable, Hashable, CustomStringConvertible {
+    /// The guest powered itself off.
+    case poweredOff
+    /// The guest kernel panicked (pvpanic event, or the reset `panic=-1` makes).
+    case panicked
+    /// The guest reset (with -no-reboot that ends QEMU); not a panic as far as we can tell.
+    case reset
+    /// The shutdown ladder stopped it.
+    case stopped(ShutdownStep)
+    /// QEMU ended on its own without the guest powering off.
+    case qemuExited(ExitStatus)
+    /// A virtiofsd died while the guest ran; QEMU was stopped.
+    case virtiofsdDied(index: Int, ExitStatus)
+
+    public var description: String {
+        switch self {
+        case .poweredOff: return "the guest powered off"
+        case .panicked: return "the guest kernel panicked"
+        case .reset: return "the guest reset (QEMU runs with -no-reboot, so a reset ends the VM)"
+        case .stopped(let step): return "stopped by the shutdown ladder at step \(step)"
+        case .qemuExited(let status): return "QEMU \(status)"
+        case .virtiofsdDied(let index, let status): return "virtiofsd for share \(index) \(status) while the guest ran"
+        }
+    }
+}
+
+/// A step of the shutdown ladder.
+public enum ShutdownStep: String, Sendable, Hashable, Codable, CustomStringConvertible {
+    case alreadyExited = "already-exited"
+    case guestPoweroff = "guest-poweroff"
+    case acpiPowerdown = "acpi-powerdown"
+    case qmpQuit = "qmp-quit"
+    case sigterm = "sigterm"
+    case sigkill = "sigkill"
+    public var description: String { rawValue }
+}
+
+public struct ShutdownOutcome: Sendable, Hashable, CustomStringConvertible {
+    /// The step that ended QEMU.
+    public var step: ShutdownStep
+    public var duration: Duration
+    public var qemuExit: ExitStatus
+    public var description: String {
+        "\(step) after \(String(format: "%.3f", Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)) s (QEMU \(qemuExit))"
+    }
+}
+
+/// A running VM: QEMU, its virtiofsd daemons, QMP, consoles, and the runtime dir.
+public final class Machine: Sendable {
+    public struct Options: Sendable {
+        public var keepRuntimeDir = false
+        /// Host facts to plan with; nil probes this host.
+        public var host: HostFacts?
+        public var kernelEntry: KernelEntry = .standard
+        public var kernelArguments: [String] = []
+        /// Plan the guest kit's exec ports; nil = when the profile has a command.
+        public var execPorts: Bool?
+        public var logger = Logger(label: "launch")
+        public init() {}
+    }
+
+    public let profile: Profile
+    public let plan: Plan
+    public let qmp: QMP.Client
+    public let qemu: ChildProcess
+    public let virtiofsd: [ChildProcess]
+    /// The serial console, always drained into `console.log` in the runtime dir.
+    public let console: ConsoleTap
+    public let runtimeDirectory: RuntimeDirectory
+    let logger: Logger
+    let keepRuntimeDir: Bool
+    /// Connected virtio-serial port sockets by name; owned by the caller after `takePort`.
+    private let ports: Mutex<[String: Int32]>
+    private let events: Mutex<(panicked: Bool, shutdownReason: String?, ladderStep: ShutdownStep?)>
+    private let endState: Mutex<(end: VMEnd?, waiters: [CheckedContinuation<VMEnd, Never>], cleanedUp: Bool)>
+
+    /// Starts a VM for `profile` and returns once the guest is running.
+    public static func start(_ profile: Profile, options: Options = Options()) async throws(LaunchError) -> Machine {
+        var logger = options.logger
+        logger[metadataKey: "vm.name"] = .string(profile.name)
+        var profile = profile
+        if profile.kernel == "auto" {
+            guard let newest = KernelLocator.newest() else {
+                throw LaunchError(.hostProblem, "\"kernel\": \"auto\" found no /boot/vmlinuz-*",
+                                  fix: "install a kernel (Debian: sudo apt-get install linux-image-amd64) or give a kernel path")
+            }
+            profile.kernel = newest.path
+        }
+        let host = options.host ?? HostProbe.current(for: profile)
+        let arch = profile.arch ?? host.arch
+        guard profile.qemu.binary != nil || host.qemu[arch] != nil else {
+            throw LaunchError.missing(arch.qemuSystemBinary, package: arch == .x86_64 ? "qemu-system-x86" : "qemu-system-arm",
+                                      purpose: "to run \(arch.rawValue) guests")
+        }
+        if let binary = profile.qemu.binary, HostProbe.findProgram(binary) == nil {
+            throw LaunchError(.missingProgram, "the profile's qemu.binary \(binary) was not found", fix: "fix qemu.binary or remove it")
+        }
+        if profile.disks.contains(where: \.ephemeral), host.qemuImg == nil {
+            throw LaunchError.missing("qemu-img", package: "qemu-utils", purpose: "for ephemeral disk overlays")
+        }
+
+        let runtimeBase = profile.runtimeDir ?? host.runtimeBase
+        // Validate before touching the disk, so a bad profile leaves nothing behind.
+        let problems = ProfileValidator.hostProblems(profile, host: host)
+        if !problems.isEmpty { throw .invalid(ProfileProblems(source: profile.name, problems: problems)) }
+        let runtime = try RuntimeDirectory.create(under: runtimeBase)
+        let plan: Plan
+        do {
+            plan = try Planner.plan(profile, host: host, options: PlanOptions(
+                runtimeDir: runtime.path, kernelEntry: options.kernelEntry, kernelArguments: options.kernelArguments,
+                execPorts: options.execPorts))
+        } catch {
+            runtime.remove()
+            throw .invalid(error)
+        }
+        for choice in plan.choices {
+            if choice.isWarning {
+                logger.warning("\(choice.topic): \(choice.value): \(choice.reason)")
+            } else {
+                logger.info("\(choice.topic): \(choice.value) (\(choice.reason))")
+            }
+        }
+        logger.info("runtime dir: \(runtime.path)")
+
+        var started: [ChildProcess] = []
+        func teardownAfterFailedStart() async {
+            for child in started.reversed() { await child.terminate(grace: .milliseconds(500)) }
+            if !options.keepRuntimeDir { runtime.remove() }
+        }
+        let deadline = ContinuousClock.now + profile.timeouts.boot.duration
+        let environment = childEnvironment()
+        do {
+            for command in plan.prepare {
+                try await runToCompletion(command, environment: environment)
+            }
+            var daemons: [ChildProcess] = []
+            for (index, argv) in plan.virtiofsd.enumerated() {
+                let daemon = try ChildProcess.spawn(
+                    name: "virtiofsd[\(index)]", argv: argv, environment: environment,
+                    logPath: runtime.path + "/virtiofsd\(index).log")
+                started.append(daemon)
+                daemons.append(daemon)
+                // Readiness by stat, not connect: virtiofsd takes the first connection
+                // as its VMM and exits when it closes.
+                try await waitFor(daemon, deadline: deadline, what: "its socket \(plan.sockets.virtiofs[index])") {
+                    FileManager.default.fileExists(atPath: plan.sockets.virtiofs[index])
+                }
+                logger.info("virtiofsd ready for share \"\(profile.shares.filter { $0.transport == .virtiofs }[index].tag)\" (pid \(daemon.pid))")
+            }
+            let qemu = try ChildProcess.spawn(name: "qemu", argv: plan.qemu, environment: environment,
+                                              logPath: runtime.path + "/qemu.log")
+            started.append(qemu)
+            logger.info("QEMU started (pid \(qemu.pid))")
+            try await waitFor(qemu, deadline: deadline, what: "its QMP socket") {
+                FileManager.default.fileExists(atPath: plan.sockets.qmp)
+            }
+            let qmp: QMP.Client
+            do {
+                qmp = try await QMP.Client.connect(unixPath: plan.sockets.qmp, timeout: max(.seconds(1), deadline - .now), logger: logger)
+            } catch {
+                if let status = await qemu.wait(timeout: .milliseconds(200)) {
+                    throw earlyExit(qemu, status, what: "before QMP was ready")
+                }
+                throw LaunchError(.qemuFailed, "QMP did not become ready", cause: error)
+            }
+            let version = qmp.greeting.version
+            logger.info("QMP ready (QEMU \(version.major).\(version.minor).\(version.micro))")
+
+            // Every chardev exists once QMP answers: attach the consoles while vCPUs are stopped.
+            let consoleFd = try connectOrFail(plan.sockets.console, qemu: qemu)
+            var portFds: [String: Int32] = [:]
+            for (name, path) in plan.sockets.ports { portFds[name] = try connectOrFail(path, qemu: qemu) }
+            let console = ConsoleTap(fd: consoleFd, logPath: runtime.path + "/console.log", name: profile.name)
+            let machine = Machine(profile: profile, plan: plan, qmp: qmp, qemu: qemu, virtiofsd: daemons,
+                                  console: console, runtime: runtime, ports: portFds, logger: logger,
+                                  keepRuntimeDir: options.keepRuntimeDir)
+            machine.startMonitoring()
+            return machine
+        } catch let error as LaunchError {
+            await teardownAfterFailedStart()
+            throw error
+        } catch {
+            await teardownAfterFailedStart()
+            throw LaunchError(.internalError, "starting the VM failed", cause: error)
+        }
+    }
+
+    private init(profile: Profile, plan: Plan, qmp: QMP.Client, qemu: ChildProcess, virtiofsd: [ChildProcess],
+                 console: ConsoleTap, runtime: RuntimeDirectory, ports: [String: Int32], logger: Logger, keepRuntimeDir: Bool) {
+        self.profile = profile
+        self.plan = plan
+        self.qmp = qmp
+        self.qemu = qemu
+        self.virtiofsd = virtiofsd
+        self.console = console
+        self.runtimeDirectory = runtime
+        self.ports = Mutex(ports)
+        self.logger = logger
+        self.keepRuntimeDir = keepRuntimeDir
+        events = Mutex((false, nil, nil))
+        endState = Mutex((nil, [], false))
+    }
+
+    /// Lets the vCPUs run (the plan starts QEMU with -S so consoles attach first).
+    public func resume() async throws(LaunchError) {
+        do {
+            try await qmp.cont()
+        } catch {
+            throw LaunchError(.qemuFailed, "QMP cont failed", cause: error)
+        }
+    }
+
+    /// Takes ownership of a connected virtio-serial port's socket fd.
+    public func takePort(_ name: String) -> Int32? {
+        ports.withLock { $0.removeValue(forKey: name) }
+    }
+
+    /// Suspends until the VM has ended and everything is cleaned up, and says how it ended.
+    public func waitForEnd() async -> VMEnd {
+        await withCheckedContinuation { continuation in
+            let end: VMEnd? = endState.withLock { s in
+                if s.cleanedUp, let end = s.end { return end }
+                s.waiters.append(continuation)
+                return nil
+            }
+            if let end { continuation.resume(returning: end) }
+        }
+    }
+
+    /// Why the VM ended, once known (it may still be shutting down).
+    public var end: VMEnd? { endState.withLock { $0.end } }
+
+    private func startMonitoring() {
+        let events = qmp.events()
+        Task { [self] in
+            for await event in events {
+                switch event.name {
+                case "GUEST_PANICKED":
+                    self.events.withLock { $0.panicked = true }
+                    logger.error("guest panicked (pvpanic)")
+                case "SHUTDOWN":
+                    let reason = event.data["reason"]?.stringValue ?? "unknown"
+                    self.events.withLock { $0.shutdownReason = reason }
+                    logger.debug("QMP SHUTDOWN event", metadata: ["qmp.reason": .string(reason)])
+                default:
+                    break
+                }
+            }
+        }
+        Task { [self] in
+            let status = await qemu.wait()
+            await finish(qemuStatus: status)
+        }
+        for (index, daemon) in virtiofsd.enumerated() {
+            Task { [self] in
+                let status = await daemon.wait()
+                // virtiofsd exits by itself when QEMU closes the vhost-user socket, which
+                // happens as QEMU exits: only a death while QEMU stays up is a failure.
+                if self.events.withLock({ $0.shutdownReason != nil }) { return }
+                if await qemu.wait(timeout: .milliseconds(500)) != nil { return }
+                guard end == nil else { return }
+                // A guest whose filesystem daemon died can't make progress: stop it.
+                let tail = daemon.outputTail.lines(last: 10).map { "  virtiofsd: \($0)" }.joined(separator: "\n")
+                logger.error("virtiofsd for share \(index) \(status) while the guest ran; stopping QEMU\n\(tail)")
+                setEnd(.virtiofsdDied(index: index, status))
+                _ = await shutdown(guestGrace: .zero, stepTimeout: .seconds(2), skipACPI: true)
+            }
+        }
+    }
+
+    private func finish(qemuStatus: ExitStatus) async {
+        // Let the console and event readers see QEMU's last words.
+        await console.waitUntilClosed()
+        let (panicked, reason, ladderStep) = events.withLock { ($0.panicked, $0.shutdownReason, $0.ladderStep) }
+        let consolePanic = console.tail.lines(last: 80).contains { $0.contains("Kernel panic") }
+        let observed: VMEnd
+        if panicked || consolePanic {
+            observed = .panicked
+        } else if let ladderStep, ladderStep != .guestPoweroff {
+            observed = .stopped(ladderStep)
+        } else if reason == "guest-shutdown" {
+            observed = .poweredOff
+        } else if reason == "guest-reset" {
+            observed = .reset
+        } else {
+            observed = .qemuExited(qemuStatus)
+        }
+        setEnd(observed)
+        await cleanUp()
+        // Waiters hear of the end only once every process is reaped and the runtime dir is gone.
+        let (end, waiters) = endState.withLock { s in
+            defer { s.waiters = [] }
+            return (s.end!, s.waiters)
+        }
+        for waiter in waiters { waiter.resume(returning: end) }
+    }
+
+    /// Records why the VM ended; the first reason wins (a panic seen by the
+    /// ladder's caller, a dead virtiofsd, ...).
+    private func setEnd(_ end: VMEnd) {
+        endState.withLock { s in
+            // A panic outranks how QEMU then went down.
+            if s.end == nil || end == .panicked { s.end = end }
+        }
+    }
+
+    private func cleanUp() async {
+        qmp.close()
+        // virtiofsd exits by itself when QEMU disconnects; give it a moment, then make it.
+        for daemon in virtiofsd { await daemon.terminate(grace: .seconds(1)) }
+        for fd in ports.withLock({ p in defer { p = [:] }; return Array(p.values) }) { close(fd) }
+        if keepRuntimeDir {
+            logger.info("runtime dir kept: \(runtimeDirectory.path)")
+        } else {
+            runtimeDirectory.remove()
+        }
+        endState.withLock { $0.cleanedUp = true }
+    }
+
+    /// Stops the VM through the ladder: wait for the guest to power off →
+    /// ACPI `system_powerdown` → QMP `quit` → SIGTERM → SIGKILL; each step has
+    /// its own deadline. Safe to call more than once and after the VM ended.
+    @discardableResult
+    public func shutdown(guestGrace: Duration = .zero, stepTimeout: Duration? = nil, skipACPI: Bool = false) async -> ShutdownOutcome {
+        let started = ContinuousClock.now
+        let step = stepTimeout ?? profile.timeouts.shutdown.duration
+        func outcome(_ s: ShutdownStep, _ status: ExitStatus) async -> ShutdownOutcome {
+            let result = ShutdownOutcome(step: s, duration: .now - started, qemuExit: status)
+            logger.info("shutdown: \(result)")
+            _ = await waitForEnd()
+            return result
+        }
+        func begin(_ step: ShutdownStep) { events.withLock { $0.ladderStep = step } }
+        if let status = qemu.exitStatus { return await outcome(.alreadyExited, status) }
+        begin(.guestPoweroff)
+        if guestGrace > .zero, let status = await qemu.wait(timeout: guestGrace) {
+            return await outcome(.guestPoweroff, status)
+        }
+        if !skipACPI {
+            logger.info("shutdown: asking the guest to power off (ACPI system_powerdown)")
+            begin(.acpiPowerdown)
+            if (try? await qmp.systemPowerdown()) != nil, let status = await qemu.wait(timeout: step) {
+                return await outcome(.acpiPowerdown, status)
+            }
+        }
+        logger.info("shutdown: QMP quit")
+        begin(.qmpQuit)
+        if (try? await qmp.quit(timeout: step)) != nil, let status = await qemu.wait(timeout: step) {
+            return await outcome(.qmpQuit, status)
+        }
+        logger.warning("shutdown: QMP quit did not end QEMU; sending SIGTERM")
+        begin(.sigterm)
+        qemu.signal(SIGTERM)
+        if let status = await qemu.wait(timeout: step) { return await outcome(.sigterm, status) }
+        logger.warning("shutdown: SIGTERM did not end QEMU; sending SIGKILL")
+        begin(.sigkill)
+        qemu.signal(SIGKILL)
+        let status = await qemu.wait()
+        return await outcome(.sigkill, status)
+    }
+}
+
+// MARK: - helpers
+
+/// The environment children get: explicit, not the caller's whole one.
+func childEnvironment() -> [String: String] {
+    let inherited = ProcessInfo.processInfo.environment
+    var env = ["PATH": inherited["PATH"] ?? "/usr/local/bin:/usr/bin:/bin", "LC_ALL": "C"]
+    for key in ["HOME", "TMPDIR", "XDG_RUNTIME_DIR"] { if let v = inherited[key] { env[key] = v } }
+    return env
+}
+
+func earlyExit(_ child: ChildProcess, _ status: ExitStatus, what: String) -> LaunchError {
+    let tail = child.outputTail.lines(last: 20)
+    let code: LaunchError.Code = child.name == "qemu" ? .qemuFailed : .virtiofsdFailed
+    return LaunchError(code, "\(child.name) \(status) \(what)",
+                       fix: tail.isEmpty ? nil : "see \(child.name)'s message below",
+                       details: ["  command: \(child.commandLine)"] + (tail.isEmpty ? [] : ["  \(child.name) said:"] + tail.map { "    \($0)" }))
+}
+
+/// Polls `ready` every few ms until true, the child exits (error with its stderr), or the deadline passes.
+func waitFor(_ child: ChildProcess, deadline: ContinuousClock.Instant, what: String, ready: () -> Bool) async throws(LaunchError) {
+    while true {
+        if let status = child.exitStatus { throw earlyExit(child, status, what: "before \(what) appeared") }
+        if ready() { return }
+        if ContinuousClock.now >= deadline {
+            throw LaunchError(.timeout, "\(child.name) did not create \(what) before the boot deadline",
+                              fix: "raise timeouts.boot, or look at the output below",
+                              details: ["  command: \(child.commandLine)"] + child.outputTail.lines(last: 10).map { "    \($0)" })
+        }
+        try? await Task.sleep(for: .milliseconds(2))
+    }
+}
+
+func connectOrFail(_ path: String, qemu: ChildProcess) throws(LaunchError) -> Int32 {
+    switch UnixSocket.connect(path: path) {
+    case .success(let fd): return fd
+    case .failure(let err):
+        throw LaunchError(.qemuFailed, "cannot connect to QEMU's socket \(path): \(err)",
+                          details: ["  command: \(qemu.commandLine)"])
+    }
+}
+
+/// Runs a preparation command (qemu-img) and fails with its output.
+func runToCompletion(_ argv: [String], environment: [String: String]) async throws(LaunchError) {
+    let child = try ChildProcess.spawn(name: URL(fileURLWithPath: argv[0]).lastPathComponent, argv: argv, environment: environment)
+    let status = await child.wait()
+    if !status.isSuccess {
+        throw LaunchError(.internalError, "\(child.name) \(status)", details: ["  command: \(child.commandLine)"] + child.outputTail.lines(last: 10).map { "    \($0)" })
+    }
+}

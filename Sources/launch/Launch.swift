@@ -1,0 +1,148 @@
+import ArgumentParser
+import Foundation
+import GuestKit
+import Logging
+import QEMULaunch
+
+@main
+struct Launch: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "launch",
+        abstract: "Boot a QEMU virtual machine from a JSON profile, without libvirt.",
+        discussion: """
+            Exit codes: 0 clean poweroff (or the guest command's own exit code), \
+            124 timeout, 125 guest panic, 65 invalid profile, 69 a required program \
+            is missing, 70 internal error, 71 host problem.
+            """,
+        subcommands: [RunCommand.self, PlanCommand.self, DoctorCommand.self],
+        defaultSubcommand: RunCommand.self
+    )
+}
+
+/// Options every subcommand that reads a profile shares.
+struct ProfileOverrides: ParsableArguments {
+    @Option(help: "Accelerator: auto, kvm, hvf or tcg (overrides the profile).")
+    var accel: Profile.AccelChoice?
+
+    @Option(help: "Kernel image path, or \"auto\" (overrides the profile).")
+    var kernel: String?
+
+    @Option(help: "Initrd path (overrides the profile).")
+    var initrd: String?
+
+    @Option(help: "Extra kernel arguments, appended to the profile's.")
+    var append: String?
+
+    @Option(help: "Guest memory, like 512M or 2G (overrides the profile).")
+    var memory: String?
+
+    @Option(help: "Number of vCPUs (overrides the profile).")
+    var cpus: Int?
+
+    @Option(help: "A kernel build tree: boots DIR/arch/<arch>/boot/bzImage (or DIR/vmlinux).")
+    var kernelTree: String?
+
+    @Option(help: "Kernel modules for the guest: a /lib/modules/<release> folder, or an INSTALL_MOD_PATH root.")
+    var modules: String?
+
+    @Flag(help: "Boot the bzImage as is under TCG instead of its extracted PVH vmlinux.")
+    var noFastBoot = false
+
+    func apply(to profile: inout Profile) throws {
+        if let accel { profile.accel = accel }
+        if let kernel {
+            profile.kernel = kernel == "auto" ? kernel : absolutePath(kernel)
+        }
+        if let tree = kernelTree {
+            let arch = profile.arch ?? .host
+            let archDir = arch == .x86_64 ? "x86" : "arm64"
+            let image = arch == .x86_64 ? "bzImage" : "Image"
+            let candidates = ["\(tree)/arch/\(archDir)/boot/\(image)", "\(tree)/vmlinux"].map(absolutePath)
+            guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+                throw ValidationError("--kernel-tree \(tree): neither \(candidates.joined(separator: " nor ")) exists; build the kernel first (make -j\(ProcessInfo.processInfo.activeProcessorCount))")
+            }
+            profile.kernel = found
+        }
+        if let initrd { profile.initrd = absolutePath(initrd) }
+        if let append {
+            profile.cmdline = [profile.cmdline, append].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: " ")
+        }
+        if let memory {
+            guard let size = MemorySize(parsing: memory) else {
+                throw ValidationError("--memory \(memory): not a size; use a form like 512M or 2G")
+            }
+            profile.memory = size
+        }
+        if let cpus { profile.cpus = cpus }
+    }
+
+    /// The modules folder: accepts the release folder itself or an INSTALL_MOD_PATH root.
+    func modulesDirectory(release: String?) -> URL? {
+        guard let modules else { return nil }
+        let base = URL(fileURLWithPath: absolutePath(modules))
+        if FileManager.default.fileExists(atPath: base.appendingPathComponent("modules.dep").path) { return base }
+        if let release {
+            let nested = base.appendingPathComponent("lib/modules/\(release)")
+            if FileManager.default.fileExists(atPath: nested.path) { return nested }
+        }
+        let lib = base.appendingPathComponent("lib/modules")
+        if let only = try? FileManager.default.contentsOfDirectory(atPath: lib.path), only.count == 1 {
+            return lib.appendingPathComponent(only[0])
+        }
+        return base
+    }
+}
+
+extension Profile.AccelChoice: ExpressibleByArgument {}
+
+func absolutePath(_ path: String) -> String {
+    if path.hasPrefix("/") { return path }
+    return URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(path).standardizedFileURL.path
+}
+
+/// Loads a profile, printing every problem and exiting 65 when it is invalid.
+func loadProfile(_ path: String) throws -> Profile {
+    do {
+        return try Profile.load(contentsOf: URL(fileURLWithPath: absolutePath(path)))
+    } catch {
+        FileHandle.standardError.write(Data("launch: \(error)\n".utf8))
+        throw ExitCode(LaunchError.Code.invalidProfile.exitStatus)
+    }
+}
+
+/// Prints a launch error and exits with its code.
+func fail(_ error: LaunchError) -> ExitCode {
+    FileHandle.standardError.write(Data("launch: \(error.code): \(error)\n".utf8))
+    return ExitCode(error.code.exitStatus)
+}
+
+/// Logging to stderr: info by default, debug with --verbose.
+func makeLogger(verbose: Bool, quiet: Bool) -> Logger {
+    LoggingSystem.bootstrap { label in
+        var handler = StderrLogHandler(label: label)
+        handler.logLevel = verbose ? .debug : (quiet ? .warning : .info)
+        return handler
+    }
+    return Logger(label: "launch")
+}
+
+/// One line per message: `launch: info: ...`, with metadata at debug level only.
+struct StderrLogHandler: LogHandler {
+    let label: String
+    var logLevel: Logger.Level = .info
+    var metadata: Logger.Metadata = [:]
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var line = "launch: \(event.level == .info ? "" : "\(event.level): ")\(event.message)"
+        if logLevel <= .debug {
+            let all = metadata.merging(event.metadata ?? [:]) { $1 }
+            if !all.isEmpty { line += " " + all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") }
+        }
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+}

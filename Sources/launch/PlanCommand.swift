@@ -1,0 +1,74 @@
+import ArgumentParser
+import Foundation
+import GuestKit
+import QEMULaunch
+
+struct PlanCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Print what `run` would start, one shell-quoted command a line, without starting it.",
+        discussion: """
+            The runtime dir shown is a fresh name that `run` would create. Guest-kit \
+            files (the initramfs, an extracted vmlinux) are built into the cache if \
+            missing, so the printed paths exist. Exits 65 on an invalid profile, \
+            listing every problem with its JSON path.
+            """
+    )
+
+    @Argument(help: "The profile (a JSON file).")
+    var profile: String
+
+    @OptionGroup var overrides: ProfileOverrides
+
+    @Flag(help: "Print one JSON object: {\"qemu\": [...], \"virtiofsd\": [[...]], \"cmdline\": \"...\", \"runtimeDir\": \"...\", ...}.")
+    var json = false
+
+    func run() async throws {
+        let logger = makeLogger(verbose: false, quiet: true)
+        var profile = try loadProfile(self.profile)
+        do {
+            try overrides.apply(to: &profile)
+        } catch let error as ValidationError {
+            FileHandle.standardError.write(Data("launch: \(error)\n".utf8))
+            throw ExitCode(LaunchError.Code.invalidProfile.exitStatus)
+        }
+        let plan: Plan
+        do {
+            var options = GuestKit.Options()
+            options.fastBoot = !overrides.noFastBoot
+            options.logger = logger
+            options.modulesDirectory = overrides.modulesDirectory(release: nil)
+            // Validate first: a profile with problems must list them all, not fail in preparation.
+            let host = HostProbe.current(for: profile)
+            let problems = ProfileValidator.hostProblems(profile, host: host)
+            if !problems.isEmpty { throw LaunchError.invalid(ProfileProblems(source: self.profile, problems: problems)) }
+            options.host = host
+            let prepared = try GuestKit.prepare(profile, options: options)
+            let runtimeDir = (profile.runtimeDir ?? host.runtimeBase) + "/launch-" + randomName()
+            do {
+                plan = try Planner.plan(prepared.profile, host: host, options: PlanOptions(
+                    runtimeDir: runtimeDir, kernelEntry: prepared.kernelEntry, kernelArguments: prepared.kernelArguments,
+                    execPorts: prepared.profile.command != nil))
+            } catch {
+                throw LaunchError.invalid(ProfileProblems(source: self.profile, problems: error.problems))
+            }
+        } catch let error as LaunchError {
+            throw fail(error)
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            let data = try encoder.encode(plan)
+            FileHandle.standardOutput.write(data + Data("\n".utf8))
+            return
+        }
+        for command in plan.prepare { print(QEMUSyntax.shellLine(command)) }
+        for command in plan.virtiofsd { print(QEMUSyntax.shellLine(command) + " &") }
+        print(QEMUSyntax.shellLine(plan.qemu))
+    }
+}
+
+func randomName() -> String {
+    let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")
+    return String((0..<8).map { _ in alphabet.randomElement()! })
+}

@@ -1,0 +1,174 @@
+import ArgumentParser
+import Foundation
+import GuestKit
+import Logging
+import QEMULaunch
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Boot a profile. With a command (the profile's, or one after --), run it in the guest and exit with its exit code.",
+        discussion: """
+            The command's stdout and stderr stream to this program's stdout and stderr; \
+            stdin reaches the command. The kernel console goes to console.log in the \
+            runtime dir (and to stderr with --verbose). Without a command, the serial \
+            console is on this terminal; Ctrl-C stops the VM through the shutdown ladder.
+            """
+    )
+
+    @Argument(help: "The profile (a JSON file).")
+    var profile: String
+
+    @OptionGroup var overrides: ProfileOverrides
+
+    @Flag(help: "Keep the runtime dir (sockets, logs) after the VM ends, and print where it is.")
+    var keepRuntimeDir = false
+
+    @Flag(name: .shortAndLong, help: "Show the kernel console on stderr and debug logs.")
+    var verbose = false
+
+    @Flag(name: .shortAndLong, help: "Only warnings and errors from the launcher.")
+    var quiet = false
+
+    @Argument(parsing: .postTerminator, help: "The command to run in the guest (after --).")
+    var command: [String] = []
+
+    func run() async throws {
+        let logger = makeLogger(verbose: verbose, quiet: quiet)
+        var profile = try loadProfile(self.profile)
+        do {
+            try overrides.apply(to: &profile)
+        } catch let error as ValidationError {
+            FileHandle.standardError.write(Data("launch: \(error)\n".utf8))
+            throw ExitCode(LaunchError.Code.invalidProfile.exitStatus)
+        }
+        if !command.isEmpty { profile.command = command }
+        let interrupt = Interrupt()
+        let signals = installSignalHandlers(interrupt)
+        defer { signals.forEach { $0.cancel() } }
+
+        var options = GuestKit.Options()
+        options.fastBoot = !overrides.noFastBoot
+        options.keepRuntimeDir = keepRuntimeDir
+        options.logger = logger
+        options.interrupt = interrupt
+        options.modulesDirectory = overrides.modulesDirectory(release: nil)
+
+        if profile.command != nil {
+            options.stdin = .fileDescriptor(STDIN_FILENO)
+            options.stdout = .fileDescriptor(STDOUT_FILENO)
+            options.stderr = .fileDescriptor(STDERR_FILENO)
+            let result: GuestKit.Result
+            do {
+                result = try await GuestKit.run(profile, options: options)
+            } catch {
+                throw fail(error)
+            }
+            if verbose {
+                for line in result.consoleTail { FileHandle.standardError.write(Data("console: \(line)\n".utf8)) }
+            }
+            logger.debug("command exited with \(result.exitCode) after \(result.duration)")
+            if result.exitCode != 0 { throw ExitCode(result.exitCode) }
+            return
+        }
+
+        // No command: the console is the user interface.
+        let machine: Machine
+        do {
+            machine = try await GuestKit.startInteractive(profile, options: options)
+        } catch {
+            throw fail(error)
+        }
+        let pump = Task {
+            for await chunk in machine.console.output() {
+                FileHandle.standardOutput.write(Data(chunk.utf8))
+            }
+        }
+        let forwarder = forwardTerminalInput(to: machine.console)
+        let end = await firstOf([
+            { @Sendable () async -> VMEnd? in await machine.waitForEnd() },
+            { @Sendable () async -> VMEnd? in
+                await interrupt.wait()
+                return nil
+            },
+        ])
+        let finalEnd: VMEnd
+        if let end {
+            finalEnd = end
+        } else {
+            FileHandle.standardError.write(Data("\nlaunch: stopping the VM (shutdown ladder)\n".utf8))
+            await machine.shutdown()
+            finalEnd = await machine.waitForEnd()
+        }
+        forwarder?.restore()
+        _ = await pump.result
+        logger.info("VM ended: \(finalEnd)")
+        switch finalEnd {
+        case .poweredOff, .stopped: return
+        case .panicked:
+            FileHandle.standardError.write(Data("launch: guest panic\n".utf8))
+            throw ExitCode(LaunchError.Code.guestPanic.exitStatus)
+        default:
+            throw ExitCode(LaunchError.Code.qemuFailed.exitStatus)
+        }
+    }
+}
+
+/// SIGINT and SIGTERM fire `interrupt` instead of killing the launcher, so the
+/// VM goes down through the ladder. A second signal is left to the default action.
+func installSignalHandlers(_ interrupt: Interrupt) -> [any DispatchSourceSignal] {
+    [SIGINT, SIGTERM].map { sig in
+        signal(sig, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+        source.setEventHandler {
+            if interrupt.fired {
+                signal(sig, SIG_DFL)
+                raise(sig)
+            }
+            interrupt.trigger()
+        }
+        source.resume()
+        return source
+    }
+}
+
+/// Forwards this terminal's keystrokes to the guest's serial console, in raw mode
+/// so the guest's shell does the line editing. Ctrl-C still reaches the launcher
+/// (ISIG stays on) and stops the VM.
+final class TerminalForwarder: Sendable {
+    private let saved: termios
+
+    init?(console: ConsoleTap) {
+        guard isatty(STDIN_FILENO) == 1 else { return nil }
+        var attributes = termios()
+        guard tcgetattr(STDIN_FILENO, &attributes) == 0 else { return nil }
+        saved = attributes
+        var raw = attributes
+        raw.c_lflag &= ~tcflag_t(ICANON | ECHO)
+        raw.c_iflag &= ~tcflag_t(ICRNL)
+        tcsetattr(STDIN_FILENO, TCSANOW, &raw)
+        let thread = Thread {
+            var buffer = [UInt8](repeating: 0, count: 1024)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                console.write(Array(buffer[0..<n]))
+            }
+        }
+        thread.name = "terminal-input"
+        thread.start()
+    }
+
+    func restore() {
+        var attributes = saved
+        tcsetattr(STDIN_FILENO, TCSANOW, &attributes)
+    }
+}
+
+func forwardTerminalInput(to console: ConsoleTap) -> TerminalForwarder? {
+    TerminalForwarder(console: console)
+}
