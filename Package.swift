@@ -63,6 +63,11 @@ let package = Package(
             name: "GuestKitTests",
             dependencies: ["GuestKit", "QEMULaunch"]
         ),
+        // Slow: these boot real guests under QEMU (TCG) with the host's kernel.
+        .testTarget(
+            name: "MachineTests",
+            dependencies: ["QEMULaunch", "GuestKit", "QMP"]
+        ),
         // The example a test runner would copy: a Swift Testing suite that runs
         // commands in a guest. It lives in Examples/ and runs with `swift test`.
         .testTarget(

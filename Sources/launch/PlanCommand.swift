@@ -70,5 +70,5 @@ struct PlanCommand: AsyncParsableCommand {
 
 func randomName() -> String {
     let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")
-    return String((0..<8).map { _ in alphabet.randomElement()! })
+    return String((0..<6).map { _ in alphabet.randomElement()! })
 }

@@ -4,8 +4,8 @@ import Foundation
 public enum ProfileValidator {
     /// Longest socket file name the planner puts in a runtime dir ("port99.sock").
     static let longestSocketName = 12
-    /// `launch-` + 8 random characters.
-    static let runtimeDirNameLength = 15
+    /// `launch-` + 6 random characters (mkdtemp).
+    static let runtimeDirNameLength = 13
 
     /// The usable bytes of a Unix socket path (sun_path minus the NUL).
     public static func socketPathLimit(_ os: HostFacts.OS) -> Int { os == .linux ? 107 : 103 }

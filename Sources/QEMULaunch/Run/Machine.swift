@@ -163,15 +163,7 @@ public final class Machine: Sendable {
             try await waitFor(qemu, deadline: deadline, what: "its QMP socket") {
                 FileManager.default.fileExists(atPath: plan.sockets.qmp)
             }
-            let qmp: QMP.Client
-            do {
-                qmp = try await QMP.Client.connect(unixPath: plan.sockets.qmp, timeout: max(.seconds(1), deadline - .now), logger: logger)
-            } catch {
-                if let status = await qemu.wait(timeout: .milliseconds(200)) {
-                    throw earlyExit(qemu, status, what: "before QMP was ready")
-                }
-                throw LaunchError(.qemuFailed, "QMP did not become ready", cause: error)
-            }
+            let qmp = try await connectQMP(plan.sockets.qmp, qemu: qemu, deadline: deadline, logger: logger)
             let version = qmp.greeting.version
             logger.info("QMP ready (QEMU \(version.major).\(version.minor).\(version.micro))")
 
@@ -185,12 +177,9 @@ public final class Machine: Sendable {
                                   keepRuntimeDir: options.keepRuntimeDir)
             machine.startMonitoring()
             return machine
-        } catch let error as LaunchError {
-            await teardownAfterFailedStart()
-            throw error
         } catch {
             await teardownAfterFailedStart()
-            throw LaunchError(.internalError, "starting the VM failed", cause: error)
+            throw error
         }
     }
 
@@ -398,6 +387,24 @@ func waitFor(_ child: ChildProcess, deadline: ContinuousClock.Instant, what: Str
                               details: ["  command: \(child.commandLine)"] + child.outputTail.lines(last: 10).map { "    \($0)" })
         }
         try? await Task.sleep(for: .milliseconds(2))
+    }
+}
+
+/// Connects to QEMU's QMP socket. The file appears at bind(), a moment before
+/// listen(), so "connection refused" is retried until the deadline or QEMU's exit.
+func connectQMP(_ path: String, qemu: ChildProcess, deadline: ContinuousClock.Instant, logger: Logger) async throws(LaunchError) -> QMP.Client {
+    while true {
+        do {
+            return try await QMP.Client.connect(unixPath: path, timeout: max(.seconds(1), deadline - .now), logger: logger)
+        } catch {
+            if let status = await qemu.wait(timeout: .milliseconds(50)) {
+                throw earlyExit(qemu, status, what: "before QMP was ready")
+            }
+            if case .connectFailed(_, let err) = error, err == ECONNREFUSED || err == ENOENT, ContinuousClock.now < deadline {
+                continue
+            }
+            throw LaunchError(.qemuFailed, "QMP did not become ready", details: ["  command: \(qemu.commandLine)"], cause: error)
+        }
     }
 }
 

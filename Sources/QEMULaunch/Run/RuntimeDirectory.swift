@@ -8,9 +8,9 @@ import Glibc
 public struct RuntimeDirectory: Sendable {
     public let path: String
 
-    /// Makes `<base>/launch-XXXXXXXX` with mode 0700.
+    /// Makes `<base>/launch-XXXXXX` (six random characters) with mode 0700.
     public static func create(under base: String) throws(LaunchError) -> RuntimeDirectory {
-        var template = Array("\(base)/launch-XXXXXXXX".utf8CString)
+        var template = Array("\(base)/launch-XXXXXX".utf8CString)
         let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
         guard made != nil else {
             let err = errno

@@ -1,0 +1,133 @@
+import Foundation
+
+/// Why a host decompression tool could not do its job.
+public enum DecompressionError: Swift.Error, Sendable, Hashable, CustomStringConvertible {
+    /// The tool is not on PATH (nor in the usual bin folders).
+    case toolMissing(Compression)
+    /// The tool could not be started.
+    case launchFailed(Compression, tool: String, reason: String)
+    /// The tool exited unsuccessfully or was killed; `stderr` is the tail of its output.
+    case toolFailed(Compression, tool: String, status: Int32, signalled: Bool, stderr: String)
+    /// Reading the input or writing the output failed.
+    case io(String)
+
+    public var description: String {
+        switch self {
+        case .toolMissing(let format):
+            "can't decompress \(format) data: `\(format.tool)` is not installed; install it with `apt-get install \(format.debianPackage)` (Debian package \(format.debianPackage))"
+        case .launchFailed(let format, let tool, let reason):
+            "can't start \(tool) to decompress \(format) data: \(reason); check that \(tool) runs, or reinstall \(format.debianPackage)"
+        case .toolFailed(let format, let tool, let status, let signalled, let stderr):
+            "\(tool) failed to decompress \(format) data (\(signalled ? "killed by signal" : "exit status") \(status))"
+                + (stderr.isEmpty ? "" : ": \(stderr)")
+                + "; the data may be corrupt or truncated"
+        case .io(let message):
+            message
+        }
+    }
+}
+
+/// Runs host decompression tools. Everything here blocks the calling thread until the
+/// tool exits: call it from a thread that may block, not from the cooperative pool.
+enum Decompressor {
+    /// How a run ended. The caller decides whether a non-zero status is fatal: a tool
+    /// can complain about trailing bytes after a complete stream.
+    struct Outcome {
+        var status: Int32
+        var signalled: Bool
+        var stderr: String
+        var succeeded: Bool { !signalled && status == 0 }
+
+        func error(_ format: Compression) -> DecompressionError {
+            .toolFailed(format, tool: format.tool, status: status, signalled: signalled, stderr: stderr)
+        }
+    }
+
+    /// Folders searched after PATH, for hosts whose PATH is minimal (launchd, sudo).
+    static let fallbackFolders = ["/usr/bin", "/bin", "/usr/local/bin", "/opt/homebrew/bin", "/usr/sbin", "/sbin"]
+
+    static func toolURL(for format: Compression) throws(DecompressionError) -> URL {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        let folders = path.split(separator: ":").map(String.init) + fallbackFolders
+        for folder in folders where !folder.isEmpty {
+            let candidate = URL(fileURLWithPath: folder).appendingPathComponent(format.tool)
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        }
+        throw .toolMissing(format)
+    }
+
+    /// Decompresses the file at `input` into the file at `output` (created or
+    /// truncated).
+    static func run(_ format: Compression, input: URL, output: URL) throws(DecompressionError) -> Outcome {
+        let tool = try toolURL(for: format)
+        guard FileManager.default.createFile(atPath: output.path, contents: nil) else {
+            throw .io("can't create \(output.path); check that its folder exists and is writable")
+        }
+        // stderr goes to a file, not a pipe: a pipe nobody reads while waiting for the
+        // exit would stall a chatty tool forever.
+        let errorLog = output.deletingLastPathComponent()
+            .appendingPathComponent(".\(output.lastPathComponent).stderr")
+        guard FileManager.default.createFile(atPath: errorLog.path, contents: nil) else {
+            throw .io("can't create \(errorLog.path); check that its folder is writable")
+        }
+        defer { try? FileManager.default.removeItem(at: errorLog) }
+
+        let stdin: FileHandle
+        let stdout: FileHandle
+        let stderr: FileHandle
+        do {
+            stdin = try FileHandle(forReadingFrom: input)
+            stdout = try FileHandle(forWritingTo: output)
+            stderr = try FileHandle(forWritingTo: errorLog)
+        } catch {
+            throw .io("can't open \(input.path) for decompression: \(error.localizedDescription)")
+        }
+        defer {
+            try? stdin.close()
+            try? stdout.close()
+            try? stderr.close()
+        }
+
+        let process = Process()
+        process.executableURL = tool
+        process.arguments = format.decompressArguments
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        process.standardError = stderr
+        do {
+            try process.run()
+        } catch {
+            throw .launchFailed(format, tool: tool.path, reason: error.localizedDescription)
+        }
+        process.waitUntilExit()
+
+        let message = (try? String(contentsOf: errorLog, encoding: .utf8)) ?? ""
+        let tail = message.split(separator: "\n").suffix(5).joined(separator: " / ")
+        return Outcome(
+            status: process.terminationStatus,
+            signalled: process.terminationReason == .uncaughtSignal,
+            stderr: String(tail.prefix(1000))
+        )
+    }
+
+    /// Decompresses a whole file into memory; any non-zero exit is an error.
+    static func decompress(_ format: Compression, file input: URL) throws(DecompressionError) -> Data {
+        let folder = FileManager.default.temporaryDirectory
+            .appendingPathComponent("guestkit-\(UUID().uuidString)", isDirectory: true)
+        do {
+            try FileManager.default.createDirectory(
+                at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw .io("can't create a temporary folder in \(FileManager.default.temporaryDirectory.path): \(error.localizedDescription)")
+        }
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let output = folder.appendingPathComponent("out")
+        let outcome = try run(format, input: input, output: output)
+        guard outcome.succeeded else { throw outcome.error(format) }
+        do {
+            return try Data(contentsOf: output)
+        } catch {
+            throw .io("can't read the decompressed \(input.lastPathComponent): \(error.localizedDescription)")
+        }
+    }
+}
