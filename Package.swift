@@ -21,21 +21,24 @@ let package = Package(
         .target(name: "CLaunchShim"),
         .target(
             name: "QMP",
-            dependencies: [.product(name: "Logging", package: "swift-log")]
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            exclude: ["README.md"]
         ),
         .target(
             name: "QEMULaunch",
             dependencies: [
                 "QMP", "CLaunchShim",
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            exclude: ["README.md"]
         ),
         .target(
             name: "GuestKit",
             dependencies: [
                 "QEMULaunch", "QMP",
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            exclude: ["README.md"]
         ),
         .executableTarget(
             name: "launch",

@@ -16,7 +16,7 @@ extension GuestKit {
 
     /// Resolves the kernel, picks fast boot, builds (or reuses) the initramfs and
     /// writes the setup script. Also used by `launch plan` to show the real argv.
-    public static func prepare(_ profile: Profile, options: Options) throws(LaunchError) -> Prepared {
+    public static func prepare(_ profile: Profile, options: Options) async throws(LaunchError) -> Prepared {
         let logger = options.logger
         var profile = profile
         if let command = options.command { profile.command = command }
@@ -28,7 +28,12 @@ extension GuestKit {
             profile.kernel = newest.path
             logger.info("kernel: \(newest.path) (auto: newest in /boot)")
         }
-        let host = options.host ?? HostProbe.current(for: profile)
+        var host: HostFacts
+        if let given = options.host {
+            host = given
+        } else {
+            host = await AcceleratorHealth.verified(HostProbe.current(for: profile), for: profile, logger: logger)
+        }
         guard let kernel = profile.kernel else {
             throw LaunchError(.invalidProfile, "the guest kit boots a kernel directly, and the profile has none", fix: "add \"kernel\": \"auto\" or a path")
         }

@@ -66,7 +66,7 @@ extension GuestKit {
     /// Prepares the guest kit's boot files and starts the VM (vCPUs running).
     /// With a command, the returned session runs it; without, a shell runs on the console.
     static func start(_ profile: Profile, options: Options) async throws(LaunchError) -> (Machine, ExecSession?) {
-        let prepared = try prepare(profile, options: options)
+        let prepared = try await prepare(profile, options: options)
         var machineOptions = Machine.Options()
         machineOptions.host = prepared.host
         machineOptions.keepRuntimeDir = options.keepRuntimeDir

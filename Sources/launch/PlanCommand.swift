@@ -39,11 +39,11 @@ struct PlanCommand: AsyncParsableCommand {
             options.logger = logger
             options.modulesDirectory = overrides.modulesDirectory(release: nil)
             // Validate first: a profile with problems must list them all, not fail in preparation.
-            let host = HostProbe.current(for: profile)
+            let host = await AcceleratorHealth.verified(HostProbe.current(for: profile), for: profile, logger: logger)
             let problems = ProfileValidator.hostProblems(profile, host: host)
             if !problems.isEmpty { throw LaunchError.invalid(ProfileProblems(source: self.profile, problems: problems)) }
             options.host = host
-            let prepared = try GuestKit.prepare(profile, options: options)
+            let prepared = try await GuestKit.prepare(profile, options: options)
             let runtimeDir = (profile.runtimeDir ?? host.runtimeBase) + "/launch-" + randomName()
             do {
                 plan = try Planner.plan(prepared.profile, host: host, options: PlanOptions(

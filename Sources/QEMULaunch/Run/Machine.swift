@@ -95,7 +95,12 @@ public final class Machine: Sendable {
             }
             profile.kernel = newest.path
         }
-        let host = options.host ?? HostProbe.current(for: profile)
+        var host: HostFacts
+        if let given = options.host {
+            host = given
+        } else {
+            host = await AcceleratorHealth.verified(HostProbe.current(for: profile), for: profile, logger: logger)
+        }
         let arch = profile.arch ?? host.arch
         guard profile.qemu.binary != nil || host.qemu[arch] != nil else {
             throw LaunchError.missing(arch.qemuSystemBinary, package: arch == .x86_64 ? "qemu-system-x86" : "qemu-system-arm",

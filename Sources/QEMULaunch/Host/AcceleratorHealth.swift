@@ -1,0 +1,115 @@
+import Foundation
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Whether KVM can really run a guest here, not just open /dev/kvm.
+///
+/// Some hosts (nested virtualization, restricted clouds) let QEMU open /dev/kvm
+/// and create a VM, and then the guest never gets past early boot, or QEMU
+/// aborts on `-cpu host` ("failed to set MSR 0x10a", seen with QEMU 7.2). The
+/// probe boots the kernel with no initrd under KVM for a few seconds: a healthy
+/// host reaches the root-mount panic in about a second. The verdict is cached
+/// per host kernel, QEMU binary and CPU, so only the first run pays.
+public enum AcceleratorHealth {
+    public static let probeDeadline: Duration = .seconds(10)
+
+    /// Host facts with `kvm` downgraded to `.unusable` when the probe says so.
+    /// Probes only when KVM opens and `profile` could use it.
+    public static func verified(_ host: HostFacts, for profile: Profile, logger: Logger) async -> HostFacts {
+        guard host.os == .linux, host.kvm.isUsable, profile.accel == .auto || profile.accel == .kvm,
+              (profile.arch ?? host.arch) == host.arch,
+              let qemu = host.qemu[host.arch]?.path else { return host }
+        let kernel = profile.kernel.flatMap { $0 == "auto" ? nil : $0 } ?? KernelLocator.newest()?.path
+        guard let kernel else { return host }
+        var result = host
+        result.kvm = await status(qemu: qemu, kernel: kernel, arch: host.arch, logger: logger)
+        return result
+    }
+
+    /// The cached verdict, or a fresh probe.
+    public static func status(qemu: String, kernel: String, arch: Profile.Arch, logger: Logger) async -> AcceleratorStatus {
+        let key = cacheKey(qemu: qemu)
+        if let cached = readCache()[key] {
+            logger.debug("KVM health: cached verdict", metadata: ["kvm.key": .string(key)])
+            return cached
+        }
+        logger.info("KVM health: probing whether guests make progress under KVM (once per host; the verdict is cached)")
+        let verdict = await probe(qemu: qemu, kernel: kernel, arch: arch)
+        var cache = readCache()
+        cache[key] = verdict
+        writeCache(cache)
+        return verdict
+    }
+
+    /// Boots `kernel` under KVM with no initrd and watches the console.
+    public static func probe(qemu: String, kernel: String, arch: Profile.Arch, deadline: Duration = probeDeadline) async -> AcceleratorStatus {
+        let argv = [qemu, "-machine", arch == .x86_64 ? "microvm" : "virt,gic-version=host", "-accel", "kvm", "-cpu", "host",
+                    "-m", "256M", "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none",
+                    "-kernel", kernel, "-append", "\(arch == .x86_64 ? "console=ttyS0" : "console=ttyAMA0") panic=-1",
+                    "-serial", "stdio", "-no-reboot"]
+        let child: ChildProcess
+        do {
+            child = try ChildProcess.spawn(name: "kvm-probe", argv: argv, environment: childEnvironment())
+        } catch {
+            return .unusable(reason: "the KVM probe could not start QEMU: \(error.message)", fix: "check the QEMU install (launch doctor)")
+        }
+        let fix = "This is typical of nested virtualization without full support. Set \"accel\": \"tcg\" (or pass --accel tcg) to skip KVM; after fixing KVM, delete \(cacheFile.path) to probe again"
+        let started = ContinuousClock.now
+        // Any of these means the kernel ran all the way to the root mount.
+        let progressMarks = ["Kernel panic", "VFS:", "Run /init", "Freeing unused kernel"]
+        while ContinuousClock.now - started < deadline {
+            let lines = child.outputTail.lines(last: 60)
+            if lines.contains(where: { line in progressMarks.contains { line.contains($0) } }) {
+                await child.terminate(grace: .milliseconds(200))
+                return .usable
+            }
+            if let status = child.exitStatus {
+                let said = lines.first { $0.contains("error") || $0.contains("failed") } ?? lines.last ?? "no output"
+                return .unusable(reason: "/dev/kvm opens, but QEMU could not run a guest with it (QEMU \(status): \(said))", fix: fix)
+            }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        let last = child.outputTail.lines(last: 60).last { !$0.hasPrefix("qemu-system") && !$0.isEmpty } ?? "nothing"
+        await child.terminate(grace: .milliseconds(200))
+        return .unusable(reason: "/dev/kvm opens, but a test guest made no progress under KVM in \(deadline) (the console stopped at: \"\(last)\")", fix: fix)
+    }
+
+    static var cacheFile: URL {
+        let env = ProcessInfo.processInfo.environment
+        let root: URL
+        if let dir = env["LAUNCH_CACHE_DIR"], !dir.isEmpty {
+            root = URL(fileURLWithPath: dir)
+        } else if let xdg = env["XDG_CACHE_HOME"], !xdg.isEmpty {
+            root = URL(fileURLWithPath: xdg).appendingPathComponent("qemu-launch")
+        } else {
+            root = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/qemu-launch")
+        }
+        return root.appendingPathComponent("accelerator-health.json")
+    }
+
+    /// Host kernel release, QEMU binary identity and CPU model: a change to any may change the verdict.
+    static func cacheKey(qemu: String) -> String {
+        var name = utsname()
+        uname(&name)
+        let release = withUnsafeBytes(of: &name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        var info = stat()
+        stat(qemu, &info)
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }.map { String($0.split(separator: ":").last ?? "").trimmingCharacters(in: .whitespaces) } ?? "?"
+        return "kvm|\(release)|\(qemu):\(info.st_size):\(info.st_mtim.tv_sec)|\(model)"
+    }
+
+    static func readCache() -> [String: AcceleratorStatus] {
+        guard let data = try? Data(contentsOf: cacheFile) else { return [:] }
+        return (try? JSONDecoder().decode([String: AcceleratorStatus].self, from: data)) ?? [:]
+    }
+
+    static func writeCache(_ cache: [String: AcceleratorStatus]) {
+        guard let data = try? JSONEncoder().encode(cache) else { return }
+        try? FileManager.default.createDirectory(at: cacheFile.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let temporary = cacheFile.appendingPathExtension("\(getpid()).tmp")
+        if (try? data.write(to: temporary)) != nil { rename(temporary.path, cacheFile.path) }
+    }
+}
