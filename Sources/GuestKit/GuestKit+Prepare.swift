@@ -46,8 +46,20 @@ extension GuestKit {
             return Prepared(profile: profile, host: host, kernelEntry: .standard, kernelArguments: [], setupScript: "", initramfs: nil)
         }
 
-        let decisions = Planner.decisions(profile, host: host)
         let inspected = try? KernelImage.inspect(URL(fileURLWithPath: kernel))
+        // The kernel's own arch decides what can boot it: infer the guest arch from it,
+        // or refuse a mismatch before QEMU prints something cryptic.
+        if let kernelArch = inspected?.arch.flatMap({ Profile.Arch(rawValue: $0.rawValue) }) {
+            if let arch = profile.arch, arch != kernelArch {
+                throw LaunchError(.invalidProfile, "the kernel \(kernel) is an \(kernelArch.rawValue) image, but the profile's arch is \(arch.rawValue)",
+                                  fix: "set \"arch\": \"\(kernelArch.rawValue)\", or use a \(arch.rawValue) kernel")
+            }
+            if profile.arch == nil && kernelArch != host.arch {
+                profile.arch = kernelArch
+                logger.info("arch: \(kernelArch.rawValue) (from the kernel image; this \(host.arch.rawValue) host will emulate it)")
+            }
+        }
+        let decisions = Planner.decisions(profile, host: host)
 
         // Fast boot: a PVH vmlinux instead of a self-decompressing bzImage under TCG.
         var entry = KernelEntry.standard

@@ -127,6 +127,15 @@ public final class Machine: Sendable {
             runtime.remove()
             throw .invalid(error)
         }
+        // Check the plan against what this QEMU binary can do, before starting anything.
+        do throws(LaunchError) {
+            let capabilities = try await QEMUCapabilities.of(plan.qemu[0])
+            let missing = capabilities.problems(with: plan, binary: plan.qemu[0])
+            if !missing.isEmpty { throw LaunchError.invalid(ProfileProblems(source: profile.name, problems: missing)) }
+        } catch {
+            runtime.remove()
+            throw error
+        }
         for choice in plan.choices {
             if choice.isWarning {
                 logger.warning("\(choice.topic): \(choice.value): \(choice.reason)")

@@ -1,0 +1,186 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The few socket and thread calls the client needs, with the Linux/Darwin
+/// differences in one place.
+enum POSIX {
+    /// Usable bytes of `sockaddr_un.sun_path` (one is the terminating NUL):
+    /// 107 on Linux, 103 on macOS.
+    static let unixPathLimit = MemoryLayout.size(ofValue: sockaddr_un().sun_path) - 1
+
+    /// `send(2)` flags: never block (the caller may be on the cooperative pool), and
+    /// on Linux never raise SIGPIPE (Darwin uses SO_NOSIGPIPE instead).
+    #if canImport(Darwin)
+    static let sendFlags: Int32 = MSG_DONTWAIT
+    #else
+    static let sendFlags: Int32 = Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)
+    #endif
+
+    static var errno: Int32 {
+        #if canImport(Glibc) || canImport(Musl)
+        return Glibc.errno
+        #else
+        return Darwin.errno
+        #endif
+    }
+
+    /// A new close-on-exec stream socket of `domain`; returns errno on failure.
+    static func makeStreamSocket() -> Result<Int32, Errno> {
+        #if canImport(Darwin)
+        let fd = socket(AF_UNIX, SOCK_STREAM, 0)
+        #else
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        #endif
+        guard fd >= 0 else { return .failure(Errno(errno)) }
+        prepare(fd)
+        return .success(fd)
+    }
+
+    /// A connected pair of close-on-exec stream sockets (the wake channel).
+    static func makeSocketPair() -> Result<(Int32, Int32), Errno> {
+        var fds: [Int32] = [-1, -1]
+        #if canImport(Darwin)
+        let rc = socketpair(AF_UNIX, SOCK_STREAM, 0, &fds)
+        #else
+        let rc = socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds)
+        #endif
+        guard rc == 0 else { return .failure(Errno(errno)) }
+        prepare(fds[0])
+        prepare(fds[1])
+        return .success((fds[0], fds[1]))
+    }
+
+    /// Close-on-exec, so children spawned later (QEMU, virtiofsd) don't inherit the
+    /// monitor; on Darwin, no SIGPIPE from writes to a closed peer.
+    static func prepare(_ fd: Int32) {
+        let flags = fcntl(fd, F_GETFD)
+        if flags >= 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+        #if canImport(Darwin)
+        var on: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &on, socklen_t(MemoryLayout<Int32>.size))
+        #endif
+    }
+
+    static func isOpen(_ fd: Int32) -> Bool {
+        fcntl(fd, F_GETFD) != -1
+    }
+
+    /// Blocking `connect(2)` to a Unix socket path. Linux bounds the wait (a full
+    /// backlog) by SO_SNDTIMEO, which is set to `timeout` first.
+    static func connect(_ fd: Int32, path: String, timeout: Duration) -> Errno? {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        #if canImport(Darwin)
+        address.sun_len = UInt8(MemoryLayout<sockaddr_un>.size)
+        #endif
+        let bytes = Array(path.utf8)
+        guard bytes.count <= unixPathLimit else { return Errno(ENAMETOOLONG) }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        // At least 1 ms: a zero SO_SNDTIMEO means "wait forever".
+        var limit = timeval(max(timeout, .milliseconds(1)))
+        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        let rc = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sockaddrPointer in
+                Glibc_or_Darwin_connect(fd, sockaddrPointer, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        var none = timeval()
+        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, socklen_t(MemoryLayout<timeval>.size))
+        return rc == 0 ? nil : Errno(errno)
+    }
+
+    /// Sends what the socket takes now without blocking; returns the count sent,
+    /// 0 when the socket buffer is full, or the error.
+    static func sendNow(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Result<Int, Errno> {
+        while true {
+            let sent = send(fd, bytes.baseAddress, bytes.count, sendFlags)
+            if sent >= 0 { return .success(sent) }
+            let code = errno
+            if code == EINTR { continue }
+            if code == EAGAIN || code == EWOULDBLOCK { return .success(0) }
+            return .failure(Errno(code))
+        }
+    }
+
+    struct Errno: Error, Sendable {
+        var code: Int32
+        init(_ code: Int32) { self.code = code }
+        var text: String { "\(String(cString: strerror(code))) (errno \(code))" }
+    }
+}
+
+extension timeval {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self.init()
+        tv_sec = .init(max(0, seconds))
+        tv_usec = .init(max(0, attoseconds / 1_000_000_000_000))
+    }
+}
+
+@inline(__always)
+private func Glibc_or_Darwin_connect(
+    _ fd: Int32, _ address: UnsafePointer<sockaddr>, _ length: socklen_t
+) -> Int32 {
+    #if canImport(Glibc)
+    return Glibc.connect(fd, address, length)
+    #elseif canImport(Musl)
+    return Musl.connect(fd, address, length)
+    #else
+    return Darwin.connect(fd, address, length)
+    #endif
+}
+
+// MARK: - Threads
+
+/// Starts a detached POSIX thread running `body`. A plain pthread rather than
+/// Foundation's `Thread` keeps this module free of Foundation.
+func startDetachedThread(name: String, _ body: @escaping @Sendable () -> Void) -> Bool {
+    final class Box {
+        let name: String
+        let body: @Sendable () -> Void
+        init(name: String, body: @escaping @Sendable () -> Void) {
+            self.name = name
+            self.body = body
+        }
+    }
+    let context = Unmanaged.passRetained(Box(name: name, body: body)).toOpaque()
+    var attributes = pthread_attr_t()
+    pthread_attr_init(&attributes)
+    defer { pthread_attr_destroy(&attributes) }
+    pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+    // Room for the JSON parser's recursion (bounded by JSONParser.maxDepth) in debug builds.
+    pthread_attr_setstacksize(&attributes, 4 << 20)
+    #if canImport(Darwin)
+    var thread: pthread_t? = nil
+    #else
+    var thread = pthread_t()
+    #endif
+    let rc = pthread_create(
+        &thread, &attributes,
+        { raw in
+            let box = Unmanaged<Box>.fromOpaque(unwrap(raw)).takeRetainedValue()
+            #if canImport(Darwin)
+            // Linux's pthread_setname_np needs _GNU_SOURCE, which Glibc's module lacks.
+            pthread_setname_np(box.name)
+            #endif
+            box.body()
+            return nil
+        }, context)
+    if rc != 0 {
+        Unmanaged<Box>.fromOpaque(context).release()
+        return false
+    }
+    return true
+}
+
+/// Darwin passes the thread argument as non-optional, Linux as optional.
+private func unwrap(_ pointer: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer { pointer! }

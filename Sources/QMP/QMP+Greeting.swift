@@ -1,0 +1,81 @@
+extension QMP {
+    /// The first message a QMP server sends:
+    /// `{"QMP": {"version": {"qemu": {"major": 7, "minor": 2, "micro": 0}, "package": "..."}, "capabilities": ["oob"]}}`.
+    public struct Greeting: Sendable, Hashable {
+        public var version: Version
+        /// Capabilities the server offers (QEMU 7.2 offers `oob`). The client enables none.
+        public var capabilities: [String]
+
+        public init(version: Version, capabilities: [String]) {
+            self.version = version
+            self.capabilities = capabilities
+        }
+
+        /// QEMU's version, as in the greeting and `query-version`.
+        public struct Version: Sendable, Hashable, CustomStringConvertible {
+            public var major: Int
+            public var minor: Int
+            public var micro: Int
+            /// The distributor's package string, e.g. `Debian 1:7.2+dfsg-7+deb12u7`; may be empty.
+            public var package: String
+
+            public init(major: Int, minor: Int, micro: Int, package: String = "") {
+                self.major = major
+                self.minor = minor
+                self.micro = micro
+                self.package = package
+            }
+
+            /// Whether this version is `major.minor.micro` or newer (the package is ignored).
+            public func isAtLeast(_ major: Int, _ minor: Int = 0, _ micro: Int = 0) -> Bool {
+                (self.major, self.minor, self.micro) >= (major, minor, micro)
+            }
+
+            public var description: String {
+                let number = "\(major).\(minor).\(micro)"
+                return package.isEmpty ? number : "\(number) (\(package.trimmingSpaces()))"
+            }
+
+            /// Reads `{"qemu": {"major":, "minor":, "micro":}, "package": ""}`.
+            init?(json: JSONValue) {
+                guard let qemu = json["qemu"],
+                    let major = qemu["major"]?.intValue,
+                    let minor = qemu["minor"]?.intValue,
+                    let micro = qemu["micro"]?.intValue
+                else { return nil }
+                self.init(major: major, minor: minor, micro: micro, package: json["package"]?.stringValue ?? "")
+            }
+        }
+
+        /// Reads the greeting message; nil when it is not one.
+        init?(message: JSONValue) {
+            guard let body = message["QMP"], let versionJSON = body["version"],
+                let version = Version(json: versionJSON)
+            else { return nil }
+            let capabilities = body["capabilities"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            self.init(version: version, capabilities: capabilities)
+        }
+    }
+
+    /// The reply to `query-status`.
+    public struct Status: Sendable, Hashable {
+        /// QEMU's run state: `prelaunch`, `running`, `paused`, `shutdown`, `internal-error`, ...
+        public var status: String
+        /// Whether the guest's vCPUs are running.
+        public var running: Bool
+
+        public init(status: String, running: Bool) {
+            self.status = status
+            self.running = running
+        }
+    }
+}
+
+extension String {
+    fileprivate func trimmingSpaces() -> String {
+        var slice = self[...]
+        while slice.first == " " { slice.removeFirst() }
+        while slice.last == " " { slice.removeLast() }
+        return String(slice)
+    }
+}

@@ -1,0 +1,202 @@
+extension QMP {
+    /// A JSON value as QMP carries it.
+    ///
+    /// Integers that fit in `Int` parse as `.int`; any other number (a fraction, an
+    /// exponent, or an integer beyond `Int`'s range, such as a `uint64` above
+    /// `Int64.max`) parses as `.double`. `.int(1)` and `.double(1)` are different
+    /// values; the accessors `intValue` and `doubleValue` convert between them when
+    /// that is exact.
+    public enum JSONValue: Sendable, Hashable {
+        case null
+        case bool(Bool)
+        case int(Int)
+        case double(Double)
+        case string(String)
+        case array([JSONValue])
+        case object([String: JSONValue])
+    }
+}
+
+// MARK: - Accessors
+
+extension QMP.JSONValue {
+    /// The member `key` of an object; nil for a missing key or a non-object.
+    public subscript(key: String) -> QMP.JSONValue? {
+        if case .object(let members) = self { return members[key] }
+        return nil
+    }
+
+    /// The element at `index` of an array; nil when out of range or not an array.
+    public subscript(index: Int) -> QMP.JSONValue? {
+        if case .array(let elements) = self, elements.indices.contains(index) { return elements[index] }
+        return nil
+    }
+
+    public var isNull: Bool {
+        if case .null = self { return true }
+        return false
+    }
+
+    public var boolValue: Bool? {
+        if case .bool(let value) = self { return value }
+        return nil
+    }
+
+    /// The value as an `Int`: an `.int`, or a `.double` that is a whole number in range.
+    public var intValue: Int? {
+        switch self {
+        case .int(let value): return value
+        case .double(let value): return Int(exactly: value)
+        default: return nil
+        }
+    }
+
+    /// The value as a `Double`: a `.double`, or an `.int` (which may round above 2^53).
+    public var doubleValue: Double? {
+        switch self {
+        case .double(let value): return value
+        case .int(let value): return Double(value)
+        default: return nil
+        }
+    }
+
+    public var stringValue: String? {
+        if case .string(let value) = self { return value }
+        return nil
+    }
+
+    public var arrayValue: [QMP.JSONValue]? {
+        if case .array(let value) = self { return value }
+        return nil
+    }
+
+    public var objectValue: [String: QMP.JSONValue]? {
+        if case .object(let value) = self { return value }
+        return nil
+    }
+}
+
+// MARK: - Literals
+
+extension QMP.JSONValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral,
+    ExpressibleByFloatLiteral, ExpressibleByStringLiteral, ExpressibleByArrayLiteral,
+    ExpressibleByDictionaryLiteral
+{
+    public init(nilLiteral: ()) { self = .null }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(integerLiteral value: Int) { self = .int(value) }
+    public init(floatLiteral value: Double) { self = .double(value) }
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(arrayLiteral elements: QMP.JSONValue...) { self = .array(elements) }
+    public init(dictionaryLiteral elements: (String, QMP.JSONValue)...) {
+        self = .object(Dictionary(elements, uniquingKeysWith: { _, last in last }))
+    }
+}
+
+// MARK: - Text
+
+extension QMP.JSONValue: CustomStringConvertible {
+    /// Parses one JSON value (surrounding whitespace allowed).
+    public init(parsing text: String) throws(QMP.Error) {
+        var text = text
+        let result = text.withUTF8 { bytes in JSONParser.parse(UnsafeRawBufferPointer(bytes)) }
+        switch result {
+        case .success(let value):
+            self = value
+        case .failure(let failure):
+            throw .malformedMessage(reason: failure.description, excerpt: excerpt(of: Array(text.utf8)))
+        }
+    }
+
+    /// Parses one JSON value from UTF-8 bytes (surrounding whitespace allowed).
+    public init(parsing bytes: some Collection<UInt8>) throws(QMP.Error) {
+        let parsed: Result<QMP.JSONValue, JSONParseError>? = bytes.withContiguousStorageIfAvailable { buffer in
+            JSONParser.parse(UnsafeRawBufferPointer(buffer))
+        }
+        let result = parsed ?? Array(bytes).withUnsafeBytes { JSONParser.parse($0) }
+        switch result {
+        case .success(let value):
+            self = value
+        case .failure(let failure):
+            throw .malformedMessage(reason: failure.description, excerpt: excerpt(of: bytes))
+        }
+    }
+
+    init(parsing bytes: UnsafeRawBufferPointer) throws(QMP.Error) {
+        switch JSONParser.parse(bytes) {
+        case .success(let value):
+            self = value
+        case .failure(let failure):
+            throw .malformedMessage(reason: failure.description, excerpt: excerpt(of: bytes))
+        }
+    }
+
+    /// Compact JSON text with object keys sorted, so the output is deterministic.
+    public var jsonText: String {
+        var out: [UInt8] = []
+        write(to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    public var description: String { jsonText }
+}
+
+// MARK: - Codable
+
+extension QMP.JSONValue: Codable {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Int.self) {
+            self = .int(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .double(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([QMP.JSONValue].self) {
+            self = .array(value)
+        } else if let value = try? container.decode([String: QMP.JSONValue].self) {
+            self = .object(value)
+        } else {
+            throw DecodingError.dataCorruptedError(
+                in: container, debugDescription: "not a JSON null, bool, number, string, array or object")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let value): try container.encode(value)
+        case .int(let value): try container.encode(value)
+        case .double(let value): try container.encode(value)
+        case .string(let value): try container.encode(value)
+        case .array(let value): try container.encode(value)
+        case .object(let value): try container.encode(value)
+        }
+    }
+}
+
+/// A short, printable prefix of a line for error messages: non-printable bytes are
+/// shown as `\xNN`, and long lines are cut.
+func excerpt(of bytes: some Collection<UInt8>, limit: Int = 120) -> String {
+    var text = ""
+    var count = 0
+    for byte in bytes {
+        if count == limit {
+            text += "… (\(bytes.count) bytes)"
+            break
+        }
+        if byte >= 0x20 && byte < 0x7F {
+            text.unicodeScalars.append(Unicode.Scalar(byte))
+        } else {
+            let hex = String(byte, radix: 16, uppercase: true)
+            text += byte < 0x10 ? "\\x0\(hex)" : "\\x\(hex)"
+        }
+        count += 1
+    }
+    return text.isEmpty ? "(empty line)" : text
+}
