@@ -77,7 +77,8 @@ final class Connection: Sendable {
                 state.withLock { $0.attach(0, continuation) }?.run()
                 if !startDetachedThread(name: "qmp-io", { self.run() }) {
                     closeFileDescriptors()
-                    self.close(error: .connectFailed(path: endpoint, errno: EAGAIN), cause: "no thread could be started")
+                    self.close(
+                        error: .connectFailed(path: endpoint, errno: EAGAIN), cause: "no thread could be started")
                 }
             }
         } onCancel: {
@@ -94,7 +95,8 @@ final class Connection: Sendable {
         QMP.JSONValue, QMP.Error
     > {
         let deadline = Self.deadline(after: timeout)
-        let reserved = reserve(.command(command), deadline: deadline, timeoutError: .timeout(command: command, after: timeout))
+        let reserved = reserve(
+            .command(command), deadline: deadline, timeoutError: .timeout(command: command, after: timeout))
         guard case .success(let id) = reserved else {
             return .failure(reserved.failureValue!)
         }
@@ -123,7 +125,8 @@ final class Connection: Sendable {
     /// Waits for the next event named `name` (any event when nil) until `timeout`.
     func nextEvent(named name: String?, timeout: Duration) async -> Result<QMP.Event, QMP.Error> {
         let deadline = Self.deadline(after: timeout)
-        let reserved = reserve(.event(name), deadline: deadline, timeoutError: .eventTimeout(name: name, after: timeout))
+        let reserved = reserve(
+            .event(name), deadline: deadline, timeoutError: .eventTimeout(name: name, after: timeout))
         guard case .success(let id) = reserved else { return .failure(reserved.failureValue!) }
         let result = await suspend(id, operation: "the event \(name ?? "(any)")") { _ in Teardown() }
         return result.flatMap { outcome in
@@ -449,7 +452,9 @@ final class Connection: Sendable {
             do {
                 range = try reader.nextLine()
             } catch {
-                close(error: .lineTooLong(limit: maxLineBytes), cause: "the peer sent a line longer than \(maxLineBytes) bytes")
+                close(
+                    error: .lineTooLong(limit: maxLineBytes),
+                    cause: "the peer sent a line longer than \(maxLineBytes) bytes")
                 return false
             }
             guard let range else { return true }
@@ -494,7 +499,8 @@ final class Connection: Sendable {
         }
         if !state.withLock({ $0.greeted }) {
             close(
-                error: .negotiationFailed(reason: "the first message is not a QMP greeting: \(excerpt(of: Array(message.jsonText.utf8)))"),
+                error: .negotiationFailed(
+                    reason: "the first message is not a QMP greeting: \(excerpt(of: Array(message.jsonText.utf8)))"),
                 cause: "the peer did not greet")
             return false
         }
@@ -514,7 +520,8 @@ final class Connection: Sendable {
             return state.settle(0, .success(.greeting(greeting)))
         }
         logger.debug(
-            "qmp greeting", metadata: ["qmp.version": "\(greeting.version)", "qmp.capabilities": "\(greeting.capabilities)"])
+            "qmp greeting",
+            metadata: ["qmp.version": "\(greeting.version)", "qmp.capabilities": "\(greeting.capabilities)"])
         resumption?.run()
         return true
     }

@@ -120,7 +120,9 @@ struct LineBuffer: ~Copyable {
     }
 
     private static func allocate(_ capacity: Int) -> UnsafeMutableRawPointer {
-        guard let memory = malloc(capacity) else { fatalError("LineBuffer: out of memory allocating \(capacity) bytes") }
+        guard let memory = malloc(capacity) else {
+            fatalError("LineBuffer: out of memory allocating \(capacity) bytes")
+        }
         return memory
     }
 }

@@ -207,7 +207,8 @@ extension QMP {
                 "human-monitor-command", arguments: ["command-line": .string(line)], timeout: timeout)
             guard let output = reply.stringValue else {
                 throw .malformedMessage(
-                    reason: "human-monitor-command returned a non-string", excerpt: excerpt(of: Array(reply.jsonText.utf8)))
+                    reason: "human-monitor-command returned a non-string",
+                    excerpt: excerpt(of: Array(reply.jsonText.utf8)))
             }
             return output
         }
@@ -258,7 +259,8 @@ extension QMP {
         /// Closes the connection. Every waiting call fails with `.disconnected`, every
         /// event stream finishes. Idempotent.
         public func close() {
-            connection.close(error: .disconnected(cause: "the client closed the connection"), cause: "the client closed the connection")
+            let cause = "the client closed the connection"
+            connection.close(error: .disconnected(cause: cause), cause: cause)
         }
     }
 }
