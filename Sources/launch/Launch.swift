@@ -3,6 +3,7 @@ import Foundation
 import GuestKit
 import Logging
 import QEMULaunch
+import Synchronization
 
 @main
 struct Launch: AsyncParsableCommand {
@@ -14,7 +15,7 @@ struct Launch: AsyncParsableCommand {
             124 timeout, 125 guest panic, 65 invalid profile, 69 a required program \
             is missing, 70 internal error, 71 host problem.
             """,
-        subcommands: [RunCommand.self, PlanCommand.self, DoctorCommand.self],
+        subcommands: [RunCommand.self, BatchCommand.self, PlanCommand.self, DoctorCommand.self],
         defaultSubcommand: RunCommand.self
     )
 }
@@ -137,7 +138,14 @@ struct StderrLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
+    /// Warnings already printed: a batch of VMs on one host would repeat the same host warning per VM.
+    static let printedWarnings = Mutex<Set<String>>([])
+
     func log(event: LogEvent) {
+        if event.level == .warning {
+            let text = "\(event.message)"
+            guard Self.printedWarnings.withLock({ $0.insert(text).inserted }) else { return }
+        }
         var line = "launch: \(event.level == .info ? "" : "\(event.level): ")\(event.message)"
         if logLevel <= .debug {
             let all = metadata.merging(event.metadata ?? [:]) { $1 }

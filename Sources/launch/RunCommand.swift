@@ -22,6 +22,9 @@ struct RunCommand: AsyncParsableCommand {
     @Argument(help: "The profile (a JSON file).")
     var profile: String
 
+    @Option(name: [.customShort("c"), .long], help: "A shell command to run in the guest (sh -c), instead of one after --.")
+    var shell: String?
+
     @OptionGroup var overrides: ProfileOverrides
 
     @Flag(help: "Keep the runtime dir (sockets, logs) after the VM ends, and print where it is.")
@@ -36,6 +39,10 @@ struct RunCommand: AsyncParsableCommand {
     @Argument(parsing: .postTerminator, help: "The command to run in the guest (after --).")
     var command: [String] = []
 
+    func validate() throws {
+        if shell != nil && !command.isEmpty { throw ValidationError("give the command either after -- or with -c, not both") }
+    }
+
     func run() async throws {
         let logger = makeLogger(verbose: verbose, quiet: quiet)
         var profile = try loadProfile(self.profile)
@@ -46,6 +53,7 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(LaunchError.Code.invalidProfile.exitStatus)
         }
         if !command.isEmpty { profile.command = command }
+        if let shell { profile.command = ["sh", "-c", shell] }
         let interrupt = Interrupt()
         let signals = installSignalHandlers(interrupt)
         defer { signals.forEach { $0.cancel() } }

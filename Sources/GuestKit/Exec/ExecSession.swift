@@ -21,6 +21,8 @@ public enum GuestOutput: Sendable {
     case capture
     /// Written to this fd as it arrives (and not kept).
     case fileDescriptor(Int32)
+    /// Handed to this closure, chunk by chunk, as it arrives (on a reader thread).
+    case handler(@Sendable (Data) -> Void)
 }
 
 /// The host side of the exec protocol (see `GuestInit`): sends the setup script,
@@ -179,6 +181,9 @@ final class OutputPump: Sendable {
                     }
                 case .fileDescriptor(let sink):
                     writeAll(sink, Array(buffer[0..<n]))
+                    state.withLock { $0.count += n }
+                case .handler(let handle):
+                    handle(Data(buffer[0..<n]))
                     state.withLock { $0.count += n }
                 }
             }

@@ -1,0 +1,108 @@
+import Foundation
+import QEMULaunch
+
+extension GuestKit {
+    /// One run of `runAll`: a profile (with its command set) and a label for its output.
+    public struct Job: Sendable {
+        public var label: String
+        public var profile: Profile
+        public init(label: String, profile: Profile) {
+            self.label = label
+            self.profile = profile
+        }
+    }
+
+    /// How one job ended, for the summary table.
+    public struct JobSummary: Sendable {
+        public var label: String
+        /// The command's exit code, or the launcher's code for a failure (124, 125, 70, ...).
+        public var exitCode: Int32
+        public var duration: Duration
+        public var shutdownStep: ShutdownStep?
+        /// Why it failed, when the launcher (not the command) failed.
+        public var error: LaunchError?
+    }
+
+    public enum Stream: Sendable { case stdout, stderr }
+
+    /// Runs `jobs` with at most `parallelism` VMs at once. Output arrives through
+    /// `output(label, stream, bytes)` as it comes; the summaries come back in job order.
+    /// `options.interrupt` stops every running VM through the shutdown ladder and
+    /// skips the jobs not yet started.
+    public static func runAll(_ jobs: [Job], parallelism: Int, options: Options,
+                              output: @escaping @Sendable (String, Stream, Data) -> Void) async -> [JobSummary] {
+        let width = max(1, parallelism)
+        return await withTaskGroup(of: (Int, JobSummary).self) { group in
+            var results = [JobSummary?](repeating: nil, count: jobs.count)
+            var next = 0
+            func startNext() {
+                guard next < jobs.count else { return }
+                let index = next
+                let job = jobs[index]
+                next += 1
+                group.addTask {
+                    let started = ContinuousClock.now
+                    if options.interrupt?.fired == true {
+                        return (index, JobSummary(label: job.label, exitCode: LaunchError.Code.interrupted.exitStatus,
+                                                  duration: .zero, shutdownStep: nil,
+                                                  error: LaunchError(.interrupted, "not started: interrupted")))
+                    }
+                    var jobOptions = options
+                    jobOptions.stdin = .none
+                    jobOptions.stdout = .handler { output(job.label, .stdout, $0) }
+                    jobOptions.stderr = .handler { output(job.label, .stderr, $0) }
+                    var logger = options.logger
+                    logger[metadataKey: "job"] = .string(job.label)
+                    jobOptions.logger = logger
+                    do throws(LaunchError) {
+                        let result = try await GuestKit.run(job.profile, options: jobOptions)
+                        return (index, JobSummary(label: job.label, exitCode: result.exitCode, duration: result.duration,
+                                                  shutdownStep: result.shutdown?.step, error: nil))
+                    } catch {
+                        return (index, JobSummary(label: job.label, exitCode: error.code.exitStatus,
+                                                  duration: started.duration(to: .now), shutdownStep: nil, error: error))
+                    }
+                }
+            }
+            for _ in 0..<min(width, jobs.count) { startNext() }
+            for await (index, summary) in group {
+                results[index] = summary
+                startNext()
+            }
+            return results.map { $0! }
+        }
+    }
+}
+
+/// Splits a byte stream into lines and prefixes each, keeping a partial last line until it ends.
+public final class LinePrefixer: @unchecked Sendable {
+    // Guarded by `lock`: reader threads of several VMs call `feed` at once.
+    private let lock = NSLock()
+    private var pending: [String: Data] = [:]
+    private let write: @Sendable (Data) -> Void
+
+    public init(write: @escaping @Sendable (Data) -> Void) { self.write = write }
+
+    public func feed(_ key: String, prefix: String, _ data: Data) {
+        lock.lock()
+        defer { lock.unlock() }
+        var buffer = (pending[key] ?? Data()) + data
+        var out = Data()
+        while let newline = buffer.firstIndex(of: 0x0a) {
+            out += Data(prefix.utf8) + buffer[buffer.startIndex...newline]
+            buffer = Data(buffer[(newline + 1)...])
+        }
+        pending[key] = buffer
+        if !out.isEmpty { write(out) }
+    }
+
+    /// Writes every unterminated last line, with a newline.
+    public func flush(prefix: (String) -> String) {
+        lock.lock()
+        defer { lock.unlock() }
+        for (key, data) in pending.sorted(by: { $0.key < $1.key }) where !data.isEmpty {
+            write(Data(prefix(key).utf8) + data + Data("\n".utf8))
+        }
+        pending = [:]
+    }
+}
