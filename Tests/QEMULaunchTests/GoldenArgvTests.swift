@@ -1,0 +1,648 @@
+import Foundation
+import Testing
+
+@testable import QEMULaunch
+
+/// One profile planned on one host, with the exact argv it must produce.
+struct GoldenCase: Sendable, CustomTestStringConvertible {
+    var title: String
+    var host: HostFacts
+    var json: String
+    var options = PlanOptions(runtimeDir: goldenRuntimeDir)
+    var qemu: [String]
+    var virtiofsd: [[String]] = []
+    var prepare: [[String]] = []
+    var cmdline: String
+
+    var testDescription: String { title }
+}
+
+@Suite("Golden argv: Planner.plan gives exactly these QEMU, virtiofsd and qemu-img command lines")
+struct GoldenArgvTests {
+    init() { #expect(GoldenFiles.ready) }
+
+    @Test("the QEMU argv, virtiofsd argv, prepare commands and kernel command line are exactly the golden ones",
+          arguments: GoldenCase.all)
+    func golden(_ golden: GoldenCase) throws {
+        let plan = try Planner.plan(profile(golden.json), host: golden.host, options: golden.options)
+        #expect(plan.qemu == golden.qemu)
+        if plan.qemu != golden.qemu {
+            // A readable diff for when the arrays differ somewhere in the middle.
+            for (index, pair) in zip(plan.qemu, golden.qemu).enumerated() where pair.0 != pair.1 {
+                Issue.record("first difference at argv[\(index)]: got \(pair.0), expected \(pair.1)")
+                break
+            }
+        }
+        #expect(plan.virtiofsd == golden.virtiofsd)
+        #expect(plan.prepare == golden.prepare)
+        #expect(plan.cmdline == golden.cmdline)
+        #expect(plan.runtimeDir == goldenRuntimeDir)
+    }
+
+    @Test("the plan records what it picked and why: accelerator, machine, transport, virtiofsd flavor, PVH kernel")
+    func choicesOnKVM() throws {
+        let plan = try Planner.plan(profile(GoldenCase.kvmMicrovm.json), host: Hosts.x86KVM, options: GoldenCase.kvmMicrovm.options)
+        #expect(plan.choices == [
+            Plan.Choice(topic: "accelerator", value: "kvm", reason: "auto: kvm is usable"),
+            Plan.Choice(topic: "machine", value: "microvm", reason: "from the profile"),
+            Plan.Choice(topic: "transport", value: "virtio-mmio", reason: "default for microvm"),
+            Plan.Choice(topic: "virtiofsd", value: "legacy-c", reason: "detected from /usr/lib/qemu/virtiofsd's --help"),
+            Plan.Choice(topic: "kernel", value: "vmlinux (PVH entry)", reason: "booted directly, no in-guest decompression"),
+        ])
+        #expect((plan.arch, plan.machine, plan.accelerator, plan.transport) == (.x86_64, .microvm, .kvm, .mmio))
+    }
+
+    @Test("falling back to TCG when KVM is absent is a warning, never silent")
+    func tcgFallbackIsAWarning() throws {
+        let plan = try Planner.plan(profile(GoldenCase.tcgMicrovm.json), host: Hosts.x86TCG, options: GoldenCase.tcgMicrovm.options)
+        #expect(plan.accelerator == .tcg)
+        #expect(plan.choices.first == Plan.Choice(
+            topic: "accelerator", value: "tcg", reason: "auto: kvm unavailable (/dev/kvm does not exist); emulating", isWarning: true))
+        #expect(plan.choices.filter(\.isWarning).count == 1)
+    }
+
+    @Test("an unusable KVM with accel auto falls back to TCG with a warning that carries the fix")
+    func unusableKVMFallback() throws {
+        var host = Hosts.x86KVM
+        host.kvm = .unusable(reason: "no permission to open /dev/kvm", fix: "add yourself to the kvm group")
+        let plan = try Planner.plan(profile(#"{"name": "x", "kernel": "/tmp/qlt-golden/vmlinuz"}"#), host: host,
+                                    options: PlanOptions(runtimeDir: goldenRuntimeDir))
+        #expect(plan.accelerator == .tcg)
+        #expect(plan.choices.first == Plan.Choice(
+            topic: "accelerator", value: "tcg",
+            reason: "auto: kvm unusable: no permission to open /dev/kvm; emulating instead. add yourself to the kvm group",
+            isWarning: true))
+    }
+
+    @Test("a foreign-arch guest runs emulated, with a warning that it is slow")
+    func foreignArchWarning() throws {
+        let plan = try Planner.plan(profile(GoldenCase.crossArch.json), host: Hosts.x86TCG, options: GoldenCase.crossArch.options)
+        #expect(plan.choices.first == Plan.Choice(
+            topic: "accelerator", value: "tcg",
+            reason: "aarch64 guest on a x86_64 host runs emulated, 10-100x slower than native", isWarning: true))
+    }
+
+    @Test("socket paths: QMP, console, one per virtiofs share, one per virtio-serial port in port order")
+    func sockets() throws {
+        let plan = try Planner.plan(profile(GoldenCase.tcgQ35.json), host: Hosts.x86TCG, options: GoldenCase.tcgQ35.options)
+        #expect(plan.sockets == Plan.Sockets(
+            qmp: "/run/user/1000/launch-test0001/qmp.sock",
+            console: "/run/user/1000/launch-test0001/console.sock",
+            virtiofs: [],
+            ports: [
+                "launch.stdin": "/run/user/1000/launch-test0001/port0.sock",
+                "launch.stdout": "/run/user/1000/launch-test0001/port1.sock",
+                "launch.stderr": "/run/user/1000/launch-test0001/port2.sock",
+                "launch.status": "/run/user/1000/launch-test0001/port3.sock",
+                "trace": "/run/user/1000/launch-test0001/port4.sock",
+            ]))
+        let fs = try Planner.plan(profile(GoldenCase.tcgPC.json), host: Hosts.x86TCG, options: GoldenCase.tcgPC.options)
+        #expect(fs.sockets.virtiofs == ["/run/user/1000/launch-test0001/fs0.sock", "/run/user/1000/launch-test0001/fs1.sock"])
+        #expect(fs.sockets.ports.isEmpty)
+    }
+
+    @Test("machine and transport decisions match the plan's", arguments: GoldenCase.all)
+    func decisionsMatchPlan(_ golden: GoldenCase) throws {
+        let p = try profile(golden.json)
+        let plan = try Planner.plan(p, host: golden.host, options: golden.options)
+        let decided = Planner.decisions(p, host: golden.host)
+        #expect(decided.arch == plan.arch)
+        #expect(decided.machine == plan.machine)
+        #expect(decided.transport == plan.transport)
+        #expect(decided.accelerator == plan.accelerator)
+    }
+
+    @Test("a plan round-trips through JSON (launch plan --json)")
+    func planCodable() throws {
+        let plan = try Planner.plan(profile(GoldenCase.kvmQ35.json), host: Hosts.x86KVM, options: GoldenCase.kvmQ35.options)
+        let data = try JSONEncoder().encode(plan)
+        #expect(try JSONDecoder().decode(Plan.self, from: data) == plan)
+    }
+}
+
+extension GoldenCase {
+    static let all: [GoldenCase] = [
+        kvmMicrovm, kvmQ35, kvmPC, tcgMicrovm, tcgMicrovmPVH, tcgQ35, tcgPC, crossArch,
+        armKVMPCI, armKVMMMIO, macHVFPCI, macHVFMMIO,
+    ]
+
+    static let kvmMicrovm = GoldenCase(
+        title: "x86_64 Linux KVM, microvm: virtiofs (legacy C), exec ports for the command, PVH adds tsc_early_khz",
+        host: Hosts.x86KVM,
+        json: """
+            {"name": "kvm-micro", "machine": "microvm", "cpus": 2, "memory": "1G",
+             "kernel": "/tmp/qlt-golden/vmlinux",
+             "shares": [{"tag": "src", "path": "/tmp/qlt-golden/src"}],
+             "command": ["uname", "-r"]}
+            """,
+        options: PlanOptions(runtimeDir: goldenRuntimeDir, kernelEntry: .pvh, kernelArguments: ["quiet"]),
+        qemu: [
+            "/usr/bin/qemu-system-x86_64",
+            "-nodefaults", "-no-user-config", "-display", "none",
+            "-name", "guest=kvm-micro",
+            "-machine", "microvm,pit=off,pic=off,rtc=on,isa-serial=on,x-option-roms=off,memory-backend=mem",
+            "-accel", "kvm",
+            "-cpu", "host",
+            "-smp", "2",
+            "-m", "1024M",
+            "-object", "memory-backend-memfd,id=mem,size=1024M,share=on",
+            "-global", "virtio-mmio.force-legacy=false",
+            "-kernel", "/tmp/qlt-golden/vmlinux",
+            "-append", "console=ttyS0 panic=-1 tsc_early_khz=2995200 quiet",
+            "-chardev", "socket,id=console,path=/run/user/1000/launch-test0001/console.sock,server=on,wait=off",
+            "-serial", "chardev:console",
+            "-device", "virtio-serial-device,id=vser0",
+            "-chardev", "socket,id=port0,path=/run/user/1000/launch-test0001/port0.sock,server=on,wait=off",
+            "-device", "virtserialport,bus=vser0.0,chardev=port0,name=launch.stdin",
+            "-chardev", "socket,id=port1,path=/run/user/1000/launch-test0001/port1.sock,server=on,wait=off",
+            "-device", "virtserialport,bus=vser0.0,chardev=port1,name=launch.stdout",
+            "-chardev", "socket,id=port2,path=/run/user/1000/launch-test0001/port2.sock,server=on,wait=off",
+            "-device", "virtserialport,bus=vser0.0,chardev=port2,name=launch.stderr",
+            "-chardev", "socket,id=port3,path=/run/user/1000/launch-test0001/port3.sock,server=on,wait=off",
+            "-device", "virtserialport,bus=vser0.0,chardev=port3,name=launch.status",
+            "-chardev", "socket,id=fs0,path=/run/user/1000/launch-test0001/fs0.sock",
+            "-device", "vhost-user-fs-device,chardev=fs0,tag=src",
+            "-object", "rng-random,id=rng0,filename=/dev/urandom",
+            "-device", "virtio-rng-device,rng=rng0",
+            "-device", "pvpanic",
+            "-chardev", "socket,id=qmp,path=/run/user/1000/launch-test0001/qmp.sock,server=on,wait=off",
+            "-mon", "chardev=qmp,mode=control",
+            "-no-reboot",
+            "-S",
+        ],
+        virtiofsd: [[
+            "/usr/lib/qemu/virtiofsd",
+            "--socket-path=/run/user/1000/launch-test0001/fs0.sock",
+            "-o", "source=/tmp/qlt-golden/src",
+            "-o", "cache=auto",
+            "-o", "sandbox=chroot",
+        ]],
+        cmdline: "console=ttyS0 panic=-1 tsc_early_khz=2995200 quiet")
+
+    static let kvmQ35 = GoldenCase(
+        title: "x86_64 Linux KVM, q35: read-only 9p, read-only raw disk, user network with forwards, named consoles",
+        host: Hosts.x86KVM,
+        json: """
+            {"name": "kvm-q35", "machine": "q35", "accel": "kvm", "memory": "2G",
+             "kernel": "/tmp/qlt-golden/vmlinuz", "initrd": "/tmp/qlt-golden/initrd.img",
+             "cmdline": "root=/dev/vda ro",
+             "shares": [{"tag": "data", "path": "/tmp/qlt-golden/data", "transport": "9p", "readOnly": true}],
+             "disks": [{"path": "/tmp/qlt-golden/disk.img", "readOnly": true}],
+             "network": {"mode": "user", "forwards": [
+                {"host": 2222, "guest": 22}, {"host": 5353, "guest": 53, "protocol": "udp"}]},
+             "consoles": ["agent", "log"]}
+            """,
+        qemu: [
+            "/usr/bin/qemu-system-x86_64",
+            "-nodefaults", "-no-user-config", "-display", "none",
+            "-name", "guest=kvm-q35",
+            "-machine", "q35",
+            "-accel", "kvm",
+            "-cpu", "host",
+            "-smp", "1",
+            "-m", "2048M",
+            "-kernel", "/tmp/qlt-golden/vmlinuz",
+            "-initrd", "/tmp/qlt-golden/initrd.img",
+            "-append", "console=ttyS0 panic=-1 root=/dev/vda ro",
+            "-chardev", "socket,id=console,path=/run/user/1000/launch-test0001/console.sock,server=on,wait=off",
+            "-serial", "chardev:console",
+            "-device", "virtio-serial-pci,id=vser0",
+            "-chardev", "socket,id=port0,path=/run/user/1000/launch-test0001/port0.sock,server=on,wait=off",
+            "-device", "virtserialport,bus=vser0.0,chardev=port0,name=agent",
+            "-chardev", "socket,id=port1,path=/run/user/1000/launch-test0001/port1.sock,server=on,wait=off",
+            "-device", "virtserialport,bus=vser0.0,chardev=port1,name=log",
+            "-fsdev", "local,id=p9fs0,path=/tmp/qlt-golden/data,security_model=none,readonly=on",
+            "-device", "virtio-9p-pci,fsdev=p9fs0,mount_tag=data",
+            "-drive", "file=/tmp/qlt-golden/disk.img,if=none,id=disk0,format=raw,readonly=on",
+            "-device", "virtio-blk-pci,drive=disk0",
+            "-netdev", "user,id=net0,hostfwd=tcp::2222-:22,hostfwd=udp::5353-:53",
+            "-device", "virtio-net-pci,netdev=net0",
+            "-object", "rng-random,id=rng0,filename=/dev/urandom",
+            "-device", "virtio-rng-pci,rng=rng0",
+            "-device", "pvpanic",
+            "-chardev", "socket,id=qmp,path=/run/user/1000/launch-test0001/qmp.sock,server=on,wait=off",
+            "-mon", "chardev=qmp,mode=control",
+            "-no-reboot",
+            "-S",
+        ],
+        cmdline: "console=ttyS0 panic=-1 root=/dev/vda ro")
+
+    static let kvmPC = GoldenCase(
+        title: "x86_64 Linux KVM, pc: CPU override, extra QEMU args last, PVH adds no tsc_early_khz off microvm",
+        host: Hosts.x86KVM,
+        json: """
+            {"name": "kvm-pc", "machine": "pc", "kernel": "/tmp/qlt-golden/vmlinux", "cpu": "qemu64",
+             "qemu": {"extraArgs": ["-d", "guest_errors"]}}
+            """,
+        options: PlanOptions(runtimeDir: goldenRuntimeDir, kernelEntry: .pvh),
+        qemu: [
+            "/usr/bin/qemu-system-x86_64",
+            "-nodefaults", "-no-user-config", "-display", "none",
+            "-name", "guest=kvm-pc",
+            "-machine", "pc",
+            "-accel", "kvm",
+            "-cpu", "qemu64",
+            "-smp", "1",
+            "-m", "512M",
+            "-kernel", "/tmp/qlt-golden/vmlinux",
+            "-append", "console=ttyS0 panic=-1",
+            "-chardev", "socket,id=console,path=/run/user/1000/launch-test0001/console.sock,server=on,wait=off",
+            "-serial", "chardev:console",
+            "-object", "rng-random,id=rng0,filename=/dev/urandom",
+            "-device", "virtio-rng-pci,rng=rng0",
+            "-device", "pvpanic",
+            "-chardev", "socket,id=qmp,path=/run/user/1000/launch-test0001/qmp.sock,server=on,wait=off",
+            "-mon", "chardev=qmp,mode=control",
+            "-no-reboot",
+            "-S",
+            "-d", "guest_errors",
+        ],
+        cmdline: "console=ttyS0 panic=-1")
+
+    static let tcgMicrovm = GoldenCase(
+        title: "x86_64 Linux TCG-only, microvm (default machine): PIT and PIC on, read-only virtiofs (Rust), ephemeral qcow2 disk",
+        host: Hosts.x86TCG,
+        json: """
+            {"name": "tcg-micro", "kernel": "/tmp/qlt-golden/vmlinuz",
+             "shares": [{"tag": "src", "path": "/tmp/qlt-golden/src", "readOnly": true}],
+             "disks": [{"path": "/tmp/qlt-golden/disk.qcow2", "format": "qcow2", "ephemeral": true}],
+             "virtiofsd": {"cache": "never", "extraArgs": ["--log-level=debug"]}}
+            """,
+        qemu: [
+            "/usr/local/bin/qemu-system-x86_64",
+            "-nodefaults", "-no-user-config", "-display", "none",
+            "-name", "guest=tcg-micro",
+            "-machine", "microvm,pit=on,pic=on,rtc=on,isa-serial=on,x-option-roms=off,memory-backend=mem",
+            "-accel", "tcg",
+            "-cpu", "max",
+            "-smp", "1",
+            "-m", "512M",
+            "-object", "memory-backend-memfd,id=mem,size=512M,share=on",
+            "-global", "virtio-mmio.force-legacy=false",
+            "-kernel", "/tmp/qlt-golden/vmlinuz",
+            "-append", "console=ttyS0 panic=-1",
+            "-chardev", "socket,id=console,path=/run/user/1000/launch-test0001/console.sock,server=on,wait=off",
+            "-serial", "chardev:console",
+            "-chardev", "socket,id=fs0,path=/run/user/1000/launch-test0001/fs0.sock",
+            "-device", "vhost-user-fs-device,chardev=fs0,tag=src",
+            "-drive", "file=/run/user/1000/launch-test0001/disk0.qcow2,if=none,id=disk0,format=qcow2",
+            "-device", "virtio-blk-device,drive=disk0",
+            "-object", "rng-random,id=rng0,filename=/dev/urandom",
+            "-device", "virtio-rng-device,rng=rng0",
+            "-device", "pvpanic",
+            "-chardev", "socket,id=qmp,path=/run/user/1000/launch-test0001/qmp.sock,server=on,wait=off",
+            "-mon", "chardev=qmp,mode=control",
+            "-no-reboot",
+            "-S",
+        ],
+        virtiofsd: [[
+            "/usr/libexec/virtiofsd",
+            "--socket-path=/run/user/1000/launch-test0001/fs0.sock",
+            "--shared-dir=/tmp/qlt-golden/src",
+            "--cache=never",
+            "--sandbox=chroot",
+            "--readonly",
+            "--log-level=debug",
+        ]],
+        prepare: [[
+            "/usr/local/bin/qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2",
+            "-b", "/tmp/qlt-golden/disk.qcow2", "/run/user/1000/launch-test0001/disk0.qcow2",
+        ]],
+        cmdline: "console=ttyS0 panic=-1")
+
+    static let tcgMicrovmPVH = GoldenCase(
+        title: "x86_64 Linux TCG-only, microvm PVH: tsc_early_khz before the caller's arguments, exec ports without a command, not paused",
+        host: Hosts.x86TCG,
+        json: #"{"name": "pvh", "accel": "tcg", "kernel": "/tmp/qlt-golden/vmlinux", "cmdline": "loglevel=4"}"#,
+        options: PlanOptions(runtimeDir: goldenRuntimeDir, kernelEntry: .pvh, kernelArguments: ["rdinit=/init", "quiet"],
+                             startPaused: false, execPorts: true),
+        qemu: [
+            "/usr/local/bin/qemu-system-x86_64",
+            "-nodefaults", "-no-user-config", "-display", "none",
+            "-name", "guest=pvh",
+            "-machine", "microvm,pit=on,pic=on,rtc=on,isa-serial=on,x-option-roms=off",
+            "-accel", "tcg",
+            "-cpu", "max",
+            "-smp", "1",
+            "-m", "512M",
+            "-global", "virtio-mmio.force-legacy=false",
+            "-kernel", "/tmp/qlt-golden/vmlinux",
+            "-append", "console=ttyS0 panic=-1 tsc_early_khz=2400000 rdinit=/init quiet loglevel=4",
+            "-chardev", "socket,id=console,path=/run/user/1000/launch-test0001/console.sock,server=on,wait=off",
+            "-serial", "chardev:console",
+            "-device", "virtio-serial-device,id=vser0",
+            "-chardev", "socket,id=port0,path=/run/user/1000/launch-test0001/port0.sock,server=on,wait=off",
+            "-device", "virtserialport,bus=vser0.0,chardev=port0,name=launch.stdin",
+            "-chardev", "socket,id=port1,path=/run/user/1000/launch-test0001/port1.sock,server=on,wait=off",
+            "-device", "virtserialport,bus=vser0.0,chardev=port1,name=launch.stdout",
+            "-chardev", "socket,id=port2,path=/run/user/1000/launch-test0001/port2.sock,server=on,wait=off",
+            "-device", "virtserialport,bus=vser0.0,chardev=port2,name=launch.stderr",
+            "-chardev", "socket,id=port3,path=/run/user/1000/launch-test0001/port3.sock,server=on,wait=off",
+            "-device", "virtserialport,bus=vser0.0,chardev=port3,name=launch.status",
+            "-object", "rng-random,id=rng0,filename=/dev/urandom",
+            "-device", "virtio-rng-device,rng=rng0",
+            "-device", "pvpanic",
+            "-chardev", "socket,id=qmp,path=/run/user/1000/launch-test0001/qmp.sock,server=on,wait=off",
+            "-mon", "chardev=qmp,mode=control",
+            "-no-reboot",
+        ],
+        cmdline: "console=ttyS0 panic=-1 tsc_early_khz=2400000 rdinit=/init quiet loglevel=4")
+
+    static let tcgQ35 = GoldenCase(
+        title: "x86_64 Linux TCG-only, q35 (accel tcg): exec ports then named consoles, user network without forwards",
+        host: Hosts.x86TCG,
+        json: """
+            {"name": "tcg-q35", "machine": "q35", "accel": "tcg", "cpus": 2, "memory": 1024,
+             "kernel": "/tmp/qlt-golden/vmlinuz", "command": ["sh", "-c", "echo hi"],
+             "consoles": ["trace"], "network": {"mode": "user"}}
+            """,
+        qemu: [
+            "/usr/local/bin/qemu-system-x86_64",
+            "-nodefaults", "-no-user-config", "-display", "none",
+            "-name", "guest=tcg-q35",
+            "-machine", "q35",
+            "-accel", "tcg",
+            "-cpu", "max",
+            "-smp", "2",
+            "-m", "1024M",
+            "-kernel", "/tmp/qlt-golden/vmlinuz",
+            "-append", "console=ttyS0 panic=-1",
+            "-chardev", "socket,id=console,path=/run/user/1000/launch-test0001/console.sock,server=on,wait=off",
+            "-serial", "chardev:console",
+            "-device", "virtio-serial-pci,id=vser0",
+            "-chardev", "socket,id=port0,path=/run/user/1000/launch-test0001/port0.sock,server=on,wait=off",
+            "-device", "virtserialport,bus=vser0.0,chardev=port0,name=launch.stdin",
+            "-chardev", "socket,id=port1,path=/run/user/1000/launch-test0001/port1.sock,server=on,wait=off",
+            "-device", "virtserialport,bus=vser0.0,chardev=port1,name=launch.stdout",
+            "-chardev", "socket,id=port2,path=/run/user/1000/launch-test0001/port2.sock,server=on,wait=off",
+            "-device", "virtserialport,bus=vser0.0,chardev=port2,name=launch.stderr",
+            "-chardev", "socket,id=port3,path=/run/user/1000/launch-test0001/port3.sock,server=on,wait=off",
+            "-device", "virtserialport,bus=vser0.0,chardev=port3,name=launch.status",
+            "-chardev", "socket,id=port4,path=/run/user/1000/launch-test0001/port4.sock,server=on,wait=off",
+            "-device", "virtserialport,bus=vser0.0,chardev=port4,name=trace",
+            "-netdev", "user,id=net0",
+            "-device", "virtio-net-pci,netdev=net0",
+            "-object", "rng-random,id=rng0,filename=/dev/urandom",
+            "-device", "virtio-rng-pci,rng=rng0",
+            "-device", "pvpanic",
+            "-chardev", "socket,id=qmp,path=/run/user/1000/launch-test0001/qmp.sock,server=on,wait=off",
+            "-mon", "chardev=qmp,mode=control",
+            "-no-reboot",
+            "-S",
+        ],
+        cmdline: "console=ttyS0 panic=-1")
+
+    static let tcgPC = GoldenCase(
+        title: "x86_64 Linux TCG-only, pc: two virtiofs shares around a 9p one (ids by kind), qcow2 and raw disks",
+        host: Hosts.x86TCG,
+        json: """
+            {"name": "tcg-pc", "machine": "pc", "memory": "768M", "kernel": "/tmp/qlt-golden/vmlinuz",
+             "shares": [
+                {"tag": "a", "path": "/tmp/qlt-golden/src"},
+                {"tag": "b", "path": "/tmp/qlt-golden/data", "transport": "9p"},
+                {"tag": "c", "path": "/tmp/qlt-golden/data", "readOnly": true}],
+             "disks": [{"path": "/tmp/qlt-golden/disk.qcow2", "format": "qcow2"}, {"path": "/tmp/qlt-golden/disk.img"}]}
+            """,
+        qemu: [
+            "/usr/local/bin/qemu-system-x86_64",
+            "-nodefaults", "-no-user-config", "-display", "none",
+            "-name", "guest=tcg-pc",
+            "-machine", "pc,memory-backend=mem",
+            "-accel", "tcg",
+            "-cpu", "max",
+            "-smp", "1",
+            "-m", "768M",
+            "-object", "memory-backend-memfd,id=mem,size=768M,share=on",
+            "-kernel", "/tmp/qlt-golden/vmlinuz",
+            "-append", "console=ttyS0 panic=-1",
+            "-chardev", "socket,id=console,path=/run/user/1000/launch-test0001/console.sock,server=on,wait=off",
+            "-serial", "chardev:console",
+            "-chardev", "socket,id=fs0,path=/run/user/1000/launch-test0001/fs0.sock",
+            "-device", "vhost-user-fs-pci,chardev=fs0,tag=a",
+            "-fsdev", "local,id=p9fs1,path=/tmp/qlt-golden/data,security_model=none",
+            "-device", "virtio-9p-pci,fsdev=p9fs1,mount_tag=b",
+            "-chardev", "socket,id=fs1,path=/run/user/1000/launch-test0001/fs1.sock",
+            "-device", "vhost-user-fs-pci,chardev=fs1,tag=c",
+            "-drive", "file=/tmp/qlt-golden/disk.qcow2,if=none,id=disk0,format=qcow2",
+            "-device", "virtio-blk-pci,drive=disk0",
+            "-drive", "file=/tmp/qlt-golden/disk.img,if=none,id=disk1,format=raw",
+            "-device", "virtio-blk-pci,drive=disk1",
+            "-object", "rng-random,id=rng0,filename=/dev/urandom",
+            "-device", "virtio-rng-pci,rng=rng0",
+            "-device", "pvpanic",
+            "-chardev", "socket,id=qmp,path=/run/user/1000/launch-test0001/qmp.sock,server=on,wait=off",
+            "-mon", "chardev=qmp,mode=control",
+            "-no-reboot",
+            "-S",
+        ],
+        virtiofsd: [
+            [
+                "/usr/libexec/virtiofsd",
+                "--socket-path=/run/user/1000/launch-test0001/fs0.sock",
+                "--shared-dir=/tmp/qlt-golden/src",
+                "--cache=auto",
+                "--sandbox=chroot",
+            ],
+            [
+                "/usr/libexec/virtiofsd",
+                "--socket-path=/run/user/1000/launch-test0001/fs1.sock",
+                "--shared-dir=/tmp/qlt-golden/data",
+                "--cache=auto",
+                "--sandbox=chroot",
+                "--readonly",
+            ],
+        ],
+        cmdline: "console=ttyS0 panic=-1")
+
+    static let crossArch = GoldenCase(
+        title: "x86_64 Linux TCG-only, aarch64 guest: virt (default) on PCI, GICv3, cortex-a57, ttyAMA0, pvpanic-pci",
+        host: Hosts.x86TCG,
+        json: #"{"name": "cross", "arch": "aarch64", "memory": "256M", "kernel": "/tmp/qlt-golden/Image"}"#,
+        qemu: [
+            "/usr/local/bin/qemu-system-aarch64",
+            "-nodefaults", "-no-user-config", "-display", "none",
+            "-name", "guest=cross",
+            "-machine", "virt,gic-version=3",
+            "-accel", "tcg",
+            "-cpu", "cortex-a57",
+            "-smp", "1",
+            "-m", "256M",
+            "-kernel", "/tmp/qlt-golden/Image",
+            "-append", "console=ttyAMA0 panic=-1",
+            "-chardev", "socket,id=console,path=/run/user/1000/launch-test0001/console.sock,server=on,wait=off",
+            "-serial", "chardev:console",
+            "-object", "rng-random,id=rng0,filename=/dev/urandom",
+            "-device", "virtio-rng-pci,rng=rng0",
+            "-device", "pvpanic-pci",
+            "-chardev", "socket,id=qmp,path=/run/user/1000/launch-test0001/qmp.sock,server=on,wait=off",
+            "-mon", "chardev=qmp,mode=control",
+            "-no-reboot",
+            "-S",
+        ],
+        cmdline: "console=ttyAMA0 panic=-1")
+
+    static let armKVMPCI = GoldenCase(
+        title: "aarch64 Linux KVM, virt on PCI: host GIC, virtiofs (Rust), raw disk, forwarded port",
+        host: Hosts.armKVM,
+        json: """
+            {"name": "arm-kvm", "kernel": "/tmp/qlt-golden/Image", "cpus": 4, "memory": "4G",
+             "shares": [{"tag": "src", "path": "/tmp/qlt-golden/src", "guestPath": "/src"}],
+             "disks": [{"path": "/tmp/qlt-golden/disk.img"}],
+             "network": {"mode": "user", "forwards": [{"host": 8080, "guest": 80}]}}
+            """,
+        options: PlanOptions(runtimeDir: goldenRuntimeDir, kernelEntry: .pvh),
+        qemu: [
+            "/usr/bin/qemu-system-aarch64",
+            "-nodefaults", "-no-user-config", "-display", "none",
+            "-name", "guest=arm-kvm",
+            "-machine", "virt,gic-version=host,memory-backend=mem",
+            "-accel", "kvm",
+            "-cpu", "host",
+            "-smp", "4",
+            "-m", "4096M",
+            "-object", "memory-backend-memfd,id=mem,size=4096M,share=on",
+            "-kernel", "/tmp/qlt-golden/Image",
+            "-append", "console=ttyAMA0 panic=-1",
+            "-chardev", "socket,id=console,path=/run/user/1000/launch-test0001/console.sock,server=on,wait=off",
+            "-serial", "chardev:console",
+            "-chardev", "socket,id=fs0,path=/run/user/1000/launch-test0001/fs0.sock",
+            "-device", "vhost-user-fs-pci,chardev=fs0,tag=src",
+            "-drive", "file=/tmp/qlt-golden/disk.img,if=none,id=disk0,format=raw",
+            "-device", "virtio-blk-pci,drive=disk0",
+            "-netdev", "user,id=net0,hostfwd=tcp::8080-:80",
+            "-device", "virtio-net-pci,netdev=net0",
+            "-object", "rng-random,id=rng0,filename=/dev/urandom",
+            "-device", "virtio-rng-pci,rng=rng0",
+            "-device", "pvpanic-pci",
+            "-chardev", "socket,id=qmp,path=/run/user/1000/launch-test0001/qmp.sock,server=on,wait=off",
+            "-mon", "chardev=qmp,mode=control",
+            "-no-reboot",
+            "-S",
+        ],
+        virtiofsd: [[
+            "/usr/libexec/virtiofsd",
+            "--socket-path=/run/user/1000/launch-test0001/fs0.sock",
+            "--shared-dir=/tmp/qlt-golden/src",
+            "--cache=auto",
+            "--sandbox=chroot",
+        ]],
+        cmdline: "console=ttyAMA0 panic=-1")
+
+    static let armKVMMMIO = GoldenCase(
+        title: "aarch64 Linux KVM, virt on virtio-mmio: modern mmio, 9p, exec ports, no pvpanic",
+        host: Hosts.armKVM,
+        json: """
+            {"name": "arm-mmio", "machine": "virt", "transport": "mmio", "accel": "kvm",
+             "kernel": "/tmp/qlt-golden/Image",
+             "shares": [{"tag": "data", "path": "/tmp/qlt-golden/data", "transport": "9p"}],
+             "command": ["true"]}
+            """,
+        qemu: [
+            "/usr/bin/qemu-system-aarch64",
+            "-nodefaults", "-no-user-config", "-display", "none",
+            "-name", "guest=arm-mmio",
+            "-machine", "virt,gic-version=host",
+            "-accel", "kvm",
+            "-cpu", "host",
+            "-smp", "1",
+            "-m", "512M",
+            "-global", "virtio-mmio.force-legacy=false",
+            "-kernel", "/tmp/qlt-golden/Image",
+            "-append", "console=ttyAMA0 panic=-1",
+            "-chardev", "socket,id=console,path=/run/user/1000/launch-test0001/console.sock,server=on,wait=off",
+            "-serial", "chardev:console",
+            "-device", "virtio-serial-device,id=vser0",
+            "-chardev", "socket,id=port0,path=/run/user/1000/launch-test0001/port0.sock,server=on,wait=off",
+            "-device", "virtserialport,bus=vser0.0,chardev=port0,name=launch.stdin",
+            "-chardev", "socket,id=port1,path=/run/user/1000/launch-test0001/port1.sock,server=on,wait=off",
+            "-device", "virtserialport,bus=vser0.0,chardev=port1,name=launch.stdout",
+            "-chardev", "socket,id=port2,path=/run/user/1000/launch-test0001/port2.sock,server=on,wait=off",
+            "-device", "virtserialport,bus=vser0.0,chardev=port2,name=launch.stderr",
+            "-chardev", "socket,id=port3,path=/run/user/1000/launch-test0001/port3.sock,server=on,wait=off",
+            "-device", "virtserialport,bus=vser0.0,chardev=port3,name=launch.status",
+            "-fsdev", "local,id=p9fs0,path=/tmp/qlt-golden/data,security_model=none",
+            "-device", "virtio-9p-device,fsdev=p9fs0,mount_tag=data",
+            "-object", "rng-random,id=rng0,filename=/dev/urandom",
+            "-device", "virtio-rng-device,rng=rng0",
+            "-chardev", "socket,id=qmp,path=/run/user/1000/launch-test0001/qmp.sock,server=on,wait=off",
+            "-mon", "chardev=qmp,mode=control",
+            "-no-reboot",
+            "-S",
+        ],
+        cmdline: "console=ttyAMA0 panic=-1")
+
+    static let macHVFPCI = GoldenCase(
+        title: "aarch64 macOS HVF, virt on PCI: GICv2, read-only 9p, forwarded port, named console",
+        host: Hosts.macHVF,
+        json: """
+            {"name": "mac", "kernel": "/tmp/qlt-golden/Image", "memory": "2G", "cpus": 2,
+             "shares": [{"tag": "src", "path": "/tmp/qlt-golden/src", "transport": "9p", "readOnly": true}],
+             "network": {"mode": "user", "forwards": [{"host": 2222, "guest": 22}]},
+             "consoles": ["agent"]}
+            """,
+        qemu: [
+            "/opt/homebrew/bin/qemu-system-aarch64",
+            "-nodefaults", "-no-user-config", "-display", "none",
+            "-name", "guest=mac",
+            "-machine", "virt,gic-version=2",
+            "-accel", "hvf",
+            "-cpu", "host",
+            "-smp", "2",
+            "-m", "2048M",
+            "-kernel", "/tmp/qlt-golden/Image",
+            "-append", "console=ttyAMA0 panic=-1",
+            "-chardev", "socket,id=console,path=/run/user/1000/launch-test0001/console.sock,server=on,wait=off",
+            "-serial", "chardev:console",
+            "-device", "virtio-serial-pci,id=vser0",
+            "-chardev", "socket,id=port0,path=/run/user/1000/launch-test0001/port0.sock,server=on,wait=off",
+            "-device", "virtserialport,bus=vser0.0,chardev=port0,name=agent",
+            "-fsdev", "local,id=p9fs0,path=/tmp/qlt-golden/src,security_model=none,readonly=on",
+            "-device", "virtio-9p-pci,fsdev=p9fs0,mount_tag=src",
+            "-netdev", "user,id=net0,hostfwd=tcp::2222-:22",
+            "-device", "virtio-net-pci,netdev=net0",
+            "-object", "rng-random,id=rng0,filename=/dev/urandom",
+            "-device", "virtio-rng-pci,rng=rng0",
+            "-device", "pvpanic-pci",
+            "-chardev", "socket,id=qmp,path=/run/user/1000/launch-test0001/qmp.sock,server=on,wait=off",
+            "-mon", "chardev=qmp,mode=control",
+            "-no-reboot",
+            "-S",
+        ],
+        cmdline: "console=ttyAMA0 panic=-1")
+
+    static let macHVFMMIO = GoldenCase(
+        title: "aarch64 macOS HVF, virt on virtio-mmio (accel hvf): ephemeral raw disk overlaid with Homebrew's qemu-img",
+        host: Hosts.macHVF,
+        json: """
+            {"name": "mac-mmio", "transport": "mmio", "accel": "hvf", "kernel": "/tmp/qlt-golden/Image",
+             "disks": [{"path": "/tmp/qlt-golden/disk.img", "ephemeral": true}]}
+            """,
+        qemu: [
+            "/opt/homebrew/bin/qemu-system-aarch64",
+            "-nodefaults", "-no-user-config", "-display", "none",
+            "-name", "guest=mac-mmio",
+            "-machine", "virt,gic-version=2",
+            "-accel", "hvf",
+            "-cpu", "host",
+            "-smp", "1",
+            "-m", "512M",
+            "-global", "virtio-mmio.force-legacy=false",
+            "-kernel", "/tmp/qlt-golden/Image",
+            "-append", "console=ttyAMA0 panic=-1",
+            "-chardev", "socket,id=console,path=/run/user/1000/launch-test0001/console.sock,server=on,wait=off",
+            "-serial", "chardev:console",
+            "-drive", "file=/run/user/1000/launch-test0001/disk0.qcow2,if=none,id=disk0,format=qcow2",
+            "-device", "virtio-blk-device,drive=disk0",
+            "-object", "rng-random,id=rng0,filename=/dev/urandom",
+            "-device", "virtio-rng-device,rng=rng0",
+            "-chardev", "socket,id=qmp,path=/run/user/1000/launch-test0001/qmp.sock,server=on,wait=off",
+            "-mon", "chardev=qmp,mode=control",
+            "-no-reboot",
+            "-S",
+        ],
+        prepare: [[
+            "/opt/homebrew/bin/qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw",
+            "-b", "/tmp/qlt-golden/disk.img", "/run/user/1000/launch-test0001/disk0.qcow2",
+        ]],
+        cmdline: "console=ttyAMA0 panic=-1")
+}

@@ -1,0 +1,140 @@
+import Foundation
+import Testing
+
+@testable import QEMULaunch
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The fixed runtime dir every golden plan uses.
+let goldenRuntimeDir = "/run/user/1000/launch-test0001"
+
+/// Files at fixed paths under /tmp/qlt-golden, so golden argv can be written out
+/// literally. Validation only checks that they exist (kernels are empty files).
+enum GoldenFiles {
+    static let root = "/tmp/qlt-golden"
+
+    /// Creates the files once per process; idempotent, so concurrent runs are fine.
+    static let ready: Bool = {
+        let fm = FileManager.default
+        for dir in ["src", "data", "a,readonly=off"] {
+            try? fm.createDirectory(atPath: "\(root)/\(dir)", withIntermediateDirectories: true)
+        }
+        for file in ["vmlinuz", "vmlinux", "Image", "initrd.img", "disk.img", "disk.qcow2", "d,readonly=off.img"]
+        where !fm.fileExists(atPath: "\(root)/\(file)") {
+            _ = fm.createFile(atPath: "\(root)/\(file)", contents: Data())
+        }
+        return true
+    }()
+}
+
+/// Host facts for the hosts the golden tests plan for.
+enum Hosts {
+    /// x86_64 Linux whose /dev/kvm works; QEMU 7.2 with the legacy C virtiofsd.
+    static let x86KVM = HostFacts(
+        arch: .x86_64, os: .linux, kvm: .usable,
+        hvf: .absent("Hypervisor.framework exists only on macOS"),
+        qemu: [
+            .x86_64: QEMUBinary(path: "/usr/bin/qemu-system-x86_64", version: [7, 2, 22]),
+            .aarch64: QEMUBinary(path: "/usr/bin/qemu-system-aarch64", version: [7, 2, 22]),
+        ],
+        qemuImg: "/usr/bin/qemu-img",
+        virtiofsd: VirtiofsdBinary(path: "/usr/lib/qemu/virtiofsd", flavor: .legacyC),
+        tscKHz: 2_995_200, runtimeBase: "/run/user/1000")
+
+    /// x86_64 Linux without KVM (a cloud VM without nesting); the Rust virtiofsd.
+    static let x86TCG = HostFacts(
+        arch: .x86_64, os: .linux, kvm: .absent("/dev/kvm does not exist"),
+        hvf: .absent("Hypervisor.framework exists only on macOS"),
+        qemu: [
+            .x86_64: QEMUBinary(path: "/usr/local/bin/qemu-system-x86_64", version: [10, 0, 0]),
+            .aarch64: QEMUBinary(path: "/usr/local/bin/qemu-system-aarch64", version: [10, 0, 0]),
+        ],
+        qemuImg: "/usr/local/bin/qemu-img",
+        virtiofsd: VirtiofsdBinary(path: "/usr/libexec/virtiofsd", flavor: .rust),
+        tscKHz: 2_400_000, runtimeBase: "/tmp")
+
+    /// aarch64 Linux (a Graviton or Ampere server) with KVM; the Rust virtiofsd.
+    static let armKVM = HostFacts(
+        arch: .aarch64, os: .linux, kvm: .usable,
+        hvf: .absent("Hypervisor.framework exists only on macOS"),
+        qemu: [.aarch64: QEMUBinary(path: "/usr/bin/qemu-system-aarch64", version: [8, 2, 2])],
+        qemuImg: "/usr/bin/qemu-img",
+        virtiofsd: VirtiofsdBinary(path: "/usr/libexec/virtiofsd", flavor: .rust),
+        tscKHz: nil, runtimeBase: "/run/user/1000")
+
+    /// Apple silicon macOS with Homebrew's QEMU; no virtiofsd.
+    static let macHVF = HostFacts(
+        arch: .aarch64, os: .macOS, kvm: .absent("KVM exists only on Linux"), hvf: .usable,
+        qemu: [.aarch64: QEMUBinary(path: "/opt/homebrew/bin/qemu-system-aarch64", version: [9, 2, 0])],
+        qemuImg: "/opt/homebrew/bin/qemu-img",
+        virtiofsd: nil, tscKHz: nil, runtimeBase: "/var/folders/zz/T")
+}
+
+/// Decodes a profile written inline in a test, failing the test on problems.
+func profile(_ json: String, base: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) throws -> Profile {
+    do {
+        return try Profile.decode(Data(json.utf8), source: "test", baseDirectory: base.map { URL(fileURLWithPath: $0) })
+    } catch {
+        Issue.record("the profile did not decode: \(error)", sourceLocation: sourceLocation)
+        throw error
+    }
+}
+
+/// The problems decoding `json` reports (empty when it decodes).
+func decodeProblems(_ json: String) -> [ProfileProblem] {
+    do {
+        _ = try Profile.decode(Data(json.utf8), source: "test")
+        return []
+    } catch {
+        return error.problems
+    }
+}
+
+/// The problems `Planner.plan` reports (empty when it plans).
+func planProblems(_ profile: Profile, host: HostFacts, runtimeDir: String = goldenRuntimeDir) -> [ProfileProblem] {
+    do {
+        _ = try Planner.plan(profile, host: host, options: PlanOptions(runtimeDir: runtimeDir))
+        return []
+    } catch {
+        return error.problems
+    }
+}
+
+/// A private temp folder, removed by `remove()`.
+struct TempDir: Sendable {
+    let path: String
+
+    init(_ prefix: String = "qlt") throws {
+        var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw TestFailure("mkdtemp failed: errno \(errno)") }
+        path = String(cString: made)
+    }
+
+    func file(_ name: String, contents: String = "") -> String {
+        let full = "\(path)/\(name)"
+        try? FileManager.default.createDirectory(
+            atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        _ = FileManager.default.createFile(atPath: full, contents: Data(contents.utf8))
+        return full
+    }
+
+    func folder(_ name: String) -> String {
+        let full = "\(path)/\(name)"
+        try? FileManager.default.createDirectory(atPath: full, withIntermediateDirectories: true)
+        return full
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: path) }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The package's root folder (this file is Tests/QEMULaunchTests/Support/Fixtures.swift).
+let packageRoot: URL = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().deletingLastPathComponent()
