@@ -79,7 +79,7 @@ struct GoldenArgvTests {
         let plan = try Planner.plan(profile(GoldenCase.crossArch.json), host: Hosts.x86TCG, options: GoldenCase.crossArch.options)
         #expect(plan.choices.first == Plan.Choice(
             topic: "accelerator", value: "tcg",
-            reason: "aarch64 guest on a x86_64 host runs emulated, 10-100x slower than native", isWarning: true))
+            reason: "aarch64 guest on an x86_64 host runs emulated, 10-100x slower than native", isWarning: true))
     }
 
     @Test("socket paths: QMP, console, one per virtiofs share, one per virtio-serial port in port order")
@@ -215,7 +215,7 @@ extension GoldenCase {
             "-device", "virtio-9p-pci,fsdev=p9fs0,mount_tag=data",
             "-drive", "file=/tmp/qlt-golden/disk.img,if=none,id=disk0,format=raw,readonly=on",
             "-device", "virtio-blk-pci,drive=disk0",
-            "-netdev", "user,id=net0,hostfwd=tcp::2222-:22,hostfwd=udp::5353-:53",
+            "-netdev", "user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=udp:127.0.0.1:5353-:53",
             "-device", "virtio-net-pci,netdev=net0",
             "-object", "rng-random,id=rng0,filename=/dev/urandom",
             "-device", "virtio-rng-pci,rng=rng0",
@@ -509,7 +509,7 @@ extension GoldenCase {
             "-device", "vhost-user-fs-pci,chardev=fs0,tag=src",
             "-drive", "file=/tmp/qlt-golden/disk.img,if=none,id=disk0,format=raw",
             "-device", "virtio-blk-pci,drive=disk0",
-            "-netdev", "user,id=net0,hostfwd=tcp::8080-:80",
+            "-netdev", "user,id=net0,hostfwd=tcp:127.0.0.1:8080-:80",
             "-device", "virtio-net-pci,netdev=net0",
             "-object", "rng-random,id=rng0,filename=/dev/urandom",
             "-device", "virtio-rng-pci,rng=rng0",
@@ -598,7 +598,7 @@ extension GoldenCase {
             "-device", "virtserialport,bus=vser0.0,chardev=port0,name=agent",
             "-fsdev", "local,id=p9fs0,path=/tmp/qlt-golden/src,security_model=none,readonly=on",
             "-device", "virtio-9p-pci,fsdev=p9fs0,mount_tag=src",
-            "-netdev", "user,id=net0,hostfwd=tcp::2222-:22",
+            "-netdev", "user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22",
             "-device", "virtio-net-pci,netdev=net0",
             "-object", "rng-random,id=rng0,filename=/dev/urandom",
             "-device", "virtio-rng-pci,rng=rng0",

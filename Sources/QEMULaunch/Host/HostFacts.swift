@@ -17,6 +17,8 @@ public struct HostFacts: Sendable, Hashable, Codable {
     public var tscKHz: Int?
     /// Folder under which runtime dirs are made by default.
     public var runtimeBase: String
+    /// UEFI firmware found, by guest arch.
+    public var firmware: [Profile.Arch: UEFIFirmware] = [:]
 
     public init(arch: Profile.Arch, os: OS, kvm: AcceleratorStatus = .absent("not probed"),
                 hvf: AcceleratorStatus = .absent("not probed"), qemu: [Profile.Arch: QEMUBinary] = [:],

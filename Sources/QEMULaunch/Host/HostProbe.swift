@@ -32,6 +32,9 @@ public enum HostProbe {
             // A binary the profile names must be that one, not a fallback.
             if candidate == profile?.virtiofsd.binary { break }
         }
+        for arch in Profile.Arch.allCases {
+            if let firmware = FirmwareLocator.find(arch: arch) { facts.firmware[arch] = firmware }
+        }
         facts.tscKHz = tscKHz()
         facts.runtimeBase = runtimeBase()
         return facts

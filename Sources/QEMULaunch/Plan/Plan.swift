@@ -19,6 +19,13 @@ public struct Plan: Sendable, Hashable, Codable {
     public var transport: Transport
     /// The choices made, one line each, for the log.
     public var choices: [Choice]
+    /// UEFI only: the VM's variable store and the template it is copied from when missing.
+    public var firmwareVars: FirmwareVars?
+
+    public struct FirmwareVars: Sendable, Hashable, Codable {
+        public var template: String
+        public var path: String
+    }
 
     public enum Transport: String, Sendable, Hashable, Codable { case mmio, pci }
 

@@ -17,10 +17,13 @@ public struct PlanOptions: Sendable, Hashable {
     public var startPaused: Bool
     /// Add the guest kit's exec ports (`ExecPorts.all`); nil = when the profile has a command.
     public var execPorts: Bool?
+    /// Where the VM keeps state between runs (its UEFI variables); nil = in the runtime dir, lost at exit.
+    public var stateDirectory: String?
 
     public init(runtimeDir: String, kernelEntry: KernelEntry = .standard, kernelArguments: [String] = [],
-                startPaused: Bool = true, execPorts: Bool? = nil) {
+                startPaused: Bool = true, execPorts: Bool? = nil, stateDirectory: String? = nil) {
         self.execPorts = execPorts
+        self.stateDirectory = stateDirectory
         self.runtimeDir = runtimeDir
         self.kernelEntry = kernelEntry
         self.kernelArguments = kernelArguments
@@ -62,6 +65,23 @@ public enum Planner {
                 path: "shares[\(virtiofsShares[0].offset)].transport",
                 message: "a virtiofs share needs virtiofsd, and none was found on this host",
                 fix: "install virtiofsd (Debian 12: package qemu-system-common ships /usr/lib/qemu/virtiofsd; newer: package virtiofsd), set virtiofsd.binary, or use \"transport\": \"9p\""))
+        }
+        if profile.kernel == "auto" {
+            problems.append(ProfileProblem(path: "kernel", message: "\"auto\" must be resolved to a file before planning",
+                                           fix: "resolve it with KernelLocator.newest() (Machine.start and GuestKit do)"))
+        }
+        if machine == .microvm, options.kernelEntry == .pvh, host.tscKHz == nil {
+            problems.append(ProfileProblem(path: "kernel", message: "microvm boots a PVH vmlinux only with tsc_early_khz, and this host's TSC frequency is unknown (the guest would hang calibrating it)",
+                                           fix: "boot the bzImage instead (--no-fast-boot), or use machine \"pc\" or \"q35\""))
+        }
+        var firmware: UEFIFirmware?
+        // (microvm has no UEFI at all: the validator already says so.)
+        if profile.firmware == .uefi && machine != .microvm {
+            firmware = host.firmware[arch]
+            if firmware == nil {
+                problems.append(ProfileProblem(path: "firmware", message: "no UEFI firmware for \(arch.rawValue) was found (looked at QEMU's firmware descriptors and the usual paths)",
+                                               fix: arch == .x86_64 ? "install it: sudo apt-get install ovmf" : "install it: sudo apt-get install qemu-efi-aarch64"))
+            }
         }
         if !problems.isEmpty { throw ProfileProblems(source: profile.name, problems: problems) }
 
@@ -122,6 +142,17 @@ public enum Planner {
         }
 
         // Kernel and firmware.
+        var firmwareVars: Plan.FirmwareVars?
+        if let firmware {
+            let vars = (options.stateDirectory ?? run) + "/efivars.fd"
+            firmwareVars = Plan.FirmwareVars(template: firmware.varsTemplate, path: vars)
+            // Code read-only and shared by every VM; the variable store is this VM's own, writable.
+            args.add("-drive", "if=pflash,format=raw,unit=0,readonly=on,file=\(QEMUSyntax.optionValue(firmware.code))")
+            args.add("-drive", "if=pflash,format=raw,unit=1,file=\(QEMUSyntax.optionValue(vars))")
+            choices.append(Plan.Choice(topic: "firmware", value: "UEFI \(firmware.code)",
+                                       reason: options.stateDirectory == nil ? "variables in the runtime dir: not kept after this run" : "variables kept in \(vars)",
+                                       isWarning: options.stateDirectory == nil))
+        }
         var cmdline: [String] = []
         if let kernel = profile.kernel {
             // -kernel, -initrd and -append take the whole string: no comma escaping here.
@@ -175,6 +206,10 @@ public enum Planner {
         if let virtiofsd = host.virtiofsd, !virtiofsShares.isEmpty {
             choices.append(Plan.Choice(topic: "virtiofsd", value: virtiofsd.flavor.rawValue,
                                        reason: "detected from \(virtiofsd.path)'s --help"))
+            if virtiofsd.flavor == .legacyC, let share = virtiofsShares.first(where: { $0.element.readOnly }) {
+                choices.append(Plan.Choice(topic: "virtiofsd", value: "read-only share \"\(share.element.tag)\" enforced in the guest only",
+                                           reason: "the C virtiofsd has no read-only mode; the guest mounts it ro, but the daemon itself could write", isWarning: true))
+            }
         }
 
         // Disks.
@@ -199,7 +234,8 @@ public enum Planner {
         if profile.network.mode == .user {
             var netdev = "user,id=net0"
             for forward in profile.network.forwards {
-                netdev += ",hostfwd=\(forward.proto.rawValue)::\(forward.host)-:\(forward.guest)"
+                // Loopback unless the profile says otherwise: a forward must not open the guest to the network by default.
+                netdev += ",hostfwd=\(forward.proto.rawValue):\(forward.address):\(forward.host)-:\(forward.guest)"
             }
             args.add("-netdev", netdev)
             args.add("-device", args.device("virtio-net") + ",netdev=net0")
@@ -229,7 +265,8 @@ public enum Planner {
         return Plan(
             qemu: args.argv, virtiofsd: virtiofsdArgv, prepare: prepare,
             cmdline: cmdline.joined(separator: " "), runtimeDir: run, sockets: sockets,
-            arch: arch, machine: machine, accelerator: accel, transport: transport, choices: choices)
+            arch: arch, machine: machine, accelerator: accel, transport: transport, choices: choices,
+            firmwareVars: firmwareVars)
     }
 
     /// The machine, transport and accelerator a plan would use, for callers that
@@ -296,8 +333,8 @@ public enum Planner {
                               "use \"accel\": \"\(host.os == .linux ? "kvm" : "hvf")\", \"tcg\" or \"auto\"")
             }
             if foreign {
-                return refuse("\(want.rawValue) can't run a \(guest.rawValue) guest on this \(host.arch.rawValue) host",
-                              "use a \(host.arch.rawValue) kernel and images, or \"accel\": \"tcg\" (emulation is 10-100x slower)")
+                return refuse("\(want.rawValue) can't run an \(guest.rawValue) guest on this \(host.arch.rawValue) host",
+                              "use an \(host.arch.rawValue) kernel and images, or \"accel\": \"tcg\" (emulation is 10-100x slower)")
             }
             switch want == .kvm ? host.kvm : host.hvf {
             case .usable: return pick(want, "from the profile")
@@ -306,7 +343,7 @@ public enum Planner {
             }
         case .auto:
             if foreign {
-                return pick(.tcg, "\(guest.rawValue) guest on a \(host.arch.rawValue) host runs emulated, 10-100x slower than native", warn: true)
+                return pick(.tcg, "\(guest.rawValue) guest on an \(host.arch.rawValue) host runs emulated, 10-100x slower than native", warn: true)
             }
             let (hw, status): (Accelerator, AcceleratorStatus) = host.os == .linux ? (.kvm, host.kvm) : (.hvf, host.hvf)
             switch status {
@@ -318,8 +355,8 @@ public enum Planner {
     }
 
     static func virtiofsdCommand(share: Profile.Share, socket: String, profile: Profile, host: HostFacts) -> [String] {
-        // The prober detects the flavor of the profile's own binary when it names one.
-        let binary = host.virtiofsd?.path ?? profile.virtiofsd.binary ?? "virtiofsd"
+        // The profile's binary wins; HostProbe.current(for:) detects that binary's flavor.
+        let binary = profile.virtiofsd.binary ?? host.virtiofsd?.path ?? "virtiofsd"
         let flavor = host.virtiofsd?.flavor ?? .rust
         var argv = [binary]
         switch flavor {

@@ -266,10 +266,11 @@ extension Profile.Network: Codable {
 
 extension Profile.Forward: Codable {
     public init(from decoder: any Decoder) throws {
-        let r = try FieldReader(decoder, allowedKeys: ["host", "guest", "protocol"], what: "a port forward")
+        let r = try FieldReader(decoder, allowedKeys: ["host", "guest", "protocol", "address"], what: "a port forward")
         host = r.required("host", Int.self, expected: "a host port number") ?? 0
         guest = r.required("guest", Int.self, expected: "a guest port number") ?? 0
         proto = r.choice("protocol") ?? .tcp
+        address = r.optional("address", String.self, expected: "a host IP address like \"127.0.0.1\"") ?? "127.0.0.1"
         try r.finish()
     }
 
@@ -278,6 +279,7 @@ extension Profile.Forward: Codable {
         try c.encode(host, forKey: AnyKey("host"))
         try c.encode(guest, forKey: AnyKey("guest"))
         try c.encode(proto, forKey: AnyKey("protocol"))
+        if address != "127.0.0.1" { try c.encode(address, forKey: AnyKey("address")) }
     }
 }
 

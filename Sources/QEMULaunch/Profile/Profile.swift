@@ -120,10 +120,13 @@ public struct Profile: Sendable, Hashable {
         public var host: Int
         public var guest: Int
         public var proto: ForwardProtocol = .tcp
-        public init(host: Int, guest: Int, proto: ForwardProtocol = .tcp) {
+        /// The host address to listen on; loopback unless set (e.g. "0.0.0.0" for every interface).
+        public var address: String = "127.0.0.1"
+        public init(host: Int, guest: Int, proto: ForwardProtocol = .tcp, address: String = "127.0.0.1") {
             self.host = host
             self.guest = guest
             self.proto = proto
+            self.address = address
         }
     }
 

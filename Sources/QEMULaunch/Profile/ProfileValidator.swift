@@ -34,7 +34,7 @@ public enum ProfileValidator {
             add("cpus", "\(profile.cpus) CPUs is out of range", "use 1 to 255")
         }
         if profile.memory.bytes < 32 << 20 {
-            add("memory", "\(profile.memory) is too little memory for a Linux guest", "use at least \"64M\"")
+            add("memory", "\(profile.memory) is too little memory for a Linux guest", "use at least \"32M\" (\"256M\" or more is comfortable)")
         } else if profile.memory.bytes % (1 << 20) != 0 {
             add("memory", "\(profile.memory) is not a whole number of MiB", "round it to MiB, like \"512M\"")
         }

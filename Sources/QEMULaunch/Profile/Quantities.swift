@@ -14,7 +14,7 @@ public struct MemorySize: Sendable, Hashable, Codable, CustomStringConvertible {
         let digits = trimmed.prefix { $0.isASCII && $0.isNumber }
         guard !digits.isEmpty, let value = UInt64(digits) else { return nil }
         var unit = trimmed.dropFirst(digits.count).uppercased()
-        if unit.hasSuffix("IB") { unit.removeLast(2) } else if unit.hasSuffix("B") && unit.count == 2 { unit.removeLast() }
+        if unit.count == 3 && unit.hasSuffix("IB") { unit.removeLast(2) } else if unit.count == 2 && unit.hasSuffix("B") { unit.removeLast() }
         let shift: UInt64
         switch unit {
         case "K": shift = 10
@@ -94,7 +94,7 @@ public struct TimeLimit: Sendable, Hashable, Codable, CustomStringConvertible {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if let seconds = try? container.decode(Double.self), seconds >= 0, seconds < 1e9 {
-            self.init(.milliseconds(Int64(seconds * 1000)))
+            self.init(.milliseconds(Int64((seconds * 1000).rounded())))
             return
         }
         let text = try container.decode(String.self)

@@ -122,7 +122,8 @@ public final class Machine: Sendable {
         do {
             plan = try Planner.plan(profile, host: host, options: PlanOptions(
                 runtimeDir: runtime.path, kernelEntry: options.kernelEntry, kernelArguments: options.kernelArguments,
-                execPorts: options.execPorts))
+                execPorts: options.execPorts,
+                stateDirectory: profile.firmware == .uefi ? FirmwareLocator.stateDirectory(forVM: profile.name) : nil))
         } catch {
             runtime.remove()
             throw .invalid(error)
@@ -152,7 +153,17 @@ public final class Machine: Sendable {
         }
         let deadline = ContinuousClock.now + profile.timeouts.boot.duration
         let environment = childEnvironment()
-        do {
+        do throws(LaunchError) {
+            if let vars = plan.firmwareVars, !FileManager.default.fileExists(atPath: vars.path) {
+                // The VM's own UEFI variables, kept between runs like a VM bundle's NVRAM.
+                do {
+                    try FileManager.default.createDirectory(atPath: (vars.path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                    try FileManager.default.copyItem(atPath: vars.template, toPath: vars.path)
+                } catch {
+                    throw LaunchError(.hostProblem, "cannot create the UEFI variable store \(vars.path)", cause: error)
+                }
+                logger.info("firmware: new UEFI variable store \(vars.path) (from \(vars.template))")
+            }
             for command in plan.prepare {
                 try await runToCompletion(command, environment: environment)
             }
