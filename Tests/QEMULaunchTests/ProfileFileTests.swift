@@ -29,7 +29,7 @@ struct ProfileFileTests {
           "kernel": "auto", "initrd": "initrd.img", "cmdline": "quiet",
           "shares": [{"tag": "src", "path": "src", "guestPath": "/src", "readOnly": true, "transport": "9p"}],
           "disks": [{"path": "disk.img", "format": "qcow2", "readOnly": false, "ephemeral": true}],
-          "network": {"mode": "user", "forwards": [{"host": 2222, "guest": 22, "protocol": "tcp"}]},
+          "network": {"mode": "user", "forwards": [{"host": 2222, "guest": 22, "protocol": "tcp", "address": "0.0.0.0"}]},
           "command": ["uname", "-r"], "firmware": "none", "transport": "pci", "consoles": ["agent"], "cpu": "max",
           "runtimeDir": "/tmp",
           "qemu": {"binary": "qemu-system-x86_64", "extraArgs": ["-d", "guest_errors"]},
