@@ -77,6 +77,7 @@ extension GuestKit {
         // Modules for exactly this kernel.
         let release = inspected?.release ?? releaseFromFileName(kernel)
         var modulesDirectory = options.modulesDirectory
+            ?? profile.guestKit.modules.map { modulesFolder(URL(fileURLWithPath: $0), release: release) }
         if modulesDirectory == nil, let release {
             let candidate = URL(fileURLWithPath: "/lib/modules/\(release)")
             if FileManager.default.fileExists(atPath: candidate.appendingPathComponent("modules.dep").path) {
@@ -95,12 +96,18 @@ extension GuestKit {
         if !profile.disks.isEmpty { later.append("virtio_blk") }
         if profile.network.mode == .user { later.append("virtio_net") }
         // pvpanic's ISA device is described in ACPI on pc/q35 (the pvpanic-mmio driver binds it).
-        if decisions.arch == .x86_64 && decisions.machine != .microvm { later.append("pvpanic_mmio") }
-        if decisions.arch == .aarch64 && decisions.transport == .pci { later.append("pvpanic_pci") }
+        // Optional: a panic is also caught from the console and the reset panic=-1 makes.
+        var optional: [String] = []
+        if decisions.arch == .x86_64 && decisions.machine != .microvm { optional.append("pvpanic_mmio") }
+        if decisions.arch == .aarch64 && decisions.transport == .pci { optional.append("pvpanic_pci") }
 
-        let busybox = options.busybox ?? "/bin/busybox"
-        let image = try InitramfsBuilder.image(busybox: busybox, modulesDirectory: modulesDirectory,
-                                               bootModules: boot, laterModules: later)
+        let busybox = options.busybox ?? profile.guestKit.busybox ?? "/bin/busybox"
+        if decisions.arch != host.arch && options.busybox == nil && profile.guestKit.busybox == nil {
+            throw LaunchError(.invalidProfile, "an \(decisions.arch.rawValue) guest needs an \(decisions.arch.rawValue) static busybox, and the host's /bin/busybox is \(host.arch.rawValue)",
+                              fix: "set guestKit.busybox in the profile (Scripts/fetch-guest-arm64 fetches Debian's arm64 busybox-static and kernel)")
+        }
+        let image = try InitramfsBuilder.image(busybox: busybox, arch: decisions.arch, modulesDirectory: modulesDirectory,
+                                               bootModules: boot, laterModules: later, optionalModules: optional)
         logger.info("initramfs: \(image.url.path) (\(image.cached ? "cached" : "built"); modules: \((image.bootModules + image.laterModules).joined(separator: " ")))")
         profile.initrd = image.url.path
 
@@ -144,6 +151,23 @@ extension GuestKit {
             lines.append("set -- " + command.map(q).joined(separator: " "))
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// A modules folder given as `/lib/modules/<release>` itself, an INSTALL_MOD_PATH root
+    /// (`<root>/lib/modules/<release>`), or `lib/modules` holding one release.
+    public static func modulesFolder(_ base: URL, release: String?) -> URL {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: base.appendingPathComponent("modules.dep").path) { return base }
+        for folder in [base.appendingPathComponent("lib/modules"), base] {
+            if let release, fm.fileExists(atPath: folder.appendingPathComponent("\(release)/modules.dep").path) {
+                return folder.appendingPathComponent(release)
+            }
+            let releases = ((try? fm.contentsOfDirectory(atPath: folder.path)) ?? []).filter {
+                fm.fileExists(atPath: folder.appendingPathComponent("\($0)/modules.dep").path)
+            }
+            if releases.count == 1 { return folder.appendingPathComponent(releases[0]) }
+        }
+        return base
     }
 
     static func releaseFromFileName(_ kernel: String) -> String? {

@@ -77,20 +77,9 @@ struct ProfileOverrides: ParsableArguments {
         if let cpus { profile.cpus = cpus }
     }
 
-    /// The modules folder: accepts the release folder itself or an INSTALL_MOD_PATH root.
+    /// The modules folder: the release folder itself, or an INSTALL_MOD_PATH root.
     func modulesDirectory(release: String?) -> URL? {
-        guard let modules else { return nil }
-        let base = URL(fileURLWithPath: absolutePath(modules))
-        if FileManager.default.fileExists(atPath: base.appendingPathComponent("modules.dep").path) { return base }
-        if let release {
-            let nested = base.appendingPathComponent("lib/modules/\(release)")
-            if FileManager.default.fileExists(atPath: nested.path) { return nested }
-        }
-        let lib = base.appendingPathComponent("lib/modules")
-        if let only = try? FileManager.default.contentsOfDirectory(atPath: lib.path), only.count == 1 {
-            return lib.appendingPathComponent(only[0])
-        }
-        return base
+        modules.map { GuestKit.modulesFolder(URL(fileURLWithPath: absolutePath($0)), release: release) }
     }
 }
 

@@ -128,3 +128,25 @@ struct GuestRunTests {
         #expect(result.stderrText.contains("not found"))
     }
 }
+
+/// Scripts/fetch-guest-arm64 puts Debian's arm64 kernel, modules and busybox here (.ci/run runs it).
+let arm64GuestReady = FileManager.default.fileExists(
+    atPath: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent(".cache/guests/arm64/.complete").path)
+
+@Suite("An aarch64 guest on this host (slow: emulated virt machine)", .enabled(if: arm64GuestReady))
+struct Arm64GuestTests {
+    @Test("the bundled arm64 profile boots Debian's arm64 kernel under TCG and runs a guest-kit command")
+    func arm64Command() async throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        var profile = try Profile.load(contentsOf: root.appendingPathComponent("Profiles/arm64.json"))
+        profile.timeouts.boot = TimeLimit(.seconds(180))
+        profile.timeouts.run = TimeLimit(.seconds(240))
+        var options = GuestKit.Options()
+        options.command = ["sh", "-c", "uname -m; echo to-stderr >&2; exit 5"]
+        let result = try await GuestKit.run(profile, options: options)
+        #expect(result.stdoutText == "aarch64\n")
+        #expect(result.stderrText == "to-stderr\n")
+        #expect(result.exitCode == 5)
+    }
+}

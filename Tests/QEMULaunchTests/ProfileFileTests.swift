@@ -34,7 +34,8 @@ struct ProfileFileTests {
           "runtimeDir": "/tmp",
           "qemu": {"binary": "qemu-system-x86_64", "extraArgs": ["-d", "guest_errors"]},
           "virtiofsd": {"binary": "virtiofsd", "extraArgs": ["--log-level=debug"], "cache": "never"},
-          "timeouts": {"boot": "60s", "run": 120, "shutdown": "500ms"}
+          "timeouts": {"boot": "60s", "run": 120, "shutdown": "500ms"},
+          "guestKit": {"busybox": "busybox-arm64", "modules": "modules"}
         }
         """
 

@@ -25,9 +25,10 @@ public enum InitramfsBuilder {
     ///     (then every driver must be built in).
     ///   - bootModules: needed for the virtio-serial ports (transport + virtio_console).
     ///   - laterModules: needed for shares, disks, network.
-    public static func image(busybox: String, modulesDirectory: URL?, bootModules: [String],
-                             laterModules: [String]) throws(LaunchError) -> Image {
-        try checkStaticBusybox(busybox)
+    ///   - optionalModules: nice to have (pvpanic): loaded when this kernel has them.
+    public static func image(busybox: String, arch: Profile.Arch, modulesDirectory: URL?, bootModules: [String],
+                             laterModules: [String], optionalModules: [String] = []) throws(LaunchError) -> Image {
+        try checkStaticBusybox(busybox, arch: arch)
         var resolvedBoot: [ResolvedModule] = []
         var resolvedAll: [ResolvedModule] = []
         var builtin: [String] = []
@@ -35,7 +36,8 @@ public enum InitramfsBuilder {
             do {
                 let index = try ModuleIndex(modulesDirectory: modulesDirectory)
                 let boot = try index.resolution(of: bootModules)
-                let all = try index.resolution(of: bootModules + laterModules)
+                let present = optionalModules.filter { index.contains($0) || index.isBuiltin($0) }
+                let all = try index.resolution(of: bootModules + laterModules + present)
                 resolvedBoot = boot.modules
                 resolvedAll = all.modules
                 builtin = all.builtin
@@ -80,7 +82,7 @@ public enum InitramfsBuilder {
     }
 
     /// A dynamically linked busybox can't run in an initramfs that has no libc.
-    static func checkStaticBusybox(_ path: String) throws(LaunchError) {
+    static func checkStaticBusybox(_ path: String, arch: Profile.Arch) throws(LaunchError) {
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw LaunchError.missing(path, package: "busybox-static", purpose: "as the guest's shell and tools")
         }
@@ -91,6 +93,13 @@ public enum InitramfsBuilder {
         }
         func u16(_ o: Int) -> Int { Int(header[o]) | Int(header[o + 1]) << 8 }
         func u64(_ o: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(header[o + $1]) << (8 * $1) } }
+        // e_machine: 62 = x86_64, 183 = aarch64. A busybox of the wrong arch can't run as the guest's init.
+        let machine = u16(18)
+        let expected = arch == .x86_64 ? 62 : 183
+        if machine != expected {
+            throw LaunchError(.hostProblem, "\(path) is not an \(arch.rawValue) program (ELF machine \(machine)), so it can't be an \(arch.rawValue) guest's shell",
+                              fix: arch == .x86_64 ? "install busybox-static" : "set guestKit.busybox to an \(arch.rawValue) static busybox (Scripts/fetch-guest-arm64 fetches one)")
+        }
         let phoff = u64(32), phentsize = u16(54), phnum = u16(56)
         try? handle.seek(toOffset: phoff)
         let table = (try? handle.read(upToCount: phentsize * phnum)) ?? Data()

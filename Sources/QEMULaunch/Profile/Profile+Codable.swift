@@ -154,7 +154,7 @@ extension Profile: Codable {
     static let keys = [
         "$schema", "name", "arch", "machine", "accel", "cpus", "memory", "kernel", "initrd", "cmdline",
         "shares", "disks", "network", "command", "firmware", "transport", "consoles", "cpu",
-        "runtimeDir", "qemu", "virtiofsd", "timeouts",
+        "runtimeDir", "qemu", "virtiofsd", "timeouts", "guestKit",
     ]
 
     public init(from decoder: any Decoder) throws {
@@ -180,6 +180,7 @@ extension Profile: Codable {
         qemu = r.optional("qemu", QEMUOptions.self, expected: "an object") ?? .init()
         virtiofsd = r.optional("virtiofsd", VirtiofsdOptions.self, expected: "an object") ?? .init()
         timeouts = r.optional("timeouts", Timeouts.self, expected: "an object") ?? .init()
+        guestKit = r.optional("guestKit", GuestKitOptions.self, expected: "an object") ?? .init()
         try r.finish()
     }
 
@@ -206,6 +207,7 @@ extension Profile: Codable {
         if qemu != .init() { try c.encode(qemu, forKey: AnyKey("qemu")) }
         if virtiofsd != .init() { try c.encode(virtiofsd, forKey: AnyKey("virtiofsd")) }
         if timeouts != .init() { try c.encode(timeouts, forKey: AnyKey("timeouts")) }
+        if guestKit != .init() { try c.encode(guestKit, forKey: AnyKey("guestKit")) }
     }
 }
 
@@ -330,5 +332,20 @@ extension Profile.Timeouts: Codable {
         try c.encode(boot, forKey: AnyKey("boot"))
         try c.encodeIfPresent(run, forKey: AnyKey("run"))
         try c.encode(shutdown, forKey: AnyKey("shutdown"))
+    }
+}
+
+extension Profile.GuestKitOptions: Codable {
+    public init(from decoder: any Decoder) throws {
+        let r = try FieldReader(decoder, allowedKeys: ["busybox", "modules"], what: "guest kit options")
+        busybox = r.optional("busybox", String.self, expected: "the path of a static busybox for the guest")
+        modules = r.optional("modules", String.self, expected: "a modules folder path")
+        try r.finish()
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: AnyKey.self)
+        try c.encodeIfPresent(busybox, forKey: AnyKey("busybox"))
+        try c.encodeIfPresent(modules, forKey: AnyKey("modules"))
     }
 }

@@ -36,6 +36,9 @@ public struct Profile: Sendable, Hashable {
     public var qemu: QEMUOptions = .init()
     public var virtiofsd: VirtiofsdOptions = .init()
     public var timeouts: Timeouts = .init()
+    /// Files the guest kit builds its initramfs from, for a guest that isn't the host's
+    /// (another arch, or a kernel whose modules aren't under /lib/modules).
+    public var guestKit: GuestKitOptions = .init()
 
     public init(name: String) { self.name = name }
 
@@ -154,6 +157,18 @@ public struct Profile: Sendable, Hashable {
             self.binary = binary
             self.extraArgs = extraArgs
             self.cache = cache
+        }
+    }
+
+    public struct GuestKitOptions: Sendable, Hashable {
+        /// A static busybox for the guest's arch; nil = /bin/busybox (busybox-static).
+        public var busybox: String?
+        /// The guest kernel's modules: its `/lib/modules/<release>` folder or an
+        /// INSTALL_MOD_PATH root; nil = /lib/modules/<the kernel's release>.
+        public var modules: String?
+        public init(busybox: String? = nil, modules: String? = nil) {
+            self.busybox = busybox
+            self.modules = modules
         }
     }
 

@@ -50,6 +50,8 @@ extension Profile {
         if let kernel, kernel != "auto" { copy.kernel = absolute(kernel) }
         copy.initrd = initrd.map(absolute)
         copy.runtimeDir = runtimeDir.map(absolute)
+        copy.guestKit.busybox = guestKit.busybox.map(absolute)
+        copy.guestKit.modules = guestKit.modules.map(absolute)
         copy.shares = shares.map { var s = $0; s.path = absolute(s.path); return s }
         copy.disks = disks.map { var d = $0; d.path = absolute(d.path); return d }
         // A binary without a slash is a name looked up on PATH, not a relative path.
