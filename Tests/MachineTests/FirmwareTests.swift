@@ -1,0 +1,33 @@
+import Foundation
+import QEMULaunch
+import Testing
+
+@Suite("UEFI firmware with real QEMU (slow)")
+struct FirmwareTests {
+    @Test("a UEFI q35 VM starts with OVMF in pflash, and its variable store persists in the VM's state folder")
+    func uefiStartsAndKeepsVars() async throws {
+        let host = HostProbe.current()
+        try #require(host.firmware[.x86_64] != nil, "install ovmf (Scripts/install-deps does)")
+        let name = "uefi-test-\(getpid())"
+        let state = FirmwareLocator.stateDirectory(forVM: name)
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        var profile = Profile(name: name)
+        profile.machine = .q35
+        profile.accel = .tcg
+        profile.firmware = .uefi
+        profile.memory = .mebibytes(256)
+        profile.timeouts.boot = TimeLimit(.seconds(120))
+        let machine = try await Machine.start(profile)
+        #expect(machine.plan.qemu.contains { $0.hasPrefix("if=pflash,format=raw,unit=0,readonly=on,file=") })
+        #expect(FileManager.default.fileExists(atPath: state + "/efivars.fd"))
+        let status = try await machine.qmp.queryStatus()
+        #expect(status.status == "prelaunch")
+        try await machine.resume()
+        // OVMF runs (no kernel, no disk: it will sit in its boot manager); then stop it.
+        try await Task.sleep(for: .seconds(2))
+        #expect(try await machine.qmp.queryStatus().running)
+        let outcome = await machine.shutdown(stepTimeout: .seconds(3), skipACPI: true)
+        #expect(outcome.step == .qmpQuit)
+        #expect(FileManager.default.fileExists(atPath: state + "/efivars.fd"), "the variable store outlives the run")
+    }
+}
