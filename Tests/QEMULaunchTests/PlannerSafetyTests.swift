@@ -99,4 +99,31 @@ struct PlannerSafetyTests {
         let plan = try Planner.plan(p, host: Hosts.x86TCG, options: PlanOptions(runtimeDir: goldenRuntimeDir))
         #expect(plan.qemu.contains("user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=tcp:0.0.0.0:8080-:80"))
     }
+
+    @Test("locked guest memory over RLIMIT_MEMLOCK is refused before start, with the exact fix", arguments: [true, false])
+    func memlockTooLow(viaProfileKey: Bool) {
+        var p = Profile(name: "locked")
+        p.kernel = "/tmp/qlt-golden/vmlinuz"
+        p.memory = .mebibytes(1024)
+        if viaProfileKey { p.lockMemory = true } else { p.qemu.extraArgs = ["-overcommit", "mem-lock=on"] }
+        var host = Hosts.x86KVM
+        host.memlockLimitBytes = 8 << 20
+        let problems = planProblems(p, host: host)
+        #expect(problems.map(\.path) == [viaProfileKey ? "lockMemory" : "qemu.extraArgs"])
+        #expect(problems.first?.message.contains("8192 KiB") == true)
+        #expect(problems.first?.fix?.contains("/etc/security/limits.conf") == true)
+        #expect(problems.first?.fix?.contains("DefaultLimitMEMLOCK") == true)
+    }
+
+    @Test("locked guest memory within the limit plans -overcommit mem-lock=on")
+    func memlockEnough() throws {
+        var p = Profile(name: "locked")
+        p.kernel = "/tmp/qlt-golden/vmlinuz"
+        p.lockMemory = true
+        var host = Hosts.x86KVM
+        host.memlockLimitBytes = nil
+        let plan = try Planner.plan(p, host: host, options: PlanOptions(runtimeDir: goldenRuntimeDir))
+        let index = try #require(plan.qemu.firstIndex(of: "-overcommit"))
+        #expect(plan.qemu[index + 1] == "mem-lock=on")
+    }
 }

@@ -30,7 +30,7 @@ struct ProfileFileTests {
           "shares": [{"tag": "src", "path": "src", "guestPath": "/src", "readOnly": true, "transport": "9p"}],
           "disks": [{"path": "disk.img", "format": "qcow2", "readOnly": false, "ephemeral": true}],
           "network": {"mode": "user", "forwards": [{"host": 2222, "guest": 22, "protocol": "tcp", "address": "0.0.0.0"}]},
-          "command": ["uname", "-r"], "firmware": "none", "transport": "pci", "consoles": ["agent"], "cpu": "max",
+          "command": ["uname", "-r"], "firmware": "none", "transport": "pci", "consoles": ["agent"], "cpu": "max", "lockMemory": true,
           "runtimeDir": "/tmp",
           "qemu": {"binary": "qemu-system-x86_64", "extraArgs": ["-d", "guest_errors"]},
           "virtiofsd": {"binary": "virtiofsd", "extraArgs": ["--log-level=debug"], "cache": "never"},

@@ -17,6 +17,8 @@ public struct HostFacts: Sendable, Hashable, Codable {
     public var tscKHz: Int?
     /// Folder under which runtime dirs are made by default.
     public var runtimeBase: String
+    /// RLIMIT_MEMLOCK's soft limit in bytes; nil = unlimited or unknown.
+    public var memlockLimitBytes: UInt64?
     /// UEFI firmware found, by guest arch.
     public var firmware: [Profile.Arch: UEFIFirmware] = [:]
 

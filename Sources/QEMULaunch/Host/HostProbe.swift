@@ -36,6 +36,7 @@ public enum HostProbe {
             if let firmware = FirmwareLocator.find(arch: arch) { facts.firmware[arch] = firmware }
         }
         facts.tscKHz = tscKHz()
+        facts.memlockLimitBytes = memlockLimit()
         facts.runtimeBase = runtimeBase()
         return facts
     }
@@ -75,6 +76,14 @@ public enum HostProbe {
             if access(candidate, X_OK) == 0 { return candidate }
         }
         return nil
+    }
+
+    /// RLIMIT_MEMLOCK (soft); nil when unlimited.
+    public static func memlockLimit() -> UInt64? {
+        var limit = rlimit()
+        // RLIMIT_MEMLOCK is 8 on Linux (Glibc's Swift import hides the enum case).
+        guard getrlimit(__rlimit_resource_t(8), &limit) == 0, limit.rlim_cur != rlim_t.max else { return nil }
+        return UInt64(limit.rlim_cur)
     }
 
     static func tscKHz() -> Int? {

@@ -135,6 +135,9 @@ public enum Planner {
         if needsSharedMemory {
             args.add("-object", "memory-backend-memfd,id=mem,size=\(profile.memory.qemuArgument),share=on")
         }
+        if profile.lockMemory {
+            args.add("-overcommit", "mem-lock=on")
+        }
         if transport == .mmio {
             // QEMU 7.2: virtio-mmio devices are legacy virtio unless told otherwise, and
             // libvhost-user (virtiofsd) refuses legacy devices.

@@ -154,7 +154,7 @@ extension Profile: Codable {
     static let keys = [
         "$schema", "name", "arch", "machine", "accel", "cpus", "memory", "kernel", "initrd", "cmdline",
         "shares", "disks", "network", "command", "firmware", "transport", "consoles", "cpu",
-        "runtimeDir", "qemu", "virtiofsd", "timeouts", "guestKit",
+        "runtimeDir", "qemu", "virtiofsd", "timeouts", "guestKit", "lockMemory",
     ]
 
     public init(from decoder: any Decoder) throws {
@@ -176,6 +176,7 @@ extension Profile: Codable {
         transport = r.choice("transport") ?? .auto
         consoles = r.optional("consoles", [String].self, expected: "an array of port names") ?? []
         cpu = r.optional("cpu", String.self, expected: "a QEMU CPU model name")
+        lockMemory = r.optional("lockMemory", Bool.self, expected: "true or false") ?? false
         runtimeDir = r.optional("runtimeDir", String.self, expected: "a folder path")
         qemu = r.optional("qemu", QEMUOptions.self, expected: "an object") ?? .init()
         virtiofsd = r.optional("virtiofsd", VirtiofsdOptions.self, expected: "an object") ?? .init()
@@ -203,6 +204,7 @@ extension Profile: Codable {
         if transport != .auto { try c.encode(transport, forKey: AnyKey("transport")) }
         if !consoles.isEmpty { try c.encode(consoles, forKey: AnyKey("consoles")) }
         try c.encodeIfPresent(cpu, forKey: AnyKey("cpu"))
+        if lockMemory { try c.encode(lockMemory, forKey: AnyKey("lockMemory")) }
         try c.encodeIfPresent(runtimeDir, forKey: AnyKey("runtimeDir"))
         if qemu != .init() { try c.encode(qemu, forKey: AnyKey("qemu")) }
         if virtiofsd != .init() { try c.encode(virtiofsd, forKey: AnyKey("virtiofsd")) }

@@ -29,6 +29,9 @@ public struct Profile: Sendable, Hashable {
     public var transport: TransportChoice = .auto
     /// Extra named virtio-serial ports, each exposed as a Unix socket in the runtime dir.
     public var consoles: [String] = []
+    /// Lock guest RAM in host memory (`-overcommit mem-lock=on`): no swapping, needed for
+    /// some real-time and VFIO setups; RLIMIT_MEMLOCK must cover guest RAM.
+    public var lockMemory: Bool = false
     /// CPU model override (`-cpu`); nil picks one per accelerator.
     public var cpu: String?
     /// Folder under which the VM's private runtime dir is made; nil = $XDG_RUNTIME_DIR or /tmp.

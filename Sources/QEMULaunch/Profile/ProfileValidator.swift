@@ -10,6 +10,11 @@ public enum ProfileValidator {
     /// The usable bytes of a Unix socket path (sun_path minus the NUL).
     public static func socketPathLimit(_ os: HostFacts.OS) -> Int { os == .linux ? 107 : 103 }
 
+    /// Whether QEMU will lock guest RAM: `lockMemory`, or extra args asking for it (mem-lock, VFIO).
+    public static func needsLockedMemory(_ profile: Profile) -> Bool {
+        profile.lockMemory || profile.qemu.extraArgs.contains { $0.contains("mem-lock=on") || $0.hasPrefix("vfio-pci") }
+    }
+
     /// Every problem of `profile` on `host`; empty when it can be planned.
     public static func hostProblems(_ profile: Profile, host: HostFacts, runtimeDir: String? = nil) -> [ProfileProblem] {
         var problems: [ProfileProblem] = []
@@ -140,6 +145,13 @@ public enum ProfileValidator {
         }
         if profile.consoles.count + ExecPorts.all.count > 30 {
             add("consoles", "too many ports (\(profile.consoles.count))", "use at most 26")
+        }
+
+        // Locked memory: QEMU aborts at start when RLIMIT_MEMLOCK can't hold the guest's RAM.
+        if needsLockedMemory(profile), let limit = host.memlockLimitBytes, limit < profile.memory.bytes {
+            add(profile.lockMemory ? "lockMemory" : "qemu.extraArgs",
+                "the guest's \(profile.memory) must be locked in RAM, but the locked-memory limit (ulimit -l) is \(limit >> 10) KiB",
+                "raise it: `ulimit -l unlimited` in this shell (as root), `* hard memlock unlimited` and `* soft memlock unlimited` in /etc/security/limits.conf, or DefaultLimitMEMLOCK=infinity in /etc/systemd/system.conf (user sessions: /etc/systemd/user.conf); then log in again")
         }
 
         // Socket paths: sun_path holds 107 bytes on Linux (103 on macOS).
