@@ -1,18 +1,36 @@
 import ArgumentParser
 import Foundation
+import GuestKit
 import QEMULaunch
 
 struct DoctorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "doctor",
-        abstract: "Check this host: QEMU, accelerators, virtiofsd, busybox, kernels; say how to fix what is missing."
+        abstract: "Check this host: QEMU, KVM health, virtiofsd, busybox, kernels, firmware, limits; say how to fix what isn't right.",
+        discussion: """
+            One line per check: ok, warn or fail, and for each warn or fail the exact fix. \
+            KVM is not only opened but tried: a short test boot shows whether guests make \
+            progress under it (the verdict is cached; see the README). Exits 0 when this \
+            host can run the bundled profiles, 1 otherwise.
+            """
     )
 
-    @Flag(help: "Print the checks as JSON.")
+    @Flag(help: "Print the checks as a JSON array of {name, status, detail, fix}.")
     var json = false
 
     func run() async throws {
-        let checks = HostDoctor.checks(HostProbe.current())
+        let logger = makeLogger(verbose: false, quiet: true)
+        var host = HostProbe.current()
+        // Try KVM for real (or recall the cached verdict) with the newest kernel.
+        var probe = Profile(name: "doctor")
+        probe.kernel = KernelLocator.newest()?.path
+        host = await AcceleratorHealth.verified(host, for: probe, logger: logger)
+        var checks = HostDoctor.checks(host)
+        checks += GuestKit.hostChecks(host: host)
+        if host.virtiofsd == nil, let index = checks.firstIndex(where: { $0.name == "virtiofsd" }) {
+            // Profiles/hello.json shares a folder through virtiofs.
+            checks[index].status = .fail
+        }
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -20,7 +38,7 @@ struct DoctorCommand: AsyncParsableCommand {
         } else {
             for check in checks {
                 print("\(check.status.rawValue.padding(toLength: 4, withPad: " ", startingAt: 0)) \(check.name): \(check.detail)")
-                if let fix = check.fix { print("     fix: \(fix)") }
+                if let fix = check.fix, check.status != .ok { print("     fix: \(fix)") }
             }
         }
         if checks.contains(where: { $0.status == .fail }) { throw ExitCode(1) }

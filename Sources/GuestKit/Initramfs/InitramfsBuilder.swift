@@ -82,7 +82,7 @@ public enum InitramfsBuilder {
     }
 
     /// A dynamically linked busybox can't run in an initramfs that has no libc.
-    static func checkStaticBusybox(_ path: String, arch: Profile.Arch) throws(LaunchError) {
+    public static func checkStaticBusybox(_ path: String, arch: Profile.Arch) throws(LaunchError) {
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw LaunchError.missing(path, package: "busybox-static", purpose: "as the guest's shell and tools")
         }

@@ -43,19 +43,44 @@ public enum AcceleratorHealth {
         return verdict
     }
 
-    /// Boots `kernel` under KVM with no initrd and watches the console.
+    /// Boots `kernel` under KVM with no initrd and watches the console: first with
+    /// `-cpu host` (what plans use), then, if QEMU refuses that, with its default CPU
+    /// model, so the verdict says whether KVM runs guests at all.
     public static func probe(qemu: String, kernel: String, arch: Profile.Arch, deadline: Duration = probeDeadline) async -> AcceleratorStatus {
-        let argv = [qemu, "-machine", arch == .x86_64 ? "microvm" : "virt,gic-version=host", "-accel", "kvm", "-cpu", "host",
-                    "-m", "256M", "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none",
-                    "-kernel", kernel, "-append", "\(arch == .x86_64 ? "console=ttyS0" : "console=ttyAMA0") panic=-1",
-                    "-serial", "stdio", "-no-reboot"]
+        let fix = "This is typical of nested virtualization without full support. Set \"accel\": \"tcg\" (or pass --accel tcg) to skip KVM; after fixing KVM, delete \(cacheFile.path) to probe again"
+        let withHost = await boot(qemu: qemu, kernel: kernel, arch: arch, cpu: "host", deadline: deadline)
+        switch withHost {
+        case .progressed:
+            return .usable
+        case .stalled(let last):
+            return .unusable(reason: "/dev/kvm opens, but a test guest made no progress under KVM in \(deadline) (its console stopped at: \"\(last)\")", fix: fix)
+        case .failed(let said):
+            let reason = "/dev/kvm opens, but QEMU can't run a guest with -cpu host (\(said))"
+            switch await boot(qemu: qemu, kernel: kernel, arch: arch, cpu: nil, deadline: deadline) {
+            case .progressed:
+                return .unusable(reason: reason + "; with QEMU's default CPU model the guest does boot", fix: "set \"cpu\" in the profile to a model KVM accepts here, or \"accel\": \"tcg\". " + fix)
+            case .stalled(let last):
+                return .unusable(reason: reason + ", and with QEMU's default CPU model the guest made no progress in \(deadline) (its console stopped at: \"\(last)\")", fix: fix)
+            case .failed(let said2):
+                return .unusable(reason: reason + ", nor with its default CPU model (\(said2))", fix: fix)
+            }
+        }
+    }
+
+    enum ProbeBoot { case progressed, stalled(String), failed(String) }
+
+    static func boot(qemu: String, kernel: String, arch: Profile.Arch, cpu: String?, deadline: Duration) async -> ProbeBoot {
+        var argv = [qemu, "-machine", arch == .x86_64 ? "microvm" : "virt,gic-version=host", "-accel", "kvm"]
+        if let cpu { argv += ["-cpu", cpu] }
+        argv += ["-m", "256M", "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none",
+                 "-kernel", kernel, "-append", "\(arch == .x86_64 ? "console=ttyS0" : "console=ttyAMA0") panic=-1",
+                 "-serial", "stdio", "-no-reboot"]
         let child: ChildProcess
         do {
             child = try ChildProcess.spawn(name: "kvm-probe", argv: argv, environment: childEnvironment())
         } catch {
-            return .unusable(reason: "the KVM probe could not start QEMU: \(error.message)", fix: "check the QEMU install (launch doctor)")
+            return .failed("could not start QEMU: \(error.message)")
         }
-        let fix = "This is typical of nested virtualization without full support. Set \"accel\": \"tcg\" (or pass --accel tcg) to skip KVM; after fixing KVM, delete \(cacheFile.path) to probe again"
         let started = ContinuousClock.now
         // Any of these means the kernel ran all the way to the root mount.
         let progressMarks = ["Kernel panic", "VFS:", "Run /init", "Freeing unused kernel"]
@@ -63,17 +88,18 @@ public enum AcceleratorHealth {
             let lines = child.outputTail.lines(last: 60)
             if lines.contains(where: { line in progressMarks.contains { line.contains($0) } }) {
                 await child.terminate(grace: .milliseconds(200))
-                return .usable
+                return .progressed
             }
             if let status = child.exitStatus {
                 let said = lines.first { $0.contains("error") || $0.contains("failed") } ?? lines.last ?? "no output"
-                return .unusable(reason: "/dev/kvm opens, but QEMU could not run a guest with it (QEMU \(status): \(said))", fix: fix)
+                return .failed("QEMU \(status): \(said)")
             }
             try? await Task.sleep(for: .milliseconds(20))
         }
-        let last = child.outputTail.lines(last: 60).last { !$0.hasPrefix("qemu-system") && !$0.isEmpty } ?? "nothing"
+        let last = child.outputTail.lines(last: 60).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+            .last { !$0.hasPrefix("qemu-system") && !$0.isEmpty } ?? "nothing"
         await child.terminate(grace: .milliseconds(200))
-        return .unusable(reason: "/dev/kvm opens, but a test guest made no progress under KVM in \(deadline) (the console stopped at: \"\(last)\")", fix: fix)
+        return .stalled(last)
     }
 
     static var cacheFile: URL {

@@ -49,19 +49,13 @@ public enum HostDoctor {
             checks.append(HostCheck("virtiofsd", .warn, "not found: virtiofs shares won't work (9p shares still do)",
                                     fix: "Debian 12: sudo apt-get install qemu-system-common (ships /usr/lib/qemu/virtiofsd); newer: sudo apt-get install virtiofsd"))
         }
-        if let busybox = HostProbe.findProgram("/bin/busybox") {
-            checks.append(HostCheck("busybox", .ok, busybox))
-        } else {
-            checks.append(HostCheck("busybox", .fail, "/bin/busybox not found: the guest kit can't build an initramfs",
-                                    fix: "sudo apt-get install busybox-static"))
-        }
-        if let kernel = KernelLocator.newest(in: bootFolder) {
-            let modules = FileManager.default.fileExists(atPath: "/lib/modules/\(kernel.release)/modules.dep")
-            checks.append(HostCheck("kernel", modules ? .ok : .warn, "\(kernel.path)" + (modules ? " with modules" : ", but no /lib/modules/\(kernel.release)"),
-                                    fix: modules ? nil : "reinstall the kernel package so its modules are present"))
-        } else {
-            checks.append(HostCheck("kernel", .warn, "no \(bootFolder)/vmlinuz-* (\"kernel\": \"auto\" needs one)",
-                                    fix: "sudo apt-get install linux-image-amd64, or give kernel paths in profiles"))
+        for arch in Profile.Arch.allCases {
+            if let firmware = host.firmware[arch] {
+                checks.append(HostCheck("uefi \(arch.rawValue)", .ok, "\(firmware.code) (from \(firmware.source))"))
+            } else {
+                checks.append(HostCheck("uefi \(arch.rawValue)", .warn, "no UEFI firmware: \"firmware\": \"uefi\" won't work for \(arch.rawValue) guests",
+                                        fix: "sudo apt-get install \(arch == .x86_64 ? "ovmf" : "qemu-efi-aarch64")"))
+            }
         }
         let limit = ProfileValidator.socketPathLimit(host.os)
         let longest = host.runtimeBase.utf8.count + 1 + ProfileValidator.runtimeDirNameLength + 1 + ProfileValidator.longestSocketName
@@ -69,10 +63,11 @@ public enum HostDoctor {
             ? HostCheck("runtime dir", .ok, "\(host.runtimeBase): socket paths up to \(longest) of \(limit) bytes")
             : HostCheck("runtime dir", .fail, "\(host.runtimeBase): socket paths would be \(longest) bytes, over \(limit)",
                         fix: "set XDG_RUNTIME_DIR to a shorter folder or use \"runtimeDir\" in profiles"))
-        var limitValue = rlimit()
-        if getrlimit(__rlimit_resource_t(8) /* RLIMIT_MEMLOCK */, &limitValue) == 0 {
-            let text = limitValue.rlim_cur == rlim_t.max ? "unlimited" : "\(limitValue.rlim_cur >> 10) KiB"
-            checks.append(HostCheck("memlock", .ok, "locked-memory limit \(text) (matters only with mem-lock or VFIO)"))
+        if let limit = host.memlockLimitBytes {
+            checks.append(HostCheck("memlock", .ok, "locked-memory limit \(limit >> 10) KiB: enough for \"lockMemory\" guests up to \(limit >> 20) MiB",
+                                    fix: limit < 1 << 30 ? "for bigger locked guests: `* soft memlock unlimited` and `* hard memlock unlimited` in /etc/security/limits.conf, or DefaultLimitMEMLOCK=infinity in /etc/systemd/system.conf" : nil))
+        } else {
+            checks.append(HostCheck("memlock", .ok, "locked-memory limit unlimited"))
         }
         return checks
     }
@@ -81,7 +76,7 @@ public enum HostDoctor {
         switch status {
         case .usable: return HostCheck(name, .ok, "usable")
         case .absent(let why): return HostCheck(name, .warn, "absent: \(why); guests run emulated (TCG), much slower")
-        case .unusable(let why, let fix): return HostCheck(name, .warn, "unusable: \(why); guests run emulated (TCG)", fix: fix)
+        case .unusable(let why, let fix): return HostCheck(name, .warn, "present but unusable: \(why). Guests run emulated (TCG), much slower", fix: fix)
         }
     }
 }

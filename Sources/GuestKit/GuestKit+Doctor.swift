@@ -1,0 +1,45 @@
+import Foundation
+import QEMULaunch
+
+extension GuestKit {
+    /// The guest kit's part of `launch doctor`: busybox, the kernels under /boot
+    /// (format, arch, PVH fast boot, modules), and the cache folder.
+    public static func hostChecks(host: HostFacts, bootFolder: String = "/boot") -> [HostCheck] {
+        var checks: [HostCheck] = []
+        do {
+            try InitramfsBuilder.checkStaticBusybox("/bin/busybox", arch: host.arch)
+            checks.append(HostCheck("busybox", .ok, "/bin/busybox is a static \(host.arch.rawValue) program"))
+        } catch {
+            checks.append(HostCheck("busybox", .fail, error.message, fix: error.fix ?? "sudo apt-get install busybox-static"))
+        }
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: bootFolder)) ?? []).filter { $0.hasPrefix("vmlinuz-") }.sorted()
+        if names.isEmpty {
+            checks.append(HostCheck("kernels", .fail, "no \(bootFolder)/vmlinuz-*: \"kernel\": \"auto\" (the bundled profiles) needs one",
+                                    fix: "sudo apt-get install linux-image-amd64"))
+        }
+        for name in names {
+            let path = "\(bootFolder)/\(name)"
+            let release = String(name.dropFirst("vmlinuz-".count))
+            guard let image = try? KernelImage.inspect(URL(fileURLWithPath: path)) else {
+                checks.append(HostCheck("kernel \(release)", .warn, "\(path) is not readable", fix: "run as a user who can read \(bootFolder) (Ubuntu makes kernels root-only)"))
+                continue
+            }
+            var parts = ["\(image.format)", image.arch?.rawValue ?? "unknown arch"]
+            let config = (try? String(contentsOfFile: "\(bootFolder)/config-\(release)", encoding: .utf8)) ?? ""
+            if config.contains("CONFIG_PVH=y") { parts.append("PVH entry: fast boot under TCG") }
+            let hasModules = FileManager.default.fileExists(atPath: "/lib/modules/\(release)/modules.dep")
+            parts.append(hasModules ? "modules in /lib/modules/\(release)" : "no modules in /lib/modules/\(release)")
+            checks.append(HostCheck("kernel \(release)", hasModules ? .ok : .warn, parts.joined(separator: ", "),
+                                    fix: hasModules ? nil : "reinstall its package (linux-image-\(release)) so the guest kit finds its virtio modules"))
+        }
+        let cache = CacheDirectory.root
+        try? FileManager.default.createDirectory(at: cache, withIntermediateDirectories: true)
+        if access(cache.path, W_OK) == 0 {
+            checks.append(HostCheck("cache", .ok, "\(cache.path) is writable"))
+        } else {
+            checks.append(HostCheck("cache", .fail, "\(cache.path) is not writable: the initramfs can't be built",
+                                    fix: "set LAUNCH_CACHE_DIR to a writable folder"))
+        }
+        return checks
+    }
+}
