@@ -56,13 +56,13 @@ struct CommaInjectionTests {
         let legacy = try Planner.plan(p, host: Hosts.x86KVM, options: PlanOptions(runtimeDir: "/tmp/r,x"))
         #expect(legacy.virtiofsd == [[
             "/usr/lib/qemu/virtiofsd", "--socket-path=/tmp/r,x/fs0.sock",
-            "-o", #"source=/tmp/qlt-golden/a\,readonly=off"#, "-o", "cache=auto", "-o", "sandbox=chroot",
+            "-o", #"source=/tmp/qlt-golden/a\,readonly=off"#, "-o", "cache=auto", "-o", "sandbox=namespace",
         ]])
         #expect(legacy.qemu.contains("socket,id=fs0,path=/tmp/r,,x/fs0.sock"))
         let rust = try Planner.plan(p, host: Hosts.x86TCG, options: PlanOptions(runtimeDir: goldenRuntimeDir))
         #expect(rust.virtiofsd == [[
             "/usr/libexec/virtiofsd", "--socket-path=/run/user/1000/launch-test0001/fs0.sock",
-            "--shared-dir=/tmp/qlt-golden/a,readonly=off", "--cache=auto", "--sandbox=chroot",
+            "--shared-dir=/tmp/qlt-golden/a,readonly=off", "--cache=auto", "--sandbox=namespace",
         ]])
     }
 

@@ -47,6 +47,7 @@ struct GoldenArgvTests {
             Plan.Choice(topic: "machine", value: "microvm", reason: "from the profile"),
             Plan.Choice(topic: "transport", value: "virtio-mmio", reason: "default for microvm"),
             Plan.Choice(topic: "virtiofsd", value: "legacy-c", reason: "detected from /usr/lib/qemu/virtiofsd's --help"),
+            Plan.Choice(topic: "virtiofsd", value: "sandbox namespace", reason: "root: mount, pid and net namespaces around the shared folder"),
             Plan.Choice(topic: "kernel", value: "vmlinux (PVH entry)", reason: "booted directly, no in-guest decompression"),
         ])
         #expect((plan.arch, plan.machine, plan.accelerator, plan.transport) == (.x86_64, .microvm, .kvm, .mmio))
@@ -175,7 +176,7 @@ extension GoldenCase {
             "--socket-path=/run/user/1000/launch-test0001/fs0.sock",
             "-o", "source=/tmp/qlt-golden/src",
             "-o", "cache=auto",
-            "-o", "sandbox=chroot",
+            "-o", "sandbox=namespace",
         ]],
         cmdline: "console=ttyS0 panic=-1 tsc_early_khz=2995200 quiet")
 
@@ -300,7 +301,7 @@ extension GoldenCase {
             "--socket-path=/run/user/1000/launch-test0001/fs0.sock",
             "--shared-dir=/tmp/qlt-golden/src",
             "--cache=never",
-            "--sandbox=chroot",
+            "--sandbox=namespace",
             "--readonly",
             "--log-level=debug",
         ]],
@@ -441,14 +442,14 @@ extension GoldenCase {
                 "--socket-path=/run/user/1000/launch-test0001/fs0.sock",
                 "--shared-dir=/tmp/qlt-golden/src",
                 "--cache=auto",
-                "--sandbox=chroot",
+                "--sandbox=namespace",
             ],
             [
                 "/usr/libexec/virtiofsd",
                 "--socket-path=/run/user/1000/launch-test0001/fs1.sock",
                 "--shared-dir=/tmp/qlt-golden/data",
                 "--cache=auto",
-                "--sandbox=chroot",
+                "--sandbox=namespace",
                 "--readonly",
             ],
         ],
@@ -524,7 +525,7 @@ extension GoldenCase {
             "--socket-path=/run/user/1000/launch-test0001/fs0.sock",
             "--shared-dir=/tmp/qlt-golden/src",
             "--cache=auto",
-            "--sandbox=chroot",
+            "--sandbox=namespace",
         ]],
         cmdline: "console=ttyAMA0 panic=-1")
 

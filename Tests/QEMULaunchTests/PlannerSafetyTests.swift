@@ -126,4 +126,19 @@ struct PlannerSafetyTests {
         let index = try #require(plan.qemu.firstIndex(of: "-overcommit"))
         #expect(plan.qemu[index + 1] == "mem-lock=on")
     }
+
+    @Test("not root: the C virtiofsd (root only) is refused; the Rust one runs unsandboxed with a warning")
+    func virtiofsdWithoutRoot() throws {
+        var p = Profile(name: "user")
+        p.kernel = "/tmp/qlt-golden/vmlinuz"
+        p.shares = [Profile.Share(tag: "src", path: "/tmp/qlt-golden/src")]
+        var host = Hosts.x86KVM
+        host.isRoot = false
+        host.virtiofsd = VirtiofsdBinary(path: "/usr/lib/qemu/virtiofsd", flavor: .legacyC)
+        #expect(planProblems(p, host: host).map(\.path) == ["shares[0].transport"])
+        host.virtiofsd = VirtiofsdBinary(path: "/usr/libexec/virtiofsd", flavor: .rust)
+        let plan = try Planner.plan(p, host: host, options: PlanOptions(runtimeDir: goldenRuntimeDir))
+        #expect(plan.virtiofsd.first?.contains("--sandbox=none") == true)
+        #expect(plan.choices.contains { $0.topic == "virtiofsd" && $0.value == "sandbox none" && $0.isWarning })
+    }
 }

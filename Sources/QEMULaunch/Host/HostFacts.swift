@@ -17,6 +17,8 @@ public struct HostFacts: Sendable, Hashable, Codable {
     public var tscKHz: Int?
     /// Folder under which runtime dirs are made by default.
     public var runtimeBase: String
+    /// Whether the launcher runs as root (virtiofsd can sandbox itself in namespaces then).
+    public var isRoot: Bool = true
     /// RLIMIT_MEMLOCK's soft limit in bytes; nil = unlimited or unknown.
     public var memlockLimitBytes: UInt64?
     /// UEFI firmware found, by guest arch.

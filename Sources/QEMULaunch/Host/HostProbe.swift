@@ -37,6 +37,7 @@ public enum HostProbe {
         }
         facts.tscKHz = tscKHz()
         facts.memlockLimitBytes = memlockLimit()
+        facts.isRoot = geteuid() == 0
         facts.runtimeBase = runtimeBase()
         return facts
     }

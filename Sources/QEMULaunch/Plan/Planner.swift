@@ -83,6 +83,11 @@ public enum Planner {
                                                fix: arch == .x86_64 ? "install it: sudo apt-get install ovmf" : "install it: sudo apt-get install qemu-efi-aarch64"))
             }
         }
+        if let virtiofsd = host.virtiofsd, virtiofsd.flavor == .legacyC, !host.isRoot, let first = virtiofsShares.first {
+            problems.append(ProfileProblem(path: "shares[\(first.offset)].transport",
+                                           message: "the C virtiofsd (\(virtiofsd.path)) runs only as root, and this launcher is not root",
+                                           fix: "run as root, install the Rust virtiofsd (package virtiofsd on Debian 13 / Ubuntu 24.04), or use \"transport\": \"9p\""))
+        }
         if !problems.isEmpty { throw ProfileProblems(source: profile.name, problems: problems) }
 
         let run = options.runtimeDir
@@ -209,6 +214,13 @@ public enum Planner {
         if let virtiofsd = host.virtiofsd, !virtiofsShares.isEmpty {
             choices.append(Plan.Choice(topic: "virtiofsd", value: virtiofsd.flavor.rawValue,
                                        reason: "detected from \(virtiofsd.path)'s --help"))
+            if virtiofsd.flavor == .rust && !host.isRoot {
+                choices.append(Plan.Choice(topic: "virtiofsd", value: "sandbox none",
+                                           reason: "not root: virtiofsd can't sandbox itself in namespaces; the guest sees only the shared folder, but the daemon runs unconfined",
+                                           isWarning: true))
+            } else {
+                choices.append(Plan.Choice(topic: "virtiofsd", value: "sandbox namespace", reason: "root: mount, pid and net namespaces around the shared folder"))
+            }
             if virtiofsd.flavor == .legacyC, let share = virtiofsShares.first(where: { $0.element.readOnly }) {
                 choices.append(Plan.Choice(topic: "virtiofsd", value: "read-only share \"\(share.element.tag)\" enforced in the guest only",
                                            reason: "the C virtiofsd has no read-only mode; the guest mounts it ro, but the daemon itself could write", isWarning: true))
@@ -365,14 +377,15 @@ public enum Planner {
         switch flavor {
         case .legacyC:
             let cache = profile.virtiofsd.cache == .never ? "none" : profile.virtiofsd.cache.rawValue
+            // The strongest sandbox: mount, pid and net namespaces with pivot_root into the share
+            // (needs root, like everything the C daemon does).
             argv += ["--socket-path=\(socket)", "-o", "source=\(QEMUSyntax.fuseOptionValue(share.path))",
-                     "-o", "cache=\(cache)",
-                     // chroot works inside containers where namespace sandboxing can't unshare.
-                     "-o", "sandbox=chroot"]
+                     "-o", "cache=\(cache)", "-o", "sandbox=namespace"]
         case .rust:
             argv += ["--socket-path=\(socket)", "--shared-dir=\(share.path)",
                      "--cache=\(profile.virtiofsd.cache.rawValue)",
-                     "--sandbox=\(host.os == .linux ? "chroot" : "none")"]
+                     // Namespaces as root; unprivileged, the Rust daemon can only run unsandboxed.
+                     "--sandbox=\(host.isRoot ? "namespace" : "none")"]
             if share.readOnly { argv.append("--readonly") }
         }
         return argv + profile.virtiofsd.extraArgs
