@@ -28,14 +28,14 @@ struct GuestExampleTests {
     func kernelRelease() async throws {
         let result = try await run("uname -r")
         let release = try #require(KernelLocator.newest()?.release)
-        #expect(result.exitCode == 0)
+        #expect(result.exitCode == 0, "stderr: \(result.stderrText)")
         #expect(result.stdoutText == release + "\n")
     }
 
     @Test("the project's files are visible in the guest through the share")
     func projectFilesVisible() async throws {
         let result = try await run("head -n 1 /project/README.md")
-        #expect(result.exitCode == 0)
+        #expect(result.exitCode == 0, "stderr: \(result.stderrText)")
         #expect(result.stdoutText.hasPrefix("# swift-qemu-launch"))
     }
 
