@@ -97,7 +97,7 @@ struct SupervisionTests {
         #expect(runtimeDirs(in: folder).isEmpty)
     }
 
-    @Test("50 start/stop cycles leave no open fds, threads or runtime dirs behind")
+    @Test("200 start/stop cycles leave open fds, threads and runtime dirs unchanged")
     func manyCycles() async throws {
         let folder = try Fixture.temporaryDirectory("cyc")
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -111,7 +111,7 @@ struct SupervisionTests {
         try await cycle()
         let fds = Fixture.openFileDescriptorCount()
         let threads = Fixture.threadCount()
-        for _ in 0..<50 { try await cycle() }
+        for _ in 0..<200 { try await cycle() }
         // Reader and reaper threads end just after their process; give them a moment.
         for _ in 0..<100 where Fixture.threadCount() > threads || Fixture.openFileDescriptorCount() > fds {
             try await Task.sleep(for: .milliseconds(20))
