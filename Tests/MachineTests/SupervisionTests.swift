@@ -45,7 +45,8 @@ struct SupervisionTests {
         let folder = try Fixture.temporaryDirectory("arg")
         defer { try? FileManager.default.removeItem(at: folder) }
         var profile = try profile("badarg", script: "poweroff -f", folder: folder)
-        profile.qemu.extraArgs = ["-device", "no-such-device-xyz"]
+        // Past the capability check (it knows -smp), refused by QEMU itself.
+        profile.qemu.extraArgs = ["-smp", "cpus=banana"]
         do {
             _ = try await Machine.start(profile)
             Issue.record("QEMU started with a bad device")
@@ -54,10 +55,27 @@ struct SupervisionTests {
             #expect(error.message.contains("exited with status 1"))
             let text = error.description
             #expect(text.contains("command: "))
-            #expect(text.contains("-device no-such-device-xyz"))
-            #expect(text.contains("'no-such-device-xyz' is not a valid device model name"))
+            #expect(text.contains("-smp cpus=banana"))
+            #expect(text.contains("Parameter 'smp.cpus' expects integer"))
         }
         #expect(runtimeDirs(in: folder).isEmpty)
+    }
+
+    @Test("a device this QEMU doesn't have is refused before anything starts, naming the device")
+    func unknownDeviceRefused() async throws {
+        let folder = try Fixture.temporaryDirectory("dev")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var profile = try profile("baddev", script: "poweroff -f", folder: folder)
+        profile.qemu.extraArgs = ["-device", "no-such-device-xyz"]
+        do {
+            _ = try await Machine.start(profile)
+            Issue.record("started with a device QEMU lacks")
+        } catch {
+            #expect(error.code == .invalidProfile)
+            #expect(error.message.contains("has no device no-such-device-xyz"))
+        }
+        #expect(runtimeDirs(in: folder).isEmpty)
+        #expect(Fixture.processes(mentioning: folder.path).isEmpty)
     }
 
     @Test("a virtiofsd killed while the guest runs ends the run as a failure and stops QEMU")
@@ -109,15 +127,15 @@ struct SupervisionTests {
             #expect(outcome.step == .qmpQuit)
         }
         try await cycle()
-        let fds = Fixture.openFileDescriptorCount()
-        let threads = Fixture.threadCount()
+        let fds = Fixture.launcherFileDescriptorCount()
+        let threads = Fixture.launcherThreadCount()
         for _ in 0..<200 { try await cycle() }
         // Reader and reaper threads end just after their process; give them a moment.
-        for _ in 0..<100 where Fixture.threadCount() > threads || Fixture.openFileDescriptorCount() > fds {
+        for _ in 0..<100 where Fixture.launcherThreadCount() > threads || Fixture.launcherFileDescriptorCount() > fds {
             try await Task.sleep(for: .milliseconds(20))
         }
-        #expect(Fixture.openFileDescriptorCount() == fds)
-        #expect(Fixture.threadCount() <= threads)
+        #expect(Fixture.launcherFileDescriptorCount() == fds)
+        #expect(Fixture.launcherThreadCount() <= threads)
         #expect(runtimeDirs(in: folder).isEmpty)
         #expect(Fixture.processes(mentioning: folder.path).isEmpty)
     }

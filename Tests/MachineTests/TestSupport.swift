@@ -68,6 +68,23 @@ enum Fixture {
         ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []).count
     }
 
+    /// Threads that are not Dispatch's own worker pool (which grows under load and
+    /// shrinks on its own timer): the launcher's readers, reapers and QMP threads.
+    static func launcherThreadCount() -> Int {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []).filter { task in
+            let name = (try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8)) ?? ""
+            return !name.contains("qos")
+        }.count
+    }
+
+    /// Open fds that are not Dispatch's per-worker epoll/timer/event fds.
+    static func launcherFileDescriptorCount() -> Int {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).filter { fd in
+            let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)")) ?? ""
+            return !target.hasPrefix("anon_inode:")
+        }.count
+    }
+
     /// Runs a helper program to completion; throws when it fails.
     @discardableResult
     static func run(_ argv: [String]) throws -> String {

@@ -292,8 +292,21 @@ public final class Machine: Sendable {
     }
 
     private func finish(qemuStatus: ExitStatus) async {
-        // Let the console and event readers see QEMU's last words.
+        // Let the console and QMP readers see QEMU's last words: QEMU closes both as it exits.
         await console.waitUntilClosed()
+        let qmp = self.qmp
+        _ = await firstOf([
+            { @Sendable in _ = await qmp.disconnected() },
+            { @Sendable in try? await Task.sleep(for: .seconds(1)) },
+        ])
+        // The client's own history, filled by its reader before it saw the close: the
+        // event stream's consumer task may not have run yet.
+        for event in qmp.recentEvents {
+            if event.name == "GUEST_PANICKED" { events.withLock { $0.panicked = true } }
+            if event.name == "SHUTDOWN", let reason = event.data["reason"]?.stringValue {
+                events.withLock { $0.shutdownReason = reason }
+            }
+        }
         let (panicked, reason, ladderStep) = events.withLock { ($0.panicked, $0.shutdownReason, $0.ladderStep) }
         let consolePanic = console.tail.lines(last: 80).contains { $0.contains("Kernel panic") }
         let observed: VMEnd
