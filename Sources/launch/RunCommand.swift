@@ -119,6 +119,8 @@ struct RunCommand: AsyncParsableCommand {
         case .panicked:
             FileHandle.standardError.write(Data("launch: guest panic\n".utf8))
             throw ExitCode(LaunchError.Code.guestPanic.exitStatus)
+        case .timedOut:
+            throw ExitCode(LaunchError.Code.timeout.exitStatus)
         default:
             throw ExitCode(LaunchError.Code.qemuFailed.exitStatus)
         }

@@ -16,6 +16,8 @@ struct SupervisionTests {
         profile.initrd = try Fixture.initramfs(script: script, in: folder)
         profile.runtimeDir = folder.path
         profile.timeouts.boot = TimeLimit(.seconds(120))
+        // A hung guest ends the test (as .timedOut) instead of blocking the run.
+        profile.timeouts.run = TimeLimit(.seconds(180))
         profile.timeouts.shutdown = TimeLimit(.seconds(5))
         return profile
     }

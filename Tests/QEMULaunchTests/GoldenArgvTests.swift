@@ -281,7 +281,7 @@ extension GoldenCase {
             "-object", "memory-backend-memfd,id=mem,size=512M,share=on",
             "-global", "virtio-mmio.force-legacy=false",
             "-kernel", "/tmp/qlt-golden/vmlinuz",
-            "-append", "console=ttyS0 panic=-1",
+            "-append", "console=ttyS0 panic=-1 tsc_early_khz=2400000",
             "-chardev", "socket,id=console,path=/run/user/1000/launch-test0001/console.sock,server=on,wait=off",
             "-serial", "chardev:console",
             "-chardev", "socket,id=fs0,path=/run/user/1000/launch-test0001/fs0.sock",
@@ -309,7 +309,7 @@ extension GoldenCase {
             "/usr/local/bin/qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2",
             "-b", "/tmp/qlt-golden/disk.qcow2", "/run/user/1000/launch-test0001/disk0.qcow2",
         ]],
-        cmdline: "console=ttyS0 panic=-1")
+        cmdline: "console=ttyS0 panic=-1 tsc_early_khz=2400000")
 
     static let tcgMicrovmPVH = GoldenCase(
         title: "x86_64 Linux TCG-only, microvm PVH: tsc_early_khz before the caller's arguments, exec ports without a command, not paused",

@@ -44,10 +44,16 @@ link_ports() {
 ctl=/dev/virtio-ports/launch.status
 link_ports
 if [ "$exec_mode" = 1 ]; then
-  # Port names arrive from QEMU after the driver probes: wait up to 30 s.
+  # Each port's name arrives from QEMU separately, after the driver probes:
+  # wait (up to 30 s) until all four exec ports are there.
+  ports_ready() {
+    for n in launch.status launch.stdin launch.stdout launch.stderr; do
+      [ -e "/dev/virtio-ports/$n" ] || return 1
+    done
+  }
   i=0
-  while [ ! -e "$ctl" ] && [ $i -lt 3000 ]; do usleep 10000; link_ports; i=$((i+1)); done
-  [ -e "$ctl" ] || die "no $ctl port: is virtio_console loaded and the port planned?"
+  while ! ports_ready && [ $i -lt 3000 ]; do usleep 10000; link_ports; i=$((i+1)); done
+  ports_ready || die "the exec ports (launch.*) did not appear: is virtio_console loaded and are the ports planned?"
   exec 5<>"$ctl"
   read -r len <&5
   setup="$(head -c "$len" <&5)"

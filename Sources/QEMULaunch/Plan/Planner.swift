@@ -169,9 +169,11 @@ public enum Planner {
             cmdline.append(arch == .aarch64 ? "console=ttyAMA0" : "console=ttyS0")
             // A panic reboots at once, and -no-reboot turns that reboot into QEMU's exit.
             cmdline.append("panic=-1")
-            if machine == .microvm, options.kernelEntry == .pvh, let khz = host.tscKHz {
-                // microvm + PVH skips the setup code that calibrates the TSC against the
-                // PIT; without a known frequency the guest hangs (seen on QEMU 7.2 TCG).
+            if machine == .microvm, options.kernelEntry == .pvh || accel == .tcg, let khz = host.tscKHz {
+                // microvm has no HPET or PM timer to calibrate the TSC against, only the PIT:
+                // with PVH the guest hangs calibrating, and under TCG on a loaded host the PIT
+                // calibration fails ("Unable to calibrate against PIT") and the boot stalls
+                // (both seen on QEMU 7.2). Telling the kernel the host's TSC rate skips it.
                 cmdline.append("tsc_early_khz=\(khz)")
             }
             cmdline += options.kernelArguments

@@ -20,6 +20,8 @@ public enum VMEnd: Sendable, Hashable, CustomStringConvertible {
     case qemuExited(ExitStatus)
     /// A virtiofsd died while the guest ran; QEMU was stopped.
     case virtiofsdDied(index: Int, ExitStatus)
+    /// `timeouts.run` passed (a VM without a command); the ladder stopped it.
+    case timedOut
 
     public var description: String {
         switch self {
@@ -29,6 +31,7 @@ public enum VMEnd: Sendable, Hashable, CustomStringConvertible {
         case .stopped(let step): return "stopped by the shutdown ladder at step \(step)"
         case .qemuExited(let status): return "QEMU \(status)"
         case .virtiofsdDied(let index, let status): return "virtiofsd for share \(index) \(status) while the guest ran"
+        case .timedOut: return "timeouts.run passed; the VM was stopped"
         }
     }
 }
@@ -225,11 +228,22 @@ public final class Machine: Sendable {
     }
 
     /// Lets the vCPUs run (the plan starts QEMU with -S so consoles attach first).
+    /// Without a command, `timeouts.run` bounds the VM's life from here.
     public func resume() async throws(LaunchError) {
         do {
             try await qmp.cont()
         } catch {
             throw LaunchError(.qemuFailed, "QMP cont failed", cause: error)
+        }
+        if profile.command == nil, let limit = profile.timeouts.run?.duration {
+            Task { [self] in
+                try? await Task.sleep(for: limit)
+                guard qemu.exitStatus == nil, end == nil else { return }
+                let tail = console.tail.lines(last: 10).map { "  \($0)" }.joined(separator: "\n")
+                logger.error("timeouts.run (\(profile.timeouts.run!)) passed; stopping the VM. Last console lines:\n\(tail)")
+                setEnd(.timedOut)
+                await shutdown(stepTimeout: .seconds(3))
+            }
         }
     }
 
