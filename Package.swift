@@ -48,6 +48,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Benchmarks of the QMP client and of supervising many QEMUs (see Benchmarks/).
+        .executableTarget(
+            name: "launch-bench",
+            dependencies: ["QMP", "QEMULaunch"],
+            path: "Benchmarks/Sources/launch-bench"
+        ),
         .testTarget(
             name: "QMPTests",
             dependencies: [

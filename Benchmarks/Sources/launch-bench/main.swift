@@ -1,0 +1,2 @@
+// Placeholder: the benchmark driver is being written (see Benchmarks/README.md).
+print("launch-bench: not written yet")
