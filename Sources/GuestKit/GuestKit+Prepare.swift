@@ -116,7 +116,7 @@ extension GuestKit {
         if profile.command != nil {
             arguments.append("launch.exec=1")
             // Kernel chatter on an emulated UART costs boot time; the console log keeps the rest.
-            arguments.append("quiet")
+            if options.quietKernel { arguments.append("quiet") }
         }
         let script = setupScript(profile: profile, laterModules: image.laterModules, workingDirectory: options.workingDirectory)
         return Prepared(profile: profile, host: host, kernelEntry: entry, kernelArguments: arguments,

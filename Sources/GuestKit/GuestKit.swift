@@ -24,6 +24,10 @@ extension GuestKit {
         /// Working directory for the command inside the guest.
         public var workingDirectory: String?
         public var keepRuntimeDir = false
+        /// The serial console (kernel messages) as it arrives, besides console.log; nil = log only.
+        public var console: GuestOutput?
+        /// Boot commands with `quiet` (fewer kernel messages on the emulated UART: faster).
+        public var quietKernel = true
         /// When it fires (Ctrl-C), the VM is stopped through the shutdown ladder.
         public var interrupt: Interrupt?
         /// Host facts to plan with; nil probes this host.
@@ -75,6 +79,20 @@ extension GuestKit {
         machineOptions.execPorts = prepared.profile.command != nil
         machineOptions.logger = options.logger
         let machine = try await Machine.start(prepared.profile, options: machineOptions)
+        if let sink = options.console {
+            // Subscribed before `cont`: the vCPUs are still stopped, so nothing is missed.
+            let chunks = machine.console.output()
+            Task {
+                for await chunk in chunks {
+                    let data = Data(chunk.utf8)
+                    switch sink {
+                    case .capture: break
+                    case .fileDescriptor(let fd): writeAll(fd, Array(data))
+                    case .handler(let handle): handle(data)
+                    }
+                }
+            }
+        }
         var session: ExecSession?
         if prepared.profile.command != nil {
             let ports = ExecPorts.all.map { machine.takePort($0)! }

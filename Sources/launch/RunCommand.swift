@@ -69,14 +69,15 @@ struct RunCommand: AsyncParsableCommand {
             options.stdin = .fileDescriptor(STDIN_FILENO)
             options.stdout = .fileDescriptor(STDOUT_FILENO)
             options.stderr = .fileDescriptor(STDERR_FILENO)
+            if verbose {
+                options.console = .fileDescriptor(STDERR_FILENO)
+                options.quietKernel = false
+            }
             let result: GuestKit.Result
             do {
                 result = try await GuestKit.run(profile, options: options)
             } catch {
                 throw fail(error)
-            }
-            if verbose {
-                for line in result.consoleTail { FileHandle.standardError.write(Data("console: \(line)\n".utf8)) }
             }
             logger.debug("command exited with \(result.exitCode) after \(result.duration)")
             if result.exitCode != 0 { throw ExitCode(result.exitCode) }
