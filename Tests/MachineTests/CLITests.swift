@@ -1,0 +1,161 @@
+import Foundation
+import QEMULaunch
+import Testing
+
+/// The `launch` command as a user runs it (slow: boots guests).
+@Suite("The launch command, run as a user would (slow: boots guests under TCG)", .serialized)
+struct CLITests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    struct Outcome {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs `launch ARGS` to completion with `stdin` bytes and extra environment.
+    static func launch(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> Outcome {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try Fixture.launchExecutable)
+        process.arguments = arguments
+        process.currentDirectoryURL = root
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        // Read both pipes concurrently so neither fills up.
+        let errData = Mutex(Data())
+        let reader = Thread { errData.withLock { $0 = err.fileHandleForReading.readDataToEndOfFile() } }
+        reader.start()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        while errData.withLock({ $0.isEmpty }) && reader.isExecuting { Thread.sleep(forTimeInterval: 0.01) }
+        Thread.sleep(forTimeInterval: 0.05)
+        return Outcome(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                       stderr: String(decoding: errData.withLock { $0 }, as: UTF8.self))
+    }
+
+    @Test("`launch plan --json` prints {qemu, virtiofsd, cmdline, runtimeDir} for each bundled x86 profile",
+          arguments: ["Profiles/hello.json", "Profiles/boot.json", "Profiles/q35.json", "Profiles/pc.json"])
+    func planJSON(profile: String) throws {
+        let outcome = try Self.launch(["plan", profile, "--json"])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [String: Any])
+        let qemu = try #require(object["qemu"] as? [String])
+        #expect(qemu.first?.hasSuffix("qemu-system-x86_64") == true)
+        #expect(object["virtiofsd"] is [[String]])
+        #expect(object["cmdline"] is String)
+        #expect((object["runtimeDir"] as? String)?.contains("/launch-") == true)
+    }
+
+    @Test("an invalid profile exits 65 and lists every problem with its path")
+    func invalidProfile() throws {
+        let folder = try Fixture.temporaryDirectory("bad")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let profile = folder.appendingPathComponent("bad.json")
+        try Data(#"{"name": "bad", "memroy": "1G", "machine": "virt", "cpus": "two", "shares": [{"tag": "a", "path": "/nonexistent"}]}"#.utf8).write(to: profile)
+        for subcommand in ["plan", "run"] {
+            let outcome = try Self.launch([subcommand, profile.path])
+            #expect(outcome.status == 65)
+            #expect(outcome.stderr.contains("memroy: unknown key \"memroy\""))
+            #expect(outcome.stderr.contains("did you mean \"memory\"?"))
+            #expect(outcome.stderr.contains("cpus: expected a whole number of CPUs"))
+        }
+    }
+
+    @Test("stdin from a pipe reaches the guest command: echo hi | launch run hello -- cat")
+    func pipedStdin() throws {
+        let outcome = try Self.launch(["run", "-q", "Profiles/hello.json", "--", "cat"], stdin: "hi\n")
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        #expect(outcome.stdout == "hi\n")
+    }
+
+    @Test("the guest command's exit code becomes launch's, and the bundled hello prints its lines")
+    func helloAndExitCode() throws {
+        let hello = try Self.launch(["Profiles/hello.json"])
+        #expect(hello.status == 0, "\(hello.stderr)")
+        let release = try #require(KernelLocator.newest()?.release)
+        #expect(hello.stdout == "kernel \(release)\nhello from the host, read through virtiofs\n")
+        let failing = try Self.launch(["run", "-q", "Profiles/hello.json", "-c", "echo oops >&2; exit 7"])
+        #expect(failing.status == 7)
+        #expect(failing.stderr.contains("oops"))
+    }
+
+    @Test("without QEMU on PATH, launch exits 69 naming the Debian package")
+    func missingQEMU() throws {
+        let empty = try Fixture.temporaryDirectory("path")
+        defer { try? FileManager.default.removeItem(at: empty) }
+        let outcome = try Self.launch(["run", "Profiles/hello.json"], environment: ["PATH": empty.path])
+        #expect(outcome.status == 69)
+        #expect(outcome.stderr.contains("qemu-system-x86"))
+    }
+
+    @Test("`launch doctor --json` lists the checks, and this host can run the bundled profiles")
+    func doctorJSON() throws {
+        let outcome = try Self.launch(["doctor", "--json"])
+        #expect(outcome.status == 0, "\(outcome.stdout)")
+        let checks = try #require(try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [[String: Any]])
+        let names = Set(checks.compactMap { $0["name"] as? String })
+        #expect(names.isSuperset(of: ["qemu x86_64", "kvm", "virtiofsd", "busybox", "runtime dir", "memlock", "uefi x86_64"]))
+        for check in checks where (check["status"] as? String) != "ok" {
+            #expect(check["fix"] is String, "\(check["name"] ?? "?") has no fix")
+        }
+    }
+
+    @Test("with accel auto the first run on a host probes KVM, the next one reuses the verdict; both complete")
+    func kvmProbeCached() throws {
+        let cache = try Fixture.temporaryDirectory("cache")
+        defer { try? FileManager.default.removeItem(at: cache) }
+        let kvmOpens = FileManager.default.isWritableFile(atPath: "/dev/kvm")
+        let first = try Self.launch(["run", "Profiles/hello.json"], environment: ["LAUNCH_CACHE_DIR": cache.path])
+        let second = try Self.launch(["run", "Profiles/hello.json"], environment: ["LAUNCH_CACHE_DIR": cache.path])
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(first.stdout.hasSuffix("hello from the host, read through virtiofs\n"))
+        #expect(first.stderr.contains("KVM health: probing") == kvmOpens)
+        #expect(!second.stderr.contains("KVM health: probing"))
+        let warnings = second.stderr.split(separator: "\n").filter { $0.hasPrefix("launch: warning:") }
+        #expect(warnings.count <= 1, "\(warnings)")
+    }
+
+    @Test("Ctrl-C on a console boot stops the VM through the shutdown ladder and leaves nothing behind")
+    func interruptConsoleBoot() async throws {
+        let folder = try Fixture.temporaryDirectory("int")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var profile = try Fixture.guestProfile("interrupt", command: nil)
+        profile.runtimeDir = folder.path
+        profile.timeouts.shutdown = TimeLimit(.seconds(2))
+        let profileURL = folder.appendingPathComponent("boot.json")
+        try JSONEncoder().encode(profile).write(to: profileURL)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try Fixture.launchExecutable)
+        process.arguments = ["run", profileURL.path]
+        let err = Pipe()
+        process.standardError = err
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let console = Mutex("")
+        let reader = Thread { while case let data = out.fileHandleForReading.availableData, !data.isEmpty { console.withLock { $0 += String(decoding: data, as: UTF8.self) } } }
+        reader.start()
+        // Wait for the guest kit's console shell to announce itself.
+        for _ in 0..<1200 where !console.withLock({ $0.contains("starting a shell on the console") }) {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(console.withLock { $0.contains("starting a shell on the console") })
+        kill(process.processIdentifier, SIGINT)
+        for _ in 0..<300 where process.isRunning { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(!process.isRunning)
+        process.waitUntilExit()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus == 0, "\(stderr)")
+        #expect(stderr.contains("shutdown: "))
+        #expect(Fixture.processes(mentioning: folder.path).isEmpty)
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).filter { $0.hasPrefix("launch-") }.isEmpty)
+    }
+}
