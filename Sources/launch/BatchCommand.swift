@@ -46,13 +46,7 @@ struct BatchCommand: AsyncParsableCommand {
         let commands: [[String]?] = !shell.isEmpty ? shell.map { ["sh", "-c", $0] } : [nil]
         let names = profiles.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent }
         for (profileIndex, path) in profiles.enumerated() {
-            var profile = try loadProfile(path)
-            do {
-                try overrides.apply(to: &profile)
-            } catch let error as ValidationError {
-                FileHandle.standardError.write(Data("launch: \(error)\n".utf8))
-                throw ExitCode(LaunchError.Code.invalidProfile.exitStatus)
-            }
+            let profile = try overrides.loadProfile(path)
             for (index, command) in commands.enumerated() {
                 var job = profile
                 if let command { job.command = command }
@@ -69,12 +63,7 @@ struct BatchCommand: AsyncParsableCommand {
         let interrupt = Interrupt()
         let signals = installSignalHandlers(interrupt)
         defer { signals.forEach { $0.cancel() } }
-        var options = GuestKit.Options()
-        options.fastBoot = !overrides.noFastBoot
-        options.keepRuntimeDir = keepRuntimeDir
-        options.logger = logger
-        options.interrupt = interrupt
-        options.modulesDirectory = overrides.modulesDirectory(release: nil)
+        let options = overrides.guestOptions(logger: logger, interrupt: interrupt, keepRuntimeDir: keepRuntimeDir)
         let width = jobList.map(\.label.count).max() ?? 4
         let stdoutLines = LinePrefixer { data in FileHandle.standardOutput.write(data) }
         let stderrLines = LinePrefixer { data in FileHandle.standardError.write(data) }

@@ -77,6 +77,30 @@ struct ProfileOverrides: ParsableArguments {
         if let cpus { profile.cpus = cpus }
     }
 
+    /// Loads the profile at `path` with these overrides applied; prints the problems
+    /// and exits 65 when either is invalid.
+    func loadProfile(_ path: String) throws -> Profile {
+        var profile = try launch.loadProfile(path)
+        do {
+            try apply(to: &profile)
+        } catch let error as ValidationError {
+            FileHandle.standardError.write(Data("launch: \(error)\n".utf8))
+            throw ExitCode(LaunchError.Code.invalidProfile.exitStatus)
+        }
+        return profile
+    }
+
+    /// Guest-kit options these overrides ask for.
+    func guestOptions(logger: Logger, interrupt: Interrupt? = nil, keepRuntimeDir: Bool = false) -> GuestKit.Options {
+        var options = GuestKit.Options()
+        options.fastBoot = !noFastBoot
+        options.keepRuntimeDir = keepRuntimeDir
+        options.logger = logger
+        options.interrupt = interrupt
+        options.modulesDirectory = modulesDirectory(release: nil)
+        return options
+    }
+
     /// The modules folder: the release folder itself, or an INSTALL_MOD_PATH root.
     func modulesDirectory(release: String?) -> URL? {
         modules.map { GuestKit.modulesFolder(URL(fileURLWithPath: absolutePath($0)), release: release) }

@@ -25,19 +25,10 @@ struct PlanCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = makeLogger(verbose: false, quiet: true)
-        var profile = try loadProfile(self.profile)
-        do {
-            try overrides.apply(to: &profile)
-        } catch let error as ValidationError {
-            FileHandle.standardError.write(Data("launch: \(error)\n".utf8))
-            throw ExitCode(LaunchError.Code.invalidProfile.exitStatus)
-        }
+        let profile = try overrides.loadProfile(self.profile)
         let plan: Plan
         do {
-            var options = GuestKit.Options()
-            options.fastBoot = !overrides.noFastBoot
-            options.logger = logger
-            options.modulesDirectory = overrides.modulesDirectory(release: nil)
+            var options = overrides.guestOptions(logger: logger)
             // Validate first: a profile with problems must list them all, not fail in preparation.
             let host = await AcceleratorHealth.verified(HostProbe.current(for: profile), for: profile, logger: logger)
             let problems = ProfileValidator.hostProblems(profile, host: host)

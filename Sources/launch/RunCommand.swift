@@ -45,25 +45,14 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = makeLogger(verbose: verbose, quiet: quiet)
-        var profile = try loadProfile(self.profile)
-        do {
-            try overrides.apply(to: &profile)
-        } catch let error as ValidationError {
-            FileHandle.standardError.write(Data("launch: \(error)\n".utf8))
-            throw ExitCode(LaunchError.Code.invalidProfile.exitStatus)
-        }
+        var profile = try overrides.loadProfile(self.profile)
         if !command.isEmpty { profile.command = command }
         if let shell { profile.command = ["sh", "-c", shell] }
         let interrupt = Interrupt()
         let signals = installSignalHandlers(interrupt)
         defer { signals.forEach { $0.cancel() } }
 
-        var options = GuestKit.Options()
-        options.fastBoot = !overrides.noFastBoot
-        options.keepRuntimeDir = keepRuntimeDir
-        options.logger = logger
-        options.interrupt = interrupt
-        options.modulesDirectory = overrides.modulesDirectory(release: nil)
+        var options = overrides.guestOptions(logger: logger, interrupt: interrupt, keepRuntimeDir: keepRuntimeDir)
 
         if profile.command != nil {
             options.stdin = .fileDescriptor(STDIN_FILENO)

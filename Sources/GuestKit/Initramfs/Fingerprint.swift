@@ -30,17 +30,6 @@ struct Fingerprint {
     var hex: String { String(format: "%016llx%016llx", a, b) }
 }
 
-/// Where built images and extracted kernels are cached:
-/// `$LAUNCH_CACHE_DIR`, else `$XDG_CACHE_HOME/qemu-launch`, else `~/.cache/qemu-launch`.
-public enum CacheDirectory {
-    public static var root: URL {
-        let env = ProcessInfo.processInfo.environment
-        if let dir = env["LAUNCH_CACHE_DIR"], !dir.isEmpty { return URL(fileURLWithPath: dir) }
-        if let xdg = env["XDG_CACHE_HOME"], !xdg.isEmpty { return URL(fileURLWithPath: xdg).appendingPathComponent("qemu-launch") }
-        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/qemu-launch")
-    }
-}
-
 /// Writes `data` to `url` through a temporary file and a rename, so a reader
 /// (another launch running at the same time) never sees half a file.
 func writeAtomically(_ data: Data, to url: URL) throws {

@@ -31,15 +31,13 @@ public enum AcceleratorHealth {
     /// The cached verdict, or a fresh probe.
     public static func status(qemu: String, kernel: String, arch: Profile.Arch, logger: Logger) async -> AcceleratorStatus {
         let key = cacheKey(qemu: qemu)
-        if let cached = readCache()[key] {
+        if let cached = cache.read()[key] {
             logger.debug("KVM health: cached verdict", metadata: ["kvm.key": .string(key)])
             return cached
         }
         logger.info("KVM health: probing whether guests make progress under KVM (once per host; the verdict is cached)")
         let verdict = await probe(qemu: qemu, kernel: kernel, arch: arch)
-        var cache = readCache()
-        cache[key] = verdict
-        writeCache(cache)
+        cache.store(verdict, forKey: key)
         return verdict
     }
 
@@ -102,18 +100,8 @@ public enum AcceleratorHealth {
         return .stalled(last)
     }
 
-    static var cacheFile: URL {
-        let env = ProcessInfo.processInfo.environment
-        let root: URL
-        if let dir = env["LAUNCH_CACHE_DIR"], !dir.isEmpty {
-            root = URL(fileURLWithPath: dir)
-        } else if let xdg = env["XDG_CACHE_HOME"], !xdg.isEmpty {
-            root = URL(fileURLWithPath: xdg).appendingPathComponent("qemu-launch")
-        } else {
-            root = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/qemu-launch")
-        }
-        return root.appendingPathComponent("accelerator-health.json")
-    }
+    static var cache: JSONFileCache<AcceleratorStatus> { JSONFileCache(named: "accelerator-health.json") }
+    static var cacheFile: URL { cache.file }
 
     /// Host kernel release, QEMU binary identity and CPU model: a change to any may change the verdict.
     static func cacheKey(qemu: String) -> String {
@@ -125,17 +113,5 @@ public enum AcceleratorHealth {
         let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
         let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }.map { String($0.split(separator: ":").last ?? "").trimmingCharacters(in: .whitespaces) } ?? "?"
         return "kvm|\(release)|\(qemu):\(info.st_size):\(info.st_mtim.tv_sec)|\(model)"
-    }
-
-    static func readCache() -> [String: AcceleratorStatus] {
-        guard let data = try? Data(contentsOf: cacheFile) else { return [:] }
-        return (try? JSONDecoder().decode([String: AcceleratorStatus].self, from: data)) ?? [:]
-    }
-
-    static func writeCache(_ cache: [String: AcceleratorStatus]) {
-        guard let data = try? JSONEncoder().encode(cache) else { return }
-        try? FileManager.default.createDirectory(at: cacheFile.deletingLastPathComponent(), withIntermediateDirectories: true)
-        let temporary = cacheFile.appendingPathExtension("\(getpid()).tmp")
-        if (try? data.write(to: temporary)) != nil { rename(temporary.path, cacheFile.path) }
     }
 }

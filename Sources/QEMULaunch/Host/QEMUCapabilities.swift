@@ -23,7 +23,7 @@ public struct QEMUCapabilities: Sendable, Hashable, Codable {
     /// thread of its own: they block for tens of milliseconds each.
     public static func of(_ binary: String) async throws(LaunchError) -> QEMUCapabilities {
         let key = cacheKey(binary)
-        if let cached = readCache()[key] { return cached }
+        if let cached = cache.read()[key] { return cached }
         let result: Result<QEMUCapabilities, LaunchError> = await onOwnThread {
             do {
                 let version = try HostProbe.capture([binary, "--version"]).split(separator: "\n").first.map(String.init) ?? "?"
@@ -36,9 +36,7 @@ public struct QEMUCapabilities: Sendable, Hashable, Codable {
             }
         }
         let capabilities = try result.get()
-        var cache = readCache()
-        cache[key] = capabilities
-        writeCache(cache)
+        cache.store(capabilities, forKey: key)
         return capabilities
     }
 
@@ -104,26 +102,12 @@ public struct QEMUCapabilities: Sendable, Hashable, Codable {
         return "use a QEMU build that has \(device) (`-device help` lists them)"
     }
 
-    static var cacheFile: URL {
-        AcceleratorHealth.cacheFile.deletingLastPathComponent().appendingPathComponent("qemu-capabilities.json")
-    }
+    static var cache: JSONFileCache<QEMUCapabilities> { JSONFileCache(named: "qemu-capabilities.json") }
 
     static func cacheKey(_ binary: String) -> String {
         var info = stat()
         stat(binary, &info)
         return "\(binary)|\(info.st_size)|\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
-    }
-
-    static func readCache() -> [String: QEMUCapabilities] {
-        guard let data = try? Data(contentsOf: cacheFile) else { return [:] }
-        return (try? JSONDecoder().decode([String: QEMUCapabilities].self, from: data)) ?? [:]
-    }
-
-    static func writeCache(_ cache: [String: QEMUCapabilities]) {
-        guard let data = try? JSONEncoder().encode(cache) else { return }
-        try? FileManager.default.createDirectory(at: cacheFile.deletingLastPathComponent(), withIntermediateDirectories: true)
-        let temporary = cacheFile.appendingPathExtension("\(getpid()).tmp")
-        if (try? data.write(to: temporary)) != nil { rename(temporary.path, cacheFile.path) }
     }
 }
 
