@@ -4,7 +4,7 @@ import QEMULaunch
 /// Builds (or finds in the cache) the guest kit's initramfs: static busybox,
 /// the kernel modules a run needs with their dependencies, and `/init`.
 public enum InitramfsBuilder {
-    public struct Image: Sendable, Hashable {
+    public struct Image: Sendable, Hashable, Codable {
         public var url: URL
         /// True when it came from the cache and nothing was built.
         public var cached: Bool
@@ -29,6 +29,24 @@ public enum InitramfsBuilder {
     public static func image(busybox: String, arch: Profile.Arch, modulesDirectory: URL?, bootModules: [String],
                              laterModules: [String], optionalModules: [String] = []) throws(LaunchError) -> Image {
         try checkStaticBusybox(busybox, arch: arch)
+        // The request's fingerprint finds a built image without reading modules.dep, whose
+        // parse is most of a warm launch's own time: modules.dep's identity stands for the
+        // module files, since installing or rebuilding modules rewrites it (depmod).
+        var request = Fingerprint()
+        request.add(formatVersion)
+        request.add(GuestInit.script)
+        request.add(file: busybox)
+        request.add(arch.rawValue)
+        if let modulesDirectory {
+            request.add(file: modulesDirectory.appendingPathComponent("modules.dep").path)
+        }
+        request.add((["boot"] + bootModules + ["later"] + laterModules + ["optional"] + optionalModules).joined(separator: ","))
+        let index = CacheDirectory.root.appendingPathComponent("initramfs/request-\(request.hex).json")
+        if let data = try? Data(contentsOf: index), var known = try? JSONDecoder().decode(Image.self, from: data),
+           FileManager.default.fileExists(atPath: known.url.path) {
+            known.cached = true
+            return known
+        }
         var resolvedBoot: [ResolvedModule] = []
         var resolvedAll: [ResolvedModule] = []
         var builtin: [String] = []
@@ -55,6 +73,7 @@ public enum InitramfsBuilder {
         for module in resolvedAll { fingerprint.add(file: module.path.path) }
         let url = CacheDirectory.root.appendingPathComponent("initramfs/\(fingerprint.hex).cpio")
         let result = Image(url: url, cached: true, bootModules: bootNames, laterModules: laterNames, builtin: builtin)
+        defer { if let data = try? JSONEncoder().encode(result) { try? writeAtomically(data, to: index) } }
         if FileManager.default.fileExists(atPath: url.path) { return result }
 
         do {

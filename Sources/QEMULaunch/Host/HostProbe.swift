@@ -60,12 +60,25 @@ public enum HostProbe {
         return .usable
     }
 
-    /// The flavor a virtiofsd binary is, from its --help text; nil when it isn't one.
+    /// The flavor a virtiofsd binary is, from its --help text (never from its path);
+    /// nil when it isn't one. Remembered per binary (path, size, mtime).
     public static func virtiofsdFlavor(_ path: String) -> VirtiofsdFlavor? {
+        let cache = JSONFileCache<VirtiofsdFlavor>(named: "virtiofsd-flavors.json")
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        let key = "\(path)|\(info.st_size)|\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
+        if let known = cache.read()[key] { return known }
         guard let help = try? capture([path, "--help"]) else { return nil }
-        if help.contains("--shared-dir") { return .rust }
-        if help.contains("-o source=") { return .legacyC }
-        return nil
+        let flavor: VirtiofsdFlavor
+        if help.contains("--shared-dir") {
+            flavor = .rust
+        } else if help.contains("-o source=") {
+            flavor = .legacyC
+        } else {
+            return nil
+        }
+        cache.store(flavor, forKey: key)
+        return flavor
     }
 
     /// `name` if it is a path to an executable, else its location on PATH.
