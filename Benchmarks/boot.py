@@ -1,0 +1,731 @@
+#!/usr/bin/env python3
+"""End-to-end boot benchmark: `launch run Profiles/hello.json` against the raw
+QEMU floor and against virtme-ng, in one interleaved run on this machine.
+
+A benchmark, not a timed test: it prints a table and writes BENCHMARKS.md; it
+never fails because a number is bad (it fails only when a run produces the
+wrong output or the tools are missing).
+
+    python3 Benchmarks/boot.py                 # 10 launch, 10 raw, 3 vng (+ warm-ups)
+    python3 Benchmarks/boot.py --runs 5 --vng-runs 1
+    python3 Benchmarks/boot.py --no-vng        # launch vs raw only
+    python3 Benchmarks/boot.py --no-write      # print, don't touch BENCHMARKS.md
+
+See Benchmarks/README.md for what each contender does and what is timed.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRATCH = os.path.join(ROOT, ".build-bench")
+LAUNCH = os.path.join(SCRATCH, "release", "launch")
+VENV = os.path.join(SCRATCH, "venv")
+PROFILE_REL = "Profiles/hello.json"
+PROFILE = os.path.join(ROOT, PROFILE_REL)
+BUILD_CMD = ["swift", "build", "-c", "release", "--scratch-path", ".build-bench", "--product", "launch"]
+VNG_PACKAGE = "virtme-ng"
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def sh(argv):
+    return shlex.join(argv)
+
+
+def shell_quote(word):
+    """Same rule as QEMUSyntax.shellQuote (the launcher's quoting of the setup script)."""
+    if word and all(c.isascii() and (c.isalnum() or c in "-_./=:,+@%") for c in word):
+        return word
+    return "'" + word.replace("'", "'\\''") + "'"
+
+
+# ---------------------------------------------------------------- preparation
+
+def build_launch(skip):
+    if skip and os.access(LAUNCH, os.X_OK):
+        return
+    log("building: " + sh(BUILD_CMD))
+    for attempt in range(3):
+        r = subprocess.run(BUILD_CMD, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if r.returncode == 0:
+            return
+        log(r.stdout[-3000:])
+        if attempt < 2:
+            log("build failed (a concurrent edit?); retrying in 60 s")
+            time.sleep(60)
+    sys.exit("build failed")
+
+
+def ensure_vng():
+    vng = os.path.join(VENV, "bin", "vng")
+    if not os.access(vng, os.X_OK):
+        log(f"installing {VNG_PACKAGE} into {VENV}")
+        subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
+        subprocess.run([os.path.join(VENV, "bin", "pip"), "install", "-q", VNG_PACKAGE], check=True)
+    version = subprocess.run([vng, "--version"], capture_output=True, text=True).stdout.strip()
+    return vng, version
+
+
+def vng_env():
+    env = dict(os.environ)
+    # vng runs `virtme-run` through the shell: the venv's bin must be on PATH.
+    env["PATH"] = os.path.join(VENV, "bin") + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def launch_env(cache_dir):
+    env = dict(os.environ)
+    env["LAUNCH_CACHE_DIR"] = cache_dir
+    return env
+
+
+def get_plan(cache_dir):
+    r = subprocess.run([LAUNCH, "plan", PROFILE_REL, "--json"], cwd=ROOT, env=launch_env(cache_dir),
+                       capture_output=True, text=True, check=True)
+    return json.loads(r.stdout)
+
+
+def setup_script(profile):
+    """The stage-2 script the launcher sends on `launch.status`, hand-written for the
+    floor (same rule as GuestKit.setupScript; the bench checks each run's output)."""
+    q = shell_quote
+    lines = []
+    if any(s.get("transport", "virtiofs") == "virtiofs" for s in profile.get("shares", [])):
+        for module in ["fuse", "virtiofs"]:
+            lines.append(f"insmod /lib/modules/{q(module)}.ko || say {q('insmod ' + module + ' failed')}")
+    for share in profile.get("shares", []):
+        tag, d = share["tag"], share["guestPath"]
+        mount = "mount -t virtiofs" + (" -o ro" if share.get("readOnly") else "")
+        failure = f"error mounting share {tag} at {d} failed"
+        lines.append(f"mkdir -p {q(d)} && {mount} {q(tag)} {q(d)} || {{ echo {q(failure)} >&5; poweroff -f; }}")
+    lines.append("set -- " + " ".join(q(w) for w in profile["command"]))
+    return "\n".join(lines) + "\n"
+
+
+def raw_commands(plan, workdir):
+    """The floor: the plan's exact QEMU argv, minus what needs a client.
+
+    -S goes (nothing has to connect before the guest runs); QMP goes; the console
+    and the exec ports get chardevs that need no peer: the serial console and
+    stdout/stderr to files, stdin to null (the command never reads it), and the
+    status port to a FIFO pair (`pipe`) pre-filled with the length-prefixed
+    setup script. virtiofsd's socket moves into the floor's own directory."""
+    rt = plan["runtimeDir"]
+    socks = plan["sockets"]
+    by_path = {path: name for name, path in socks["ports"].items()}
+    if plan.get("prepare"):
+        sys.exit(f"plan has prepare steps the floor doesn't replicate: {plan['prepare']}")
+    qemu = []
+    args = list(plan["qemu"])
+    dropped_ids = set()
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "-S":
+            i += 1
+            continue
+        if a == "-chardev":
+            spec = args[i + 1]
+            fields = dict(f.split("=", 1) for f in spec.split(",")[1:] if "=" in f)
+            cid, path = fields.get("id"), fields.get("path")
+            if path == socks.get("qmp"):
+                dropped_ids.add(cid)
+                i += 2
+                continue
+            if path == socks.get("console"):
+                spec = f"file,id={cid},path={workdir}/console.log"
+            elif path in by_path:
+                name = by_path[path]
+                if name == "launch.stdin":
+                    spec = f"null,id={cid}"
+                elif name == "launch.stdout":
+                    spec = f"file,id={cid},path={workdir}/stdout"
+                elif name == "launch.stderr":
+                    spec = f"file,id={cid},path={workdir}/stderr"
+                elif name == "launch.status":
+                    spec = f"pipe,id={cid},path={workdir}/status"
+                else:
+                    sys.exit(f"unknown port {name}")
+            elif path in socks.get("virtiofs", []):
+                spec = spec.replace(rt, workdir)
+            else:
+                sys.exit(f"chardev the floor doesn't know how to replace: {spec}")
+            qemu += ["-chardev", spec]
+            i += 2
+            continue
+        if a == "-mon" and any(f"chardev={d}" in args[i + 1].split(",") for d in dropped_ids):
+            i += 2
+            continue
+        qemu.append(a)
+        i += 1
+    if any(rt in a for a in qemu):
+        sys.exit("the floor's QEMU argv still names the launcher's runtime dir")
+    virtiofsd = [[a.replace(rt, workdir) for a in argv] for argv in plan["virtiofsd"]]
+    fs_sockets = [s.replace(rt, workdir) for s in socks.get("virtiofs", [])]
+    return qemu, virtiofsd, fs_sockets
+
+
+# ---------------------------------------------------------------- runs
+
+def other_qemus(mine=()):
+    """How many other qemu-system processes run on the machine (noise indicator)."""
+    n = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) in mine:
+            continue
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().startswith("qemu-system"):
+                    n += 1
+        except OSError:
+            pass
+    return n
+
+
+def procs_running():
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("procs_running"):
+                return int(line.split()[1])
+    return 0
+
+
+def wait_for_idle(max_wait):
+    """Wait (up to max_wait s) until nothing else is runnable: 3 samples 50 ms apart
+    with only this process running. Returns the seconds waited and whether it got there."""
+    t0 = time.monotonic()
+    calm = 0
+    while time.monotonic() - t0 < max_wait:
+        calm = calm + 1 if procs_running() <= 1 else 0
+        if calm >= 3:
+            return time.monotonic() - t0, True
+        time.sleep(0.05)
+    return time.monotonic() - t0, False
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+def cpu_seconds(ru):
+    return ru.ru_utime + ru.ru_stime
+
+
+def timed_process(argv, env=None, cwd=ROOT, stdin=subprocess.DEVNULL, stamp_stderr=False):
+    """Start argv, wait for it; returns wall seconds, CPU seconds (with reaped
+    children), exit code, stdout, stderr and (optionally) when each stderr line came."""
+    stamps = []
+    out, err = [], []
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv, env=env, cwd=cwd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def pump(f, sink, stamp):
+        for line in iter(f.readline, b""):
+            if stamp:
+                stamps.append((time.monotonic() - t0, line.decode(errors="replace")))
+            sink.append(line)
+
+    threads = [threading.Thread(target=pump, args=(p.stdout, out, False)),
+               threading.Thread(target=pump, args=(p.stderr, err, stamp_stderr))]
+    for t in threads:
+        t.start()
+    # Wait for the exit without reaping, so the zombie's /proc stat still tells the
+    # process's own CPU apart from its reaped children's (QEMU, virtiofsd).
+    os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOWAIT)
+    wall = time.monotonic() - t0
+    own_cpu = None
+    try:
+        with open(f"/proc/{p.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        own_cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        pass
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    for t in threads:
+        t.join()
+    return {
+        "wall": wall, "cpu": cpu_seconds(ru), "own_cpu": own_cpu, "rc": p.returncode,
+        "stdout": b"".join(out).decode(errors="replace"), "stderr": b"".join(err).decode(errors="replace"),
+        "stamps": stamps,
+    }
+
+
+def run_launch(cache_dir):
+    r = timed_process([LAUNCH, "run", PROFILE_REL], env=launch_env(cache_dir), stamp_stderr=True)
+    phases = {}
+    for t, line in r["stamps"]:
+        for key, pat in (("qemu_started", "QEMU started"), ("qmp_ready", "QMP ready"), ("shutdown", "shutdown:")):
+            if pat in line and key not in phases:
+                phases[key] = t
+    r["phases"] = phases
+    return r
+
+
+def run_raw(qemu_t, virtiofsd_t, fs_sockets_t, script):
+    """The floor. Timed from before the first mkfifo to QEMU's exit; 'all' also
+    waits for virtiofsd (it exits by itself when QEMU hangs up) and reads the output."""
+    workdir = tempfile.mkdtemp(prefix="bench-raw-", dir="/tmp")
+    sub = lambda argv: [a.replace("@DIR@", workdir) for a in argv]
+    qemu = sub(qemu_t)
+    body = script.encode()
+    cpu = 0.0
+    t0 = time.monotonic()
+    os.mkfifo(f"{workdir}/status.in")
+    os.mkfifo(f"{workdir}/status.out")
+    # Hold both FIFOs open read-write: the setup script waits in status.in until the
+    # guest opens the port, and the guest's exit report stays readable in status.out.
+    fd_in = os.open(f"{workdir}/status.in", os.O_RDWR | os.O_NONBLOCK)
+    fd_out = os.open(f"{workdir}/status.out", os.O_RDWR | os.O_NONBLOCK)
+    os.write(fd_in, f"{len(body)}\n".encode() + body)
+    fsd = []
+    for n, argv in enumerate(virtiofsd_t):
+        with open(f"{workdir}/virtiofsd{n}.log", "wb") as errlog:
+            fsd.append(subprocess.Popen(sub(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errlog))
+    for s in fs_sockets_t:
+        s = s.replace("@DIR@", workdir)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(s):
+            if time.monotonic() > deadline:
+                sys.exit(f"raw: virtiofsd socket {s} never appeared")
+            time.sleep(0.0005)
+    t_spawn = time.monotonic() - t0
+    with open(f"{workdir}/qemu.log", "wb") as errlog:
+        q = subprocess.Popen(qemu, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errlog)
+    _, status, ru = os.wait4(q.pid, 0)
+    t_qemu = time.monotonic() - t0
+    q.returncode = os.waitstatus_to_exitcode(status)
+    cpu += cpu_seconds(ru)
+    for p in fsd:
+        _, _, ru = os.wait4(p.pid, 0)
+        cpu += cpu_seconds(ru)
+    with open(f"{workdir}/stdout") as f:
+        stdout = f.read()
+    with open(f"{workdir}/stderr") as f:
+        stderr = f.read()
+    t_all = time.monotonic() - t0
+    try:
+        report = os.read(fd_out, 4096).decode(errors="replace").strip()
+    except BlockingIOError:
+        report = ""
+    os.close(fd_in)
+    os.close(fd_out)
+    with open(f"{workdir}/qemu.log") as f:
+        qemu_log = f.read()
+    shutil.rmtree(workdir, ignore_errors=True)
+    return {"wall": t_qemu, "wall_all": t_all, "cpu": cpu, "rc": q.returncode, "stdout": stdout,
+            "stderr": stderr + qemu_log, "report": report, "phases": {"qemu_started": t_spawn}}
+
+
+def run_vng(vng, kernel, command):
+    return timed_process([vng, "--run", kernel, "--disable-kvm", "--exec", command], env=vng_env())
+
+
+# ---------------------------------------------------------------- report
+
+def stats(xs):
+    if not xs:
+        return None
+    return {"n": len(xs), "median": statistics.median(xs), "min": min(xs), "max": max(xs)}
+
+
+def machine_facts():
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    qemu = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    os_name = "?"
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    os_name = line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    mem = "?"
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem = f"{int(line.split()[1]) // 1024} MiB"
+    return {"nproc": os.cpu_count(), "cpu": cpu, "qemu": qemu, "host_kernel": platform.release(),
+            "os": os_name, "memory": mem, "python": platform.python_version()}
+
+
+def fmt(x):
+    return f"{x:.2f}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=10, help="measured runs of launch and of the raw floor (default 10)")
+    ap.add_argument("--vng-runs", type=int, default=3, help="measured virtme-ng runs (default 3)")
+    ap.add_argument("--no-vng", action="store_true", help="skip virtme-ng")
+    ap.add_argument("--no-build", action="store_true", help="use the existing .build-bench/release/launch")
+    ap.add_argument("--idle-wait", type=float, default=20.0,
+                    help="before each measured run, wait up to this many seconds for no other runnable process "
+                         "(a shared machine); 0 turns it off (default 20)")
+    ap.add_argument("--keep-cache", action="store_true",
+                    help="don't empty the bench's launch cache first (the warm-up is then not a cold run)")
+    ap.add_argument("--output", default=os.path.join(ROOT, "BENCHMARKS.md"))
+    ap.add_argument("--no-write", action="store_true", help="print the table only")
+    ap.add_argument("--json", help="also write every run's figures to this JSON file")
+    opts = ap.parse_args()
+
+    build_launch(opts.no_build)
+    cache_dir = os.path.join(SCRATCH, "launch-cache")
+    if not opts.keep_cache:
+        shutil.rmtree(cache_dir, ignore_errors=True)
+
+    with open(PROFILE) as f:
+        profile = json.load(f)
+    want_lines = []
+    for share in profile.get("shares", []):
+        host_dir = os.path.join(os.path.dirname(PROFILE), share["path"])
+        with open(os.path.join(host_dir, "greeting.txt")) as f:
+            want_lines.append(f.read().strip())
+
+    # Warm-up: the first launch run extracts the PVH vmlinux and builds the initramfs.
+    log("warm-up: launch run (cold cache: extracts the vmlinux, builds the initramfs)")
+    warm = run_launch(cache_dir)
+    if warm["rc"] != 0:
+        sys.exit("launch warm-up failed:\n" + warm["stderr"])
+    release = re.search(r"kernel (\S+)", warm["stdout"]).group(1)
+    kernel = f"/boot/vmlinuz-{release}"
+    want_lines.insert(0, f"kernel {release}")
+
+    plan = get_plan(cache_dir)
+    qemu_t, virtiofsd_t, fs_sockets_t = raw_commands(plan, "@DIR@")
+    script = setup_script(profile)
+
+    vng = vng_version = None
+    vng_command = None
+    if not opts.no_vng:
+        vng, vng_version = ensure_vng()
+        # vng boots the host's own root filesystem (read-only 9p): the share's file is at its host path.
+        command = profile["command"]
+        assert command[:2] == ["sh", "-c"], command
+        vng_command = command[2]
+        for share in profile["shares"]:
+            vng_command = vng_command.replace(share["guestPath"], os.path.realpath(os.path.join(os.path.dirname(PROFILE), share["path"])))
+
+    def check(name, r):
+        ok = r["rc"] == 0 and all(line in r["stdout"] for line in want_lines)
+        if name == "raw":
+            ok = ok and r["report"].startswith("exit 0 ")
+        if not ok:
+            sys.exit(f"{name}: wrong result (rc {r['rc']}):\nstdout: {r['stdout']!r}\nstderr: {r['stderr'][-2000:]}\n"
+                     + (f"report: {r['report']!r}" if name == "raw" else ""))
+
+    log("warm-up: raw floor")
+    check("raw", run_raw(qemu_t, virtiofsd_t, fs_sockets_t, script))
+    vng_warm = None
+    vng_dry = None
+    vng_failure = None
+    if vng:
+        dry = subprocess.run([vng, "--run", kernel, "--disable-kvm", "--dry-run", "--exec", vng_command],
+                             env=vng_env(), capture_output=True, text=True)
+        vng_dry = (dry.stdout + dry.stderr).strip().splitlines()[-1] if (dry.stdout + dry.stderr).strip() else ""
+        log("warm-up: vng")
+        vng_warm = run_vng(vng, kernel, vng_command)
+        if vng_warm["rc"] != 0 or not all(line in vng_warm["stdout"] for line in want_lines):
+            # Record why and carry on: launch vs the floor is still worth measuring.
+            vng_failure = (f"exit {vng_warm['rc']} after {vng_warm['wall']:.1f} s\n"
+                           f"stdout:\n{vng_warm['stdout'][-2000:]}\nstderr:\n{vng_warm['stderr'][-4000:]}")
+            log("vng failed; it is left out of the measured runs:\n" + vng_failure)
+            vng = None
+
+    rounds = max(opts.runs, opts.vng_runs if vng else 0)
+    n_vng = opts.vng_runs if vng else 0
+    vng_rounds = set(round(i * (rounds - 1) / max(n_vng - 1, 1)) for i in range(n_vng)) if n_vng else set()
+    results = {"launch": [], "raw": [], "vng": []}
+    order = ["launch", "raw", "vng"]
+    seq = 0
+    for k in range(rounds):
+        todo = [c for c in order[k % 3:] + order[:k % 3]
+                if (c != "vng" or k in vng_rounds) and (c == "vng" or k < opts.runs)]
+        for c in todo:
+            waited, idle = wait_for_idle(opts.idle_wait) if opts.idle_wait > 0 else (0.0, False)
+            noise = {"load": loadavg(), "other_qemus": other_qemus(), "waited": waited, "idle": idle}
+            if c == "launch":
+                r = run_launch(cache_dir)
+            elif c == "raw":
+                r = run_raw(qemu_t, virtiofsd_t, fs_sockets_t, script)
+            else:
+                r = run_vng(vng, kernel, vng_command)
+            check(c, r)
+            r.update(noise)
+            r["round"] = k
+            r["seq"] = seq
+            seq += 1
+            results[c].append(r)
+            log(f"round {k + 1}/{rounds} {c:6s} {r['wall']:6.2f} s  (cpu {r['cpu']:.2f} s, load {noise['load']:.2f}, "
+                f"other qemu {noise['other_qemus']}, idle {'yes' if idle else 'no'} after {waited:.1f} s)")
+
+    # ------------------------------------------------------------ summary
+    s = {c: stats([r["wall"] for r in rs]) for c, rs in results.items()}
+    cpu = {c: stats([r["cpu"] for r in rs]) for c, rs in results.items()}
+    raw_all = stats([r["wall_all"] for r in results["raw"]])
+    ratio_lr = s["launch"]["median"] / s["raw"]["median"]
+    ratio_vl = s["vng"]["median"] / s["launch"]["median"] if s["vng"] else None
+    # Phase medians for launch (from its timestamped log lines) and the floor.
+    def phase(c, key):
+        xs = [r["phases"][key] for r in results[c] if key in r["phases"]]
+        return statistics.median(xs) if xs else None
+    launch_tail = [r["wall"] - r["phases"]["shutdown"] for r in results["launch"] if "shutdown" in r["phases"]]
+
+    rows = [("launch run", "launch", s["launch"], cpu["launch"]), ("raw QEMU floor", "raw", s["raw"], cpu["raw"])]
+    if s["vng"]:
+        rows.append(("virtme-ng (vng)", "vng", s["vng"], cpu["vng"]))
+    table = ["| contender | runs | median (s) | min (s) | max (s) | CPU median (s) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for label, _, st, cp in rows:
+        table.append(f"| {label} | {st['n']} | {fmt(st['median'])} | {fmt(st['min'])} | {fmt(st['max'])} | {fmt(cp['median'])} |")
+    # Same-round pairs (launch and the floor ran back to back) cancel slow load swings.
+    raw_by_round = {r["round"]: r for r in results["raw"]}
+    paired = [r["wall"] / raw_by_round[r["round"]]["wall"] for r in results["launch"] if r["round"] in raw_by_round]
+    ratio_paired = statistics.median(paired)
+    ratio_min = s["launch"]["min"] / s["raw"]["min"]
+    ratio_cpu = cpu["launch"]["median"] / cpu["raw"]["median"]
+    idle_runs = [r for rs in results.values() for r in rs if r.get("idle")]
+    lines_ratio = [f"- launch / raw floor (medians): **{ratio_lr:.3f}x** (target <= 1.15x: "
+                   f"{'met' if ratio_lr <= 1.15 else 'NOT met'})",
+                   f"- launch / raw floor, other estimators: median of same-round pairs {ratio_paired:.3f}x "
+                   f"(range {min(paired):.3f} to {max(paired):.3f}); best runs (min / min) {ratio_min:.3f}x; "
+                   f"CPU seconds (medians) {ratio_cpu:.3f}x"]
+    if ratio_vl is not None:
+        lines_ratio.append(f"- virtme-ng / launch (medians): **{ratio_vl:.1f}x** (target >= 5x: "
+                           f"{'met' if ratio_vl >= 5 else 'NOT met'})")
+    elif vng_failure:
+        lines_ratio.append("- virtme-ng / launch: not measured, vng failed (see below)")
+    else:
+        lines_ratio.append("- virtme-ng / launch: not measured (--no-vng)")
+    print()
+    print("\n".join(table))
+    print()
+    print("\n".join(lines_ratio))
+
+    facts = machine_facts()
+    if opts.json:
+        with open(opts.json, "w") as f:
+            json.dump({"facts": facts, "results": {c: [{k: v for k, v in r.items() if k not in ("stamps",)} for r in rs]
+                                                   for c, rs in results.items()}}, f, indent=1)
+    if opts.no_write:
+        return
+
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    per_run = ["| round | contender | wall (s) | CPU (s) | before QEMU's spawn (s) | launcher's own CPU (s) "
+               "| load avg (1 min) | other QEMUs running | idle at start (waited s) |",
+               "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for r in sorted((r | {"c": c} for c, rs in results.items() for r in rs), key=lambda r: r["seq"]):
+        pre = r.get("phases", {}).get("qemu_started")
+        own = r.get("own_cpu") if r["c"] == "launch" else None
+        per_run.append(f"| {r['round'] + 1} | {r['c']} | {fmt(r['wall'])} | {fmt(r['cpu'])} | "
+                       f"{f'{pre:.3f}' if pre is not None else '-'} | {f'{own:.2f}' if own is not None else '-'} | "
+                       f"{r['load']:.2f} | {r['other_qemus']} | {'yes' if r['idle'] else 'no'} ({r['waited']:.1f}) |")
+
+    raw_shell = [
+        "D=$(mktemp -d /tmp/bench-raw-XXXXXX)",
+        "mkfifo $D/status.in $D/status.out",
+        "exec 3<>$D/status.in 4<>$D/status.out   # hold both FIFOs open",
+        "printf '%s\\n' \"$(wc -c < setup.sh)\" >&3; cat setup.sh >&3   # the length-prefixed setup script",
+    ]
+    for argv in virtiofsd_t:
+        raw_shell.append(sh(argv).replace("@DIR@", "$D") + " &")
+    for sock in fs_sockets_t:
+        raw_shell.append(f"while [ ! -S {sock.replace('@DIR@', '$D')} ]; do sleep 0.001; done")
+    raw_shell.append(sh(qemu_t).replace("@DIR@", "$D"))
+    raw_shell.append("wait; cat $D/stdout; rm -rf $D")
+
+    md = []
+    md.append("# Benchmarks")
+    md.append("")
+    md.append("Generated by `python3 Benchmarks/boot.py` (see `Benchmarks/README.md`). "
+              "A benchmark, not a timed test: the figures are from one run on one machine, and they move "
+              "with the machine's load.")
+    md.append("")
+    md.append(f"## Boot and run `{PROFILE_REL}` ({plan['accelerator'].upper()}, {plan['machine']}): {now}")
+    md.append("")
+    md.append("End-to-end wall time from process start to exit: boot the Debian kernel under TCG, load the "
+              "modules, mount the virtiofs share, run `" + " ".join(profile["command"][:2]) + " '" + profile["command"][2] +
+              "'`, power off. Every run's output is checked (both lines, exit code 0).")
+    md.append("")
+    md.append("\n".join(table))
+    md.append("")
+    md.append("\n".join(lines_ratio))
+    md.append(f"- raw floor until virtiofsd has exited too and the output is read: median {fmt(raw_all['median'])} s "
+              f"(launch / that: {s['launch']['median'] / raw_all['median']:.3f}x)")
+    md.append(f"- warm-up (not counted): launch's first run with an empty cache took {fmt(warm['wall'])} s "
+              f"(it extracts the PVH vmlinux from the bzImage and builds the initramfs into the cache)"
+              + (f"; vng's first run took {fmt(vng_warm['wall'])} s" if vng_warm else "") + ".")
+    md.append(f"- {len(idle_runs)} of {sum(len(rs) for rs in results.values())} measured runs started on an idle machine "
+              f"(no other runnable process, waited up to {opts.idle_wait:g} s); the others started while other "
+              "work (concurrent builds and tests on this shared machine) was running. "
+              "Under TCG the guest is one busy host thread, so any contention goes straight into wall time.")
+    md.append("- CPU = user + system seconds of the process and every child it reaped (QEMU, virtiofsd; "
+              "for the floor, QEMU + virtiofsd).")
+    md.append("")
+    md.append("### Where launch's time goes (medians, from its own log lines as they reached the pipe)")
+    md.append("")
+    ph = [("process start to \"QEMU started\"", phase("launch", "qemu_started")),
+          ("process start to \"QMP ready\"", phase("launch", "qmp_ready")),
+          ("process start to \"shutdown: guest-poweroff\"", phase("launch", "shutdown"))]
+    md.append("| launch phase | median (s) |")
+    md.append("| --- | ---: |")
+    for label, v in ph:
+        md.append(f"| {label} | {fmt(v) if v is not None else '-'} |")
+    if launch_tail:
+        md.append(f"| \"shutdown\" log line to process exit | {statistics.median(launch_tail):.3f} |")
+    md.append(f"| floor: start to QEMU spawn (FIFOs, virtiofsd, its socket) | {phase('raw', 'qemu_started'):.3f} |")
+    md.append("")
+    own = [r["own_cpu"] for r in results["launch"] if r.get("own_cpu") is not None]
+    if own:
+        md.append(f"launch's own CPU time (the launcher process alone, without QEMU and virtiofsd; read from its "
+                  f"zombie's `/proc` stat before reaping): median {statistics.median(own):.3f} s, "
+                  f"max {max(own):.3f} s per run.")
+        md.append("")
+    pre = phase("launch", "qemu_started") - phase("raw", "qemu_started")
+    md.append(f"Everything after QEMU's spawn is the same guest work for both, so launch's structural cost is mostly "
+              f"what it does before spawning QEMU: {pre:.3f} s more than the floor here (median), "
+              f"{100 * pre / s['raw']['median']:.1f}% of the floor's median wall time. "
+              "(\"QEMU started\" to \"QMP ready\" is QEMU's own start-up, loading the 65 MB vmlinux, "
+              "which the floor pays too.)")
+    md.append("")
+    md.append("### Machine")
+    md.append("")
+    md.append(f"- `nproc`: {facts['nproc']}; CPU: {facts['cpu']}; memory: {facts['memory']}")
+    md.append(f"- OS: {facts['os']}; host kernel: {facts['host_kernel']}")
+    md.append(f"- QEMU: {facts['qemu']}")
+    md.append(f"- guest kernel: `{kernel}` (launch boots the PVH vmlinux it extracts from it; vng boots the bzImage)")
+    if vng_version:
+        md.append(f"- virtme-ng: {vng_version} (PyPI, in `.build-bench/venv`)")
+    md.append(f"- a shared machine: load average and other QEMU processes at the start of each run are in the "
+              "per-run table below.")
+    md.append("")
+    md.append("### Exact commands")
+    md.append("")
+    md.append("launch (release build, invoked directly; `LAUNCH_CACHE_DIR` points at the bench's own cache "
+              "so the warm-up is a real cold run):")
+    md.append("")
+    md.append("```sh")
+    md.append(sh(BUILD_CMD))
+    md.append(f"LAUNCH_CACHE_DIR=.build-bench/launch-cache .build-bench/release/launch run {PROFILE_REL}")
+    md.append("```")
+    md.append("")
+    md.append("raw QEMU floor: the argv of `launch plan Profiles/hello.json --json`, with `-S` and QMP removed and "
+              "the socket chardevs (which wait for the launcher) replaced by chardevs that need no peer: console, "
+              "stdout and stderr to files, stdin to `null` (the command never reads it), `launch.status` to a FIFO "
+              "pair (`pipe`) pre-filled with the same length-prefixed setup script the launcher sends. "
+              "The bench drives it from Python (`os.mkfifo`, `Popen`, a 0.5 ms poll for the virtiofsd socket) and stops the clock "
+              "when QEMU exits; as a shell script it is:")
+    md.append("")
+    md.append("```sh")
+    md.append("\n".join(raw_shell))
+    md.append("```")
+    md.append("")
+    md.append("`setup.sh` (what the guest's init reads on `launch.status`, identical to what the launcher sends):")
+    md.append("")
+    md.append("```sh")
+    md.append(script.rstrip("\n"))
+    md.append("```")
+    md.append("")
+    if vng:
+        md.append("virtme-ng (the share's file is read at its host path: vng boots the host's own root "
+                  "filesystem, read-only, over 9p):")
+        md.append("")
+        md.append("```sh")
+        md.append(f"python3 -m venv .build-bench/venv && .build-bench/venv/bin/pip install {VNG_PACKAGE}")
+        md.append("PATH=$PWD/.build-bench/venv/bin:$PATH " + sh(["vng", "--run", kernel, "--disable-kvm", "--exec", vng_command]))
+        md.append("```")
+        md.append("")
+        if vng_dry:
+            md.append("which runs (from `vng --dry-run`; it picks q35 + virtio-9p-pci + `-cpu max -smp 2 -m 1G` "
+                      "under TCG, and boots the compressed bzImage):")
+            md.append("")
+            md.append("```sh")
+            md.append(vng_dry)
+            md.append("```")
+            md.append("")
+    if vng_failure:
+        md.append("virtme-ng could not run here:")
+        md.append("")
+        md.append("```")
+        md.append(vng_failure.rstrip())
+        md.append("```")
+        md.append("")
+    md.append("### Every run (interleaved; the order rotates each round)")
+    md.append("")
+    md.append("A run whose wall time is well above its CPU time waited for a CPU (the machine was busy); "
+              "for launch, compare its time before QEMU's spawn and its own CPU with the wall time to see "
+              "whether the launcher or the starved guest took it.")
+    md.append("")
+    md.append("\n".join(per_run))
+    md.append("")
+    # The record of every bench run: kept from the previous BENCHMARKS.md, this one appended.
+    begin, end = "<!-- boot.py runs: begin -->", "<!-- boot.py runs: end -->"
+    history = []
+    try:
+        with open(opts.output) as f:
+            old = f.read()
+        if begin in old and end in old:
+            block = old.split(begin, 1)[1].split(end, 1)[0]
+            history = [l for l in block.splitlines() if l.startswith("| 2")]
+    except OSError:
+        pass
+    vng_cell = fmt(s["vng"]["median"]) if s["vng"] else "-"
+    vl_cell = f"{ratio_vl:.1f}x" if ratio_vl is not None else "-"
+    history.append(f"| {now} | {opts.runs}/{opts.runs}/{n_vng} | {len(idle_runs)}/{sum(len(rs) for rs in results.values())} | "
+                   f"{fmt(s['launch']['median'])} | {fmt(s['raw']['median'])} | {vng_cell} | {ratio_lr:.3f}x | "
+                   f"{ratio_paired:.3f}x | {vl_cell} |")
+    md.append("### Every bench run on record (newest last)")
+    md.append("")
+    md.append("The same machine kind is shared with concurrent builds and tests, so one bench run can land in a "
+              "busy stretch; this keeps every run's summary instead of only the latest.")
+    md.append("")
+    md.append(begin)
+    md.append("| date | runs launch/raw/vng | idle starts | launch median (s) | raw median (s) | vng median (s) "
+              "| launch / raw (medians) | launch / raw (same-round pairs) | vng / launch |")
+    md.append("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    md.extend(history)
+    md.append(end)
+    md.append("")
+    recorded = []
+    for row in history:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        try:
+            recorded.append((float(cells[6].rstrip("x")), float(cells[8].rstrip("x")) if cells[8] != "-" else None))
+        except (IndexError, ValueError):
+            pass
+    if len(recorded) > 1:
+        lr = [r[0] for r in recorded]
+        vl = [r[1] for r in recorded if r[1] is not None]
+        md.append(f"Across the {len(recorded)} runs on record, launch / raw (medians) ranged from {min(lr):.3f}x to "
+                  f"{max(lr):.3f}x and met the 1.15x target in {sum(x <= 1.15 for x in lr)} of {len(lr)}"
+                  + (f"; vng / launch ranged from {min(vl):.1f}x to {max(vl):.1f}x and met the 5x target in "
+                     f"{sum(x >= 5 for x in vl)} of {len(vl)}" if vl else "") + ".")
+        md.append("")
+    with open(opts.output, "w") as f:
+        f.write("\n".join(md))
+    log(f"wrote {opts.output}")
+
+
+if __name__ == "__main__":
+    main()
