@@ -43,6 +43,9 @@ struct PlanCommand: AsyncParsableCommand {
             } catch {
                 throw LaunchError.invalid(ProfileProblems(source: self.profile, problems: error.problems))
             }
+            // What this QEMU binary can't do is a problem now, not a QEMU error later.
+            let missing = try await QEMUCapabilities.of(plan.qemu[0]).problems(with: plan, binary: plan.qemu[0])
+            if !missing.isEmpty { throw LaunchError.invalid(ProfileProblems(source: self.profile, problems: missing)) }
         } catch let error as LaunchError {
             throw fail(error)
         }
