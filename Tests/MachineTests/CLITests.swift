@@ -158,4 +158,42 @@ struct CLITests {
         #expect(Fixture.processes(mentioning: folder.path).isEmpty)
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).filter { $0.hasPrefix("launch-") }.isEmpty)
     }
+
+    @Test("--kernel-tree boots DIR/arch/x86/boot/bzImage with the modules folder --modules names")
+    func kernelTree() throws {
+        let tree = try Fixture.temporaryDirectory("tree")
+        defer { try? FileManager.default.removeItem(at: tree) }
+        let kernel = try Fixture.kernel
+        let release = try #require(KernelLocator.newest()?.release)
+        try FileManager.default.createDirectory(at: tree.appendingPathComponent("arch/x86/boot"), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: kernel, toPath: tree.appendingPathComponent("arch/x86/boot/bzImage").path)
+        // An INSTALL_MOD_PATH-style root: <root>/lib/modules/<release>.
+        let modules = tree.appendingPathComponent("mods/lib/modules")
+        try FileManager.default.createDirectory(at: modules, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: modules.appendingPathComponent(release).path, withDestinationPath: "/lib/modules/\(release)")
+        let outcome = try Self.launch(["run", "Profiles/hello.json", "--kernel-tree", tree.path, "--modules", tree.appendingPathComponent("mods").path, "--", "uname", "-r"])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        #expect(outcome.stdout == release + "\n")
+        #expect(outcome.stderr.contains("fast boot"))
+    }
+
+    @Test("--kernel may name an uncompressed vmlinux: it boots through its PVH entry")
+    func vmlinuxDirectly() throws {
+        let folder = try Fixture.temporaryDirectory("vmlx")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let vmlinux = folder.appendingPathComponent("vmlinux-\(try #require(KernelLocator.newest()?.release))")
+        _ = try GuestKitExtract.extract(try Fixture.kernel, to: vmlinux)
+        let outcome = try Self.launch(["run", "Profiles/hello.json", "--kernel", vmlinux.path, "--", "true"])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        #expect(outcome.stderr.contains("vmlinux (PVH entry)"))
+        #expect(!outcome.stderr.contains("fast boot: booting"))
+    }
+}
+
+import GuestKit
+
+enum GuestKitExtract {
+    static func extract(_ bzImage: String, to destination: URL) throws -> KernelImage {
+        try KernelImage.extractVmlinux(fromBzImage: URL(fileURLWithPath: bzImage), to: destination)
+    }
 }
