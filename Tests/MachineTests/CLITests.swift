@@ -159,6 +159,49 @@ struct CLITests {
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).filter { $0.hasPrefix("launch-") }.isEmpty)
     }
 
+    @Test("batch runs jobs in parallel with prefixed output and a summary; Ctrl-C stops every VM")
+    func batch() async throws {
+        let ok = try Self.launch(["batch", "Profiles/hello.json", "--jobs", "2", "-c", "echo first", "-c", "echo second; exit 3"])
+        #expect(ok.status == 3, "\(ok.stderr)")
+        #expect(ok.stdout.contains("[hello#1] first\n"))
+        #expect(ok.stdout.contains("[hello#2] second\n"))
+        #expect(ok.stderr.contains("JOB"))
+        #expect(ok.stderr.contains("guest-poweroff"))
+
+        let folder = try Fixture.temporaryDirectory("bat")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var profile = try Fixture.guestProfile("sleeper", command: ["sleep", "600"])
+        profile.runtimeDir = folder.path
+        profile.timeouts.shutdown = TimeLimit(.seconds(2))
+        let profileURL = folder.appendingPathComponent("sleeper.json")
+        try JSONEncoder().encode(profile).write(to: profileURL)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try Fixture.launchExecutable)
+        process.arguments = ["batch", profileURL.path, profileURL.path, profileURL.path, "--jobs", "2"]
+        process.standardOutput = FileHandle.nullDevice
+        let err = Pipe()
+        process.standardError = err
+        try process.run()
+        var running: [Int32] = []
+        for _ in 0..<1200 {
+            running = Fixture.processes(mentioning: folder.path + "/launch-").filter { pid in
+                (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8))?.hasPrefix("qemu-system") == true
+            }
+            if running.count == 2 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(running.count == 2, "two VMs at once with --jobs 2")
+        try await Task.sleep(for: .seconds(1))
+        kill(process.processIdentifier, SIGINT)
+        for _ in 0..<300 where process.isRunning { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(!process.isRunning)
+        process.waitUntilExit()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus == 130, "\(stderr)")
+        #expect(stderr.contains("not started: interrupted"))
+        #expect(Fixture.processes(mentioning: folder.path).isEmpty)
+    }
+
     @Test("--kernel-tree boots DIR/arch/x86/boot/bzImage with the modules folder --modules names")
     func kernelTree() throws {
         let tree = try Fixture.temporaryDirectory("tree")
