@@ -20,6 +20,22 @@ struct GuestRunTests {
         #expect(result.shutdown?.step == .guestPoweroff)
     }
 
+    @Test("a command runs on every x86 machine: microvm (virtio-mmio), q35 and pc (PCI)", arguments: [Profile.MachineKind.microvm, .q35, .pc])
+    func everyMachine(machine: Profile.MachineKind) async throws {
+        let folder = try Fixture.temporaryDirectory("m")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try Data("shared\n".utf8).write(to: folder.appendingPathComponent("f"))
+        let result = try await run(["sh", "-c", "cat /mnt/s/f; ls /sys/bus/virtio/devices | wc -l"]) { profile in
+            profile.machine = machine
+            profile.shares = [Profile.Share(tag: "s", path: folder.path)]
+        }
+        #expect(result.exitCode == 0, "stderr: \(result.stderrText)")
+        let lines = result.stdoutText.split(separator: "\n")
+        #expect(lines.first == "shared")
+        // virtio-serial, virtio-rng and vhost-user-fs at least.
+        #expect((Int(lines.last ?? "") ?? 0) >= 3)
+    }
+
     @Test("stdout and stderr arrive separately, each in order")
     func separateStreams() async throws {
         let result = try await run(["sh", "-c", "for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; done"])
