@@ -722,6 +722,15 @@ def main():
                   + (f"; vng / launch ranged from {min(vl):.1f}x to {max(vl):.1f}x and met the 5x target in "
                      f"{sum(x >= 5 for x in vl)} of {len(vl)}" if vl else "") + ".")
         md.append("")
+    # The QMP, spawn, scale and batch figures come from Benchmarks/run-issue6.sh, which
+    # writes Benchmarks/RESULTS-issue6.md; BENCHMARKS.md carries them after the boot figures.
+    issue6 = os.path.join(ROOT, "Benchmarks", "RESULTS-issue6.md")
+    if os.path.exists(issue6):
+        with open(issue6) as f:
+            body = f.read().split("\n", 1)
+        md.append("# QMP client, spawn, 32 VMs and batch (from `bash Benchmarks/run-issue6.sh`)")
+        md.append("")
+        md.append(body[1] if len(body) > 1 else "")
     with open(opts.output, "w") as f:
         f.write("\n".join(md))
     log(f"wrote {opts.output}")
