@@ -56,6 +56,8 @@ struct PlanCommand: AsyncParsableCommand {
             FileHandle.standardOutput.write(data + Data("\n".utf8))
             return
         }
+        // The one difference from `run`, which also hands QEMU its own QMP connection.
+        print("# launch run adds: -chardev socket,id=control,fd=3 -mon chardev=control,mode=control (its QMP connection, a socketpair); qmp.sock is for other tools")
         for command in plan.prepare { print(QEMUSyntax.shellLine(command)) }
         for command in plan.virtiofsd { print(QEMUSyntax.shellLine(command) + " &") }
         print(QEMUSyntax.shellLine(plan.qemu))

@@ -19,10 +19,15 @@ public struct PlanOptions: Sendable, Hashable {
     public var execPorts: Bool?
     /// Where the VM keeps state between runs (its UEFI variables); nil = in the runtime dir, lost at exit.
     public var stateDirectory: String?
+    /// The fd (in QEMU) of the launcher's own QMP connection, one end of a socketpair;
+    /// nil = none (a plan for people to run by hand: they use `qmp.sock`).
+    public var controlFileDescriptor: Int32?
 
     public init(runtimeDir: String, kernelEntry: KernelEntry = .standard, kernelArguments: [String] = [],
-                startPaused: Bool = true, execPorts: Bool? = nil, stateDirectory: String? = nil) {
+                startPaused: Bool = true, execPorts: Bool? = nil, stateDirectory: String? = nil,
+                controlFileDescriptor: Int32? = nil) {
         self.execPorts = execPorts
+        self.controlFileDescriptor = controlFileDescriptor
         self.stateDirectory = stateDirectory
         self.runtimeDir = runtimeDir
         self.kernelEntry = kernelEntry
@@ -268,6 +273,15 @@ public enum Planner {
             args.add("-device", "pvpanic-pci")
         }
 
+        if let fd = options.controlFileDescriptor {
+            // The launcher's QMP connection is an inherited, already connected socket:
+            // QEMU 7.2 can hang a client that connects to a monitor's listening socket
+            // while QEMU is still starting (the main loop blocks in accept(); seen here,
+            // fixed upstream in "monitor/qmp: cleanup SocketChardev listener sources early").
+            args.add("-chardev", "socket,id=control,fd=\(fd)")
+            args.add("-mon", "chardev=control,mode=control")
+        }
+        // A monitor socket for other tools (and for plans run by hand).
         args.add("-chardev", "socket,id=qmp,path=\(QEMUSyntax.optionValue(sockets.qmp)),server=on,wait=off")
         args.add("-mon", "chardev=qmp,mode=control")
         // The launcher owns the VM's lifetime: a guest reboot ends the run.

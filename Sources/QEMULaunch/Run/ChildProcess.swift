@@ -91,7 +91,7 @@ public final class ChildProcess: Sendable {
     /// Spawns `argv`. Its stdout and stderr go to `outputTail` and, when given, to `logPath`.
     public static func spawn(
         name: String, argv: [String], environment: [String: String],
-        stdin: Int32? = nil, logPath: String? = nil
+        stdin: Int32? = nil, logPath: String? = nil, extraFileDescriptors: [(source: Int32, target: Int32)] = []
     ) throws(LaunchError) -> ChildProcess {
         guard let program = argv.first else { throw LaunchError(.internalError, "empty argv for \(name)") }
         var pipeFds: [Int32] = [-1, -1]
@@ -101,6 +101,7 @@ public final class ChildProcess: Sendable {
         let devNull = open("/dev/null", O_RDWR | O_CLOEXEC)
         defer { if devNull >= 0 { close(devNull) } }
         let fdMap: [Int32] = [stdin ?? devNull, 0, pipeFds[1], 1, pipeFds[1], 2]
+            + extraFileDescriptors.flatMap { [$0.source, $0.target] }
         var spawnError: Int32 = 0
         let envList = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         let pid = withCStrings(argv) { cArgv in

@@ -71,6 +71,9 @@ public final class Machine: Sendable {
         public init() {}
     }
 
+    /// QEMU's fd for the launcher's own QMP connection.
+    static let controlFileDescriptor: Int32 = 3
+
     public let profile: Profile
     public let plan: Plan
     public let qmp: QMP.Client
@@ -126,7 +129,8 @@ public final class Machine: Sendable {
             plan = try Planner.plan(profile, host: host, options: PlanOptions(
                 runtimeDir: runtime.path, kernelEntry: options.kernelEntry, kernelArguments: options.kernelArguments,
                 execPorts: options.execPorts,
-                stateDirectory: profile.firmware == .uefi ? FirmwareLocator.stateDirectory(forVM: profile.name) : nil))
+                stateDirectory: profile.firmware == .uefi ? FirmwareLocator.stateDirectory(forVM: profile.name) : nil,
+                controlFileDescriptor: Machine.controlFileDescriptor))
         } catch {
             runtime.remove()
             throw .invalid(error)
@@ -184,14 +188,33 @@ public final class Machine: Sendable {
                 }
                 logger.info("virtiofsd ready for share \"\(profile.shares.filter { $0.transport == .virtiofs }[index].tag)\" (pid \(daemon.pid))")
             }
-            let qemu = try ChildProcess.spawn(name: "qemu", argv: plan.qemu, environment: environment,
-                                              logPath: runtime.path + "/qemu.log")
+            // The launcher's QMP connection: one end of a socketpair, the other QEMU's fd 3.
+            var pair: [Int32] = [-1, -1]
+            guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
+                throw LaunchError(.internalError, "socketpair() failed: \(String(cString: strerror(errno)))")
+            }
+            let qemu: ChildProcess
+            do {
+                qemu = try ChildProcess.spawn(name: "qemu", argv: plan.qemu, environment: environment,
+                                              logPath: runtime.path + "/qemu.log",
+                                              extraFileDescriptors: [(pair[1], Machine.controlFileDescriptor)])
+            } catch {
+                close(pair[0])
+                close(pair[1])
+                throw error
+            }
+            close(pair[1])
             started.append(qemu)
             logger.info("QEMU started (pid \(qemu.pid))")
-            try await waitFor(qemu, deadline: deadline, what: "its QMP socket") {
-                FileManager.default.fileExists(atPath: plan.sockets.qmp)
+            let qmp: QMP.Client
+            do {
+                qmp = try await QMP.Client.connect(fileDescriptor: pair[0], timeout: max(.seconds(1), deadline - .now), logger: logger)
+            } catch {
+                if let status = await qemu.wait(timeout: .milliseconds(500)) {
+                    throw earlyExit(qemu, status, what: "before QMP was ready")
+                }
+                throw LaunchError(.qemuFailed, "QMP did not become ready", details: ["  command: \(qemu.commandLine)"], cause: error)
             }
-            let qmp = try await connectQMP(plan.sockets.qmp, qemu: qemu, deadline: deadline, logger: logger)
             let version = qmp.greeting.version
             logger.info("QMP ready (QEMU \(version.major).\(version.minor).\(version.micro))")
 
@@ -439,24 +462,6 @@ func waitFor(_ child: ChildProcess, deadline: ContinuousClock.Instant, what: Str
                               details: ["  command: \(child.commandLine)"] + child.outputTail.lines(last: 10).map { "    \($0)" })
         }
         try? await Task.sleep(for: .milliseconds(2))
-    }
-}
-
-/// Connects to QEMU's QMP socket. The file appears at bind(), a moment before
-/// listen(), so "connection refused" is retried until the deadline or QEMU's exit.
-func connectQMP(_ path: String, qemu: ChildProcess, deadline: ContinuousClock.Instant, logger: Logger) async throws(LaunchError) -> QMP.Client {
-    while true {
-        do {
-            return try await QMP.Client.connect(unixPath: path, timeout: max(.seconds(1), deadline - .now), logger: logger)
-        } catch {
-            if let status = await qemu.wait(timeout: .milliseconds(50)) {
-                throw earlyExit(qemu, status, what: "before QMP was ready")
-            }
-            if case .connectFailed(_, let err) = error, err == ECONNREFUSED || err == ENOENT, ContinuousClock.now < deadline {
-                continue
-            }
-            throw LaunchError(.qemuFailed, "QMP did not become ready", details: ["  command: \(qemu.commandLine)"], cause: error)
-        }
     }
 }
 
