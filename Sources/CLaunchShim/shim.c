@@ -187,3 +187,14 @@ pid_t cls_spawn(const char *path, char *const argv[], char *const envp[],
 }
 
 int cls_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+void cls_name_this_thread(const char *name) {
+#if defined(__linux__)
+    char short_name[16];
+    strncpy(short_name, name, sizeof short_name - 1);
+    short_name[sizeof short_name - 1] = 0;
+    pthread_setname_np(pthread_self(), short_name);
+#elif defined(__APPLE__)
+    pthread_setname_np(name);
+#endif
+}

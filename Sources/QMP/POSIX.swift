@@ -169,8 +169,17 @@ func startDetachedThread(name: String, _ body: @escaping @Sendable () -> Void) -
         { raw in
             let box = Unmanaged<Box>.fromOpaque(unwrap(raw)).takeRetainedValue()
             #if canImport(Darwin)
-            // Linux's pthread_setname_np needs _GNU_SOURCE, which Glibc's module lacks.
             pthread_setname_np(box.name)
+            #else
+            // Linux's pthread_setname_np needs _GNU_SOURCE, which Glibc's module lacks;
+            // the thread's own comm file does the same (15 bytes kept). Without a name
+            // it would show its creator's (a Dispatch worker's) in ps and top.
+            let fd = open("/proc/thread-self/comm", O_WRONLY)
+            if fd >= 0 {
+                let name = Array(box.name.utf8.prefix(15))
+                _ = name.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                close(fd)
+            }
             #endif
             box.body()
             return nil

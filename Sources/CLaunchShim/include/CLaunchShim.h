@@ -24,6 +24,10 @@ pid_t cls_spawn(const char *path, char *const argv[], char *const envp[],
 
 
 
+/// Names the calling thread as tools show it (ps -L, top -H, /proc/.../comm);
+/// truncated to the 15 bytes Linux keeps. Foundation's Thread.name doesn't reach the OS on Linux.
+void cls_name_this_thread(const char *name);
+
 /// pipe2(fds, O_CLOEXEC), which Swift's Glibc module doesn't export.
 int cls_pipe_cloexec(int fds[2]);
 #endif

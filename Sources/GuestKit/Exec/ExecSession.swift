@@ -51,7 +51,10 @@ final class ExecSession: Sendable {
         stderrPump = OutputPump(fd: stderrFd, output: stderr, name: "stderr")
         status = Mutex(([], [], false))
         Self.startInput(input, port: stdinFd)
-        let thread = Thread { [self] in readStatus() }
+        let thread = Thread { [self] in
+            nameThisThread("guest-status")
+            readStatus()
+        }
         thread.name = "guest-status"
         thread.start()
     }
@@ -140,6 +143,7 @@ final class ExecSession: Sendable {
             Glibc.shutdown(port, Int32(SHUT_WR))
         case .bytes(let data):
             let thread = Thread {
+                nameThisThread("guest-stdin")
                 writeAll(port, Array(data))
                 Glibc.shutdown(port, Int32(SHUT_WR))
             }
@@ -147,6 +151,7 @@ final class ExecSession: Sendable {
             thread.start()
         case .fileDescriptor(let source):
             let thread = Thread {
+                nameThisThread("guest-stdin")
                 var buffer = [UInt8](repeating: 0, count: 65536)
                 while true {
                     let n = buffer.withUnsafeMutableBytes { read(source, $0.baseAddress, $0.count) }
@@ -168,6 +173,7 @@ final class OutputPump: Sendable {
 
     init(fd: Int32, output: GuestOutput, name: String) {
         let thread = Thread { [self] in
+            nameThisThread("guest-\(name)")
             var buffer = [UInt8](repeating: 0, count: 65536)
             while true {
                 let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }

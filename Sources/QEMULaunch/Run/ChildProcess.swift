@@ -135,7 +135,10 @@ public final class ChildProcess: Sendable {
 
     private func startReaders(outputFd: Int32, logPath: String?) {
         let tail = outputTail
+        // "virtiofsd[0]" → "vfsd0", so the suffix survives the 15-byte limit.
+        let name = self.name.replacingOccurrences(of: "virtiofsd[", with: "vfsd").replacingOccurrences(of: "]", with: "")
         let output = Thread {
+            cls_name_this_thread("\(name)-out")
             let log = logPath.map { open($0, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600) } ?? -1
             var buffer = [UInt8](repeating: 0, count: 16384)
             while true {
@@ -152,6 +155,7 @@ public final class ChildProcess: Sendable {
         output.start()
         let pid = self.pid
         let reaper = Thread { [self] in
+            cls_name_this_thread("\(name)-reap")
             var status: Int32 = 0
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
             // WIFEXITED / WEXITSTATUS / WTERMSIG, spelled out (they are macros in C).
@@ -228,6 +232,13 @@ public final class ChildProcess: Sendable {
 
     /// One line for an error: the argv, shell-quoted.
     public var commandLine: String { QEMUSyntax.shellLine(argv) }
+}
+
+/// Names the calling thread for ps/top (Linux keeps 15 bytes); Foundation's
+/// Thread.name doesn't reach the OS on Linux, and a new thread would otherwise
+/// show its creator's name.
+public func nameThisThread(_ name: String) {
+    cls_name_this_thread(name)
 }
 
 func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {

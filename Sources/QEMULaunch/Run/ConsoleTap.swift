@@ -1,3 +1,4 @@
+import CLaunchShim
 import Foundation
 import Synchronization
 #if canImport(Glibc)
@@ -19,7 +20,10 @@ public final class ConsoleTap: Sendable {
         self.logPath = logPath
         tail = OutputTail(maxLines: tailLines)
         subscribers = Mutex([:])
-        let thread = Thread { [self] in self.drain() }
+        let thread = Thread { [self] in
+            cls_name_this_thread("console-\(name)")
+            self.drain()
+        }
         thread.name = "console-\(name)"
         thread.start()
     }
