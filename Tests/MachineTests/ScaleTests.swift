@@ -63,7 +63,7 @@ struct ScaleTests {
         }
         print("scale: 32 VMs QMP-ready in \(ready); supervisor threads \(threadsBefore) -> \(threadsAtPeak) at peak; peak RSS grew \(peakGrowth) KiB (\(peakGrowth / 32) KiB per VM)")
         #expect(Fixture.launcherThreadCount() <= threadsBefore)
-        #expect(Fixture.launcherFileDescriptorCount() == fdsBefore)
+        #expect(Fixture.launcherFileDescriptorCount() <= fdsBefore)
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).isEmpty)
         #expect(Fixture.processes(mentioning: folder.path).isEmpty)
     }

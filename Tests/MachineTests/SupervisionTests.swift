@@ -117,7 +117,7 @@ struct SupervisionTests {
         #expect(runtimeDirs(in: folder).isEmpty)
     }
 
-    @Test("200 start/stop cycles leave open fds, threads and runtime dirs unchanged")
+    @Test("200 start/stop cycles leave no more open fds, threads or runtime dirs than before")
     func manyCycles() async throws {
         let folder = try Fixture.temporaryDirectory("cyc")
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -136,7 +136,8 @@ struct SupervisionTests {
         for _ in 0..<100 where Fixture.launcherThreadCount() > threads || Fixture.launcherFileDescriptorCount() > fds {
             try await Task.sleep(for: .milliseconds(20))
         }
-        #expect(Fixture.launcherFileDescriptorCount() == fds)
+        // Fewer is fine: something an earlier test left open may have closed meanwhile.
+        #expect(Fixture.launcherFileDescriptorCount() <= fds)
         #expect(Fixture.launcherThreadCount() <= threads)
         #expect(runtimeDirs(in: folder).isEmpty)
         #expect(Fixture.processes(mentioning: folder.path).isEmpty)
