@@ -20,20 +20,8 @@ extension GuestKit {
         let logger = options.logger
         var profile = profile
         if let command = options.command { profile.command = command }
-        if profile.kernel == "auto" {
-            guard let newest = KernelLocator.newest() else {
-                throw LaunchError(.hostProblem, "\"kernel\": \"auto\" found no /boot/vmlinuz-*",
-                                  fix: "install a kernel (Debian: sudo apt-get install linux-image-amd64) or give a kernel path")
-            }
-            profile.kernel = newest.path
-            logger.info("kernel: \(newest.path) (auto: newest in /boot)")
-        }
-        var host: HostFacts
-        if let given = options.host {
-            host = given
-        } else {
-            host = await AcceleratorHealth.verified(HostProbe.current(for: profile), for: profile, logger: logger)
-        }
+        profile = try profile.resolvingAutoKernel(logger: logger)
+        let host = await AcceleratorHealth.hostFacts(for: profile, given: options.host, logger: logger)
         guard let kernel = profile.kernel else {
             throw LaunchError(.invalidProfile, "the guest kit boots a kernel directly, and the profile has none", fix: "add \"kernel\": \"auto\" or a path")
         }

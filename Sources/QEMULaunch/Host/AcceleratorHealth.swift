@@ -15,6 +15,12 @@ import Glibc
 public enum AcceleratorHealth {
     public static let probeDeadline: Duration = .seconds(10)
 
+    /// `given` facts as they are, or this host's, probed for `profile` with KVM tried for real.
+    public static func hostFacts(for profile: Profile, given: HostFacts?, logger: Logger) async -> HostFacts {
+        if let given { return given }
+        return await verified(HostProbe.current(for: profile), for: profile, logger: logger)
+    }
+
     /// Host facts with `kvm` downgraded to `.unusable` when the probe says so.
     /// Probes only when KVM opens and `profile` could use it.
     public static func verified(_ host: HostFacts, for profile: Profile, logger: Logger) async -> HostFacts {

@@ -32,8 +32,12 @@ public enum HostProbe {
             // A binary the profile names must be that one, not a fallback.
             if candidate == profile?.virtiofsd.binary { break }
         }
-        for arch in Profile.Arch.allCases {
-            if let firmware = FirmwareLocator.find(arch: arch) { facts.firmware[arch] = firmware }
+        // Firmware only matters to UEFI profiles (and to doctor, which probes without one):
+        // don't read the descriptors on every direct-kernel launch.
+        if profile == nil || profile?.firmware == .uefi {
+            for arch in Profile.Arch.allCases {
+                if let firmware = FirmwareLocator.find(arch: arch) { facts.firmware[arch] = firmware }
+            }
         }
         facts.tscKHz = tscKHz()
         facts.memlockLimitBytes = memlockLimit()

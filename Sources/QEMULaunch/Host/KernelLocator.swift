@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// Finds the kernel `"kernel": "auto"` means.
 public enum KernelLocator {
@@ -21,5 +22,20 @@ public enum KernelLocator {
             return x < y ? -1 : 1
         }
         return pa.count == pb.count ? 0 : (pa.count < pb.count ? -1 : 1)
+    }
+}
+
+extension Profile {
+    /// The same profile with `"kernel": "auto"` resolved to the newest /boot/vmlinuz-*.
+    public func resolvingAutoKernel(logger: Logger) throws(LaunchError) -> Profile {
+        guard kernel == "auto" else { return self }
+        guard let newest = KernelLocator.newest() else {
+            throw LaunchError(.hostProblem, "\"kernel\": \"auto\" found no /boot/vmlinuz-*",
+                              fix: "install a kernel (Debian: sudo apt-get install linux-image-amd64) or give a kernel path")
+        }
+        logger.info("kernel: \(newest.path) (auto: newest in /boot)")
+        var copy = self
+        copy.kernel = newest.path
+        return copy
     }
 }

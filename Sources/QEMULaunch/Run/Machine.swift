@@ -94,19 +94,8 @@ public final class Machine: Sendable {
         var logger = options.logger
         logger[metadataKey: "vm.name"] = .string(profile.name)
         var profile = profile
-        if profile.kernel == "auto" {
-            guard let newest = KernelLocator.newest() else {
-                throw LaunchError(.hostProblem, "\"kernel\": \"auto\" found no /boot/vmlinuz-*",
-                                  fix: "install a kernel (Debian: sudo apt-get install linux-image-amd64) or give a kernel path")
-            }
-            profile.kernel = newest.path
-        }
-        var host: HostFacts
-        if let given = options.host {
-            host = given
-        } else {
-            host = await AcceleratorHealth.verified(HostProbe.current(for: profile), for: profile, logger: logger)
-        }
+        profile = try profile.resolvingAutoKernel(logger: logger)
+        let host = await AcceleratorHealth.hostFacts(for: profile, given: options.host, logger: logger)
         let arch = profile.arch ?? host.arch
         guard profile.qemu.binary != nil || host.qemu[arch] != nil else {
             throw LaunchError.missing(arch.qemuSystemBinary, package: arch == .x86_64 ? "qemu-system-x86" : "qemu-system-arm",
