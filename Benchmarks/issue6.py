@@ -141,7 +141,7 @@ def contender_argv(name, bench, args, **kw):
     if name.startswith("swift"):
         transport = ["--transport", "socketpair"] if name == "swift-socketpair" else []
         if bench == "rtt":
-            transport = []
+            transport = ["--executor", "io"] if name == "swift-io" else []
         return [BENCH, bench] + opts + transport
     client, _, variant = name.partition("-")
     if name == "raw-noid":
@@ -151,7 +151,7 @@ def contender_argv(name, bench, args, **kw):
 
 
 def section_rtt(args, tmp, records):
-    contenders = ["swift", "raw", "raw-noid", "qemuqmp"]
+    contenders = ["swift", "swift-io", "raw", "raw-noid", "qemuqmp"]
     for r in range(args.rtt_rounds):
         qemu = QEMU(args.qemu, os.path.join(tmp, "rtt%d.sock" % r))
         try:
@@ -459,7 +459,8 @@ HISTORY_BEGIN = "<!-- issue6 runs: begin -->"
 HISTORY_END = "<!-- issue6 runs: end -->"
 HISTORY_HEADER = ("| date (UTC) | load avg | host busy % | seq ours/raw | pipe ours/raw (window) | seq ours/qemu.qmp "
                   "| pipe ours/qemu.qmp (window) | CPU µs/cmd seq ours / raw / qemu.qmp | ready ms ours / raw "
-                  "| spawn call ms ours / Popen | RSS KiB per VM | batch / sequential | raw seq µs alone / beside a spinner |")
+                  "| spawn call ms ours / Popen | RSS KiB per VM | batch / sequential | raw seq µs alone / beside a spinner "
+                  "| ours on the I/O thread / raw: seq, pipe (window) |")
 
 
 def previous_history(path):
@@ -498,6 +499,8 @@ def summary_row(facts, records, args, busy):
         fmt(ratio(med("launch", "batch", "wall_s"), med("launch", "sequential", "wall_s")), 2),
         "%s / %s" % (fmt(median([x["us_per_cmd"] for x in records if x.get("section") == "spinner" and x["mode"] == "seq" and not x["spinner"]])),
                      fmt(median([x["us_per_cmd"] for x in records if x.get("section") == "spinner" and x["mode"] == "seq" and x["spinner"]]))),
+        "%s, %s" % (fmt(ratio(med("rtt", "swift-io", "us_per_cmd", "seq"), med("rtt", "raw", "us_per_cmd", "seq")), 2),
+                    fmt(ratio(med("rtt", "swift-io", "us_per_cmd", "pipe-window"), med("rtt", "raw", "us_per_cmd", "pipe-batch")), 2)),
     ]
     return "| " + " | ".join(cells) + " |"
 
@@ -571,6 +574,9 @@ def report(args, facts, records, wall):
         A("- **ours**: `QMP.Client.queryStatus()` (release build). *seq*: one task, one after another. *pipelined*:")
         A("  *window*: a task group keeping up to %d `queryStatus()` calls in flight; *batch*: %d at once, all" % (args.window, args.window))
         A("  answered, then the next %d." % args.window)
+        A("- **ours, on the I/O thread**: the same code inside `withTaskExecutorPreference(qmp.taskExecutor)`: the")
+        A("  connection's I/O thread resumes the waiting tasks itself (no wake-up of a pool thread) and sends the")
+        A("  commands they issue in one round together.")
         A("- **raw** (floor): Python, blocking `socket`, greeting + `qmp_capabilities`, then `sendall` / `recv` lines;")
         A("  the same bytes QMP.Client sends (`{\"execute\":\"query-status\",\"id\":N}` + LF). *batch*: one `sendall` of")
         A("  %d lines, then read %d replies." % (args.window, args.window))
@@ -579,8 +585,8 @@ def report(args, facts, records, wall):
         A("  semaphore of %d; *batch*: `gather` of %d at a time." % (args.window, args.window))
         A("")
         modes = [("seq", "sequential"), ("pipe-window", "pipelined, window"), ("pipe-batch", "pipelined, batch")]
-        clients = [("swift", "ours (QMP.Client)"), ("raw", "raw socket (floor)"), ("raw-noid", "raw, no id"),
-                   ("qemuqmp", "qemu.qmp")]
+        clients = [("swift", "ours (QMP.Client)"), ("swift-io", "ours, on the I/O thread (`taskExecutor`)"),
+                   ("raw", "raw socket (floor)"), ("raw-noid", "raw, no id"), ("qemuqmp", "qemu.qmp")]
         A("| client | " + " | ".join(m[1] for m in modes) + " |")
         A("| --- | " + " | ".join("---:" for _ in modes) + " |")
         med = {}
@@ -614,6 +620,11 @@ def report(args, facts, records, wall):
             ("seq: ours / qemu.qmp", "swift", "seq", "qemuqmp", "seq", 1.0),
             ("pipelined window: ours / qemu.qmp", "swift", "pipe-window", "qemuqmp", "pipe-window", 1.0),
             ("pipelined batch: ours / qemu.qmp", "swift", "pipe-batch", "qemuqmp", "pipe-batch", 1.0),
+            ("seq: ours on the I/O thread / raw", "swift-io", "seq", "raw", "seq", 1.1),
+            ("pipelined: ours on the I/O thread, window / raw batch", "swift-io", "pipe-window", "raw", "pipe-batch", 1.1),
+            ("pipelined: ours on the I/O thread, batch / raw batch", "swift-io", "pipe-batch", "raw", "pipe-batch", 1.1),
+            ("seq: ours on the I/O thread / qemu.qmp", "swift-io", "seq", "qemuqmp", "seq", 1.0),
+            ("pipelined window: ours on the I/O thread / qemu.qmp", "swift-io", "pipe-window", "qemuqmp", "pipe-window", 1.0),
         ]:
             of_medians = ratio(med.get((c1, m1)), med.get((c2, m2)))
             per_round = paired(c1, m1, c2, m2)

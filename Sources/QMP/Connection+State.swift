@@ -88,6 +88,19 @@ struct ConnectionState: Sendable {
     var outboxSent = 0
     /// Set by the I/O thread when it has closed the socket and the wake pair.
     var fdsClosed = false
+    /// A wake-up byte is in flight: later wake-ups need no write (the I/O thread
+    /// re-reads this state after draining the wake socket).
+    var wakePending = false
+    /// Jobs of tasks that prefer the connection's I/O thread as their executor.
+    var jobs: [UnownedJob] = []
+    /// False only while the I/O thread sleeps in `poll` (or is about to): a job
+    /// enqueued then must wake it; otherwise it will look at `jobs` before polling.
+    var ioThreadAwake = true
+    /// The I/O thread is running jobs: commands they send are queued in `outbox`
+    /// and leave together when the round ends.
+    var runningJobs = false
+    /// The I/O thread has finished: jobs go to the global executor instead.
+    var ioThreadFinished = false
 
     mutating func allocateID() -> Int {
         defer { nextID += 1 }

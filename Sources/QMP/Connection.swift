@@ -236,7 +236,8 @@ final class Connection: Sendable {
     }
 
     private func wakeLocked(_ state: inout ConnectionState) {
-        guard !state.fdsClosed else { return }
+        guard !state.fdsClosed, !state.wakePending else { return }
+        state.wakePending = true
         var byte: UInt8 = 1
         // A full wake socket already holds a pending wake-up: EAGAIN is fine.
         _ = send(wakeSender, &byte, 1, POSIX.sendFlags)
@@ -245,7 +246,10 @@ final class Connection: Sendable {
     /// Sends `bytes` now if the socket takes them; queues the rest for the I/O thread.
     private func enqueue(_ bytes: [UInt8], _ state: inout ConnectionState) -> Teardown {
         guard state.closure == nil, !state.fdsClosed else { return Teardown() }
-        if !state.outbox.isEmpty {
+        if !state.outbox.isEmpty || state.runningJobs {
+            // Behind queued bytes; or while the I/O thread runs jobs, which flushes the
+            // outbox right after: the commands of one round of jobs leave in one
+            // send(2) instead of one each.
             state.outbox.append(contentsOf: bytes)
             return Teardown()
         }
@@ -308,25 +312,30 @@ final class Connection: Sendable {
             descriptors[0].revents = 0
             descriptors[1].revents = 0
             let ready = poll(&descriptors, 2, plan.timeoutMilliseconds)
+            state.withLock { $0.ioThreadAwake = true }
             if ready < 0 {
                 let code = POSIX.errno
                 if code == EINTR { continue }
                 fail("poll failed: \(POSIX.Errno(code).text)")
                 break
             }
-            if ready == 0 { continue }
-            if descriptors[1].revents != 0 { drainWakeSocket() }
-            let events = Int32(descriptors[0].revents)
-            if events & Int32(POLLNVAL) != 0 {
-                fail("the socket's file descriptor is not open")
-                break
+            if ready > 0 {
+                if descriptors[1].revents != 0 { drainWakeSocket() }
+                let events = Int32(descriptors[0].revents)
+                if events & Int32(POLLNVAL) != 0 {
+                    fail("the socket's file descriptor is not open")
+                    break
+                }
+                if events & Int32(POLLOUT) != 0 { flushOutbox() }
+                if events & Int32(POLLIN | POLLHUP | POLLERR) != 0 {
+                    if !readAndDispatch(&reader) { break }
+                }
             }
-            if events & Int32(POLLOUT) != 0 { flushOutbox() }
-            if events & Int32(POLLIN | POLLHUP | POLLERR) != 0 {
-                if !readAndDispatch(&reader) { break }
-            }
+            runJobs()
+            flushOutbox()
         }
         closeFileDescriptors()
+        finishExecutor()
         logger.trace("qmp I/O thread finished")
     }
 
@@ -350,9 +359,14 @@ final class Connection: Sendable {
                 teardown = expireLocked(&state, now: now)
                 guard state.closure == nil else { return nil }
             }
+            if !state.jobs.isEmpty {
+                // Jobs waiting: look at the socket without sleeping, then run them.
+                return (!state.outbox.isEmpty, 0)
+            }
             var wakeAt = now + Self.idleTick
             if let earliest = state.earliestDeadline, earliest < wakeAt { wakeAt = earliest }
             state.ioWakeAt = wakeAt
+            state.ioThreadAwake = false
             return (!state.outbox.isEmpty, Self.milliseconds(until: wakeAt, from: now))
         }
         teardown.run()
@@ -398,7 +412,38 @@ final class Connection: Sendable {
         return Int32(min(milliseconds, Int64(Int32.max)))
     }
 
+    /// Runs the jobs queued so far (not those they enqueue: those wait for the next
+    /// turn of the loop, after the socket has been looked at again).
+    private func runJobs() {
+        let jobs = state.withLock { state -> [UnownedJob] in
+            let jobs = state.jobs
+            state.jobs = []
+            state.runningJobs = !jobs.isEmpty
+            return jobs
+        }
+        guard !jobs.isEmpty else { return }
+        let executor = asUnownedTaskExecutor()
+        for job in jobs { job.runSynchronously(on: executor) }
+        state.withLock { $0.runningJobs = false }
+    }
+
+    /// After the I/O thread's loop: later jobs go to the global executor, and so do
+    /// the ones still queued, so no task that prefers this executor is stranded.
+    private func finishExecutor() {
+        let stranded = state.withLock { state -> [UnownedJob] in
+            state.ioThreadFinished = true
+            let jobs = state.jobs
+            state.jobs = []
+            return jobs
+        }
+        for job in stranded { globalConcurrentExecutor.enqueue(ExecutorJob(job)) }
+    }
+
     private func drainWakeSocket() {
+        // Cleared before draining: a wake-up written after this point is either
+        // drained below or seen by the next poll; state changed before it is seen by
+        // the next `planNextWait`, which always runs before the thread sleeps again.
+        state.withLock { $0.wakePending = false }
         var scratch = [UInt8](repeating: 0, count: 64)
         while recv(wakeReceiver, &scratch, scratch.count, Int32(MSG_DONTWAIT)) > 0 {}
     }
@@ -576,6 +621,23 @@ final class Connection: Sendable {
         logger.debug("qmp event", metadata: ["qmp.event": "\(event.name)"])
         for resumption in resumptions { resumption.run() }
         for subscriber in subscribers { subscriber.deliver(event, logger: logger) }
+    }
+}
+
+/// The connection's I/O thread as a task executor: a task that prefers it
+/// (`withTaskExecutorPreference(client.taskExecutor)`) is resumed by the thread that
+/// read its reply, in the same turn, instead of waking a thread of the global pool;
+/// and the commands it sends from there are coalesced into one `send(2)`.
+extension Connection: TaskExecutor {
+    func enqueue(_ job: consuming ExecutorJob) {
+        let unownedJob = UnownedJob(job)
+        let queued = state.withLock { state -> Bool in
+            guard !state.ioThreadFinished else { return false }
+            state.jobs.append(unownedJob)
+            if !state.ioThreadAwake { wakeLocked(&state) }
+            return true
+        }
+        if !queued { globalConcurrentExecutor.enqueue(ExecutorJob(unownedJob)) }
     }
 }
 

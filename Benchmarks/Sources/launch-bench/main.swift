@@ -1,6 +1,6 @@
 // launch-bench: the Swift side of Benchmarks/run-issue6.sh.
 //
-//   launch-bench rtt   --socket PATH [--n 2000] [--window 64] [--reps 2] [--warmup 200]
+//   launch-bench rtt   --socket PATH [--n 2000] [--window 64] [--reps 2] [--warmup 200] [--executor global|io]
 //   launch-bench spawn --qemu BIN --dir DIR [--runs 6] [--warmup 1] [--poll-ms 2] [--transport socket|socketpair]
 //   launch-bench scale --qemu BIN --dir DIR [--count 32] [--transport socket|socketpair]
 //   launch-bench spawn-call [--program /bin/true] [--runs 50]
@@ -261,8 +261,21 @@ func rtt(_ options: Options) async throws {
     let window = options.int("window", 64)
     let reps = options.int("reps", 2)
     let warmup = options.int("warmup", 200)
-    let label = options.string("label", "swift")
+    let onIOThread = options.string("executor", "global") == "io"
+    let label = options.string("label", onIOThread ? "swift-io" : "swift")
     let qmp = try await QMP.Client.connect(unixPath: socket, timeout: .seconds(5))
+    if onIOThread {
+        // The whole measurement prefers the connection's I/O thread (QMP.Client.taskExecutor).
+        try await withTaskExecutorPreference(qmp.taskExecutor) {
+            try await rttRounds(qmp, n: n, window: window, reps: reps, warmup: warmup, label: label)
+        }
+    } else {
+        try await rttRounds(qmp, n: n, window: window, reps: reps, warmup: warmup, label: label)
+    }
+    qmp.close()
+}
+
+func rttRounds(_ qmp: QMP.Client, n: Int, window: Int, reps: Int, warmup: Int, label: String) async throws {
     for _ in 0..<warmup {
         let status = try await qmp.queryStatus()
         guard status.status == "prelaunch" else { throw BenchError("unexpected status \(status)") }
@@ -314,7 +327,6 @@ func rtt(_ options: Options) async throws {
         emit(["client": label, "mode": "pipe-batch", "rep": rep, "n": n, "window": window, "seconds": elapsed, "us_per_cmd": elapsed / Double(n) * 1e6,
               "cpu_us_per_cmd": (cpuSeconds() - cpu0) / Double(n) * 1e6, "csw_per_cmd": Double(contextSwitches() - csw0) / Double(n)])
     }
-    qmp.close()
 }
 
 // MARK: - spawn
