@@ -89,18 +89,32 @@ extension GuestKit {
         if decisions.arch == .x86_64 && decisions.machine != .microvm { optional.append("pvpanic_mmio") }
         if decisions.arch == .aarch64 && decisions.transport == .pci { optional.append("pvpanic_pci") }
 
+        // The power button, so the shutdown ladder's ACPI step (QMP system_powerdown) powers
+        // the guest off cleanly. ACPI's button driver serves microvm (GED, PNP0C0C), q35 and
+        // pc (fixed feature) and an aarch64 virt booted with UEFI; virt without firmware
+        // wires the button to PL061 GPIO 3, reported by gpio_keys (Debian arm64 6.1 builds
+        // gpio-pl061 in and gpio_keys as a module). evdev gives the init its /dev/input/eventN.
+        var powerButton = ["button", "evdev"]
+        if decisions.arch == .aarch64 { powerButton = ["gpio_pl061", "gpio_keys"] + powerButton }
+
         let busybox = options.busybox ?? profile.guestKit.busybox ?? "/bin/busybox"
         if decisions.arch != host.arch && options.busybox == nil && profile.guestKit.busybox == nil {
             throw LaunchError(.invalidProfile, "an \(decisions.arch.rawValue) guest needs an \(decisions.arch.rawValue) static busybox, and the host's /bin/busybox is \(host.arch.rawValue)",
                               fix: "set guestKit.busybox in the profile (Scripts/fetch-guest-arm64 fetches Debian's arm64 busybox-static and kernel)")
         }
         let image = try InitramfsBuilder.image(busybox: busybox, arch: decisions.arch, modulesDirectory: modulesDirectory,
-                                               bootModules: boot, laterModules: later, optionalModules: optional)
-        logger.info("initramfs: \(image.url.path) (\(image.cached ? "cached" : "built"); modules: \((image.bootModules + image.laterModules).joined(separator: " ")))")
+                                               bootModules: boot, laterModules: later, optionalModules: optional,
+                                               powerButtonModules: powerButton)
+        var choice = "initramfs: \(image.url.path) (\(image.cached ? "cached" : "built"); modules: \((image.bootModules + image.laterModules).joined(separator: " "))"
+        if !image.powerButtonModules.isEmpty { choice += "; power button: \(image.powerButtonModules.joined(separator: " "))" }
+        if !image.builtin.isEmpty { choice += "; built in: \(image.builtin.joined(separator: " "))" }
+        if !image.missingOptional.isEmpty { choice += "; not in this kernel: \(image.missingOptional.joined(separator: " "))" }
+        logger.info("\(choice))")
         profile.initrd = image.url.path
 
         var arguments: [String] = []
         if !image.bootModules.isEmpty { arguments.append("launch.modules=" + image.bootModules.joined(separator: ",")) }
+        if !image.powerButtonModules.isEmpty { arguments.append("launch.button=" + image.powerButtonModules.joined(separator: ",")) }
         if profile.command != nil {
             arguments.append("launch.exec=1")
             // Kernel chatter on an emulated UART costs boot time; the console log keeps the rest.
@@ -116,7 +130,8 @@ extension GuestKit {
         let q = QEMUSyntax.shellQuote
         var lines: [String] = []
         for module in laterModules {
-            lines.append("insmod /lib/modules/\(q(module)).ko || say \(q("insmod \(module) failed"))")
+            // The power-button watcher may have loaded a dependency both need: loaded is loaded.
+            lines.append("insmod /lib/modules/\(q(module)).ko || [ -d /sys/module/\(q(module)) ] || say \(q("insmod \(module) failed"))")
         }
         for share in profile.shares {
             let dir = share.mountPoint

@@ -32,6 +32,8 @@ extension GuestKit {
         public var interrupt: Interrupt?
         /// Host facts to plan with; nil probes this host.
         public var host: HostFacts?
+        /// The folder holding every VM's state folder; nil = `VMStateFolder.defaultRoot`.
+        public var stateRoot: String?
         public var logger = Logger(label: "launch")
         public init() {}
     }
@@ -77,6 +79,7 @@ extension GuestKit {
         machineOptions.kernelEntry = prepared.kernelEntry
         machineOptions.kernelArguments = prepared.kernelArguments
         machineOptions.execPorts = prepared.profile.command != nil
+        machineOptions.stateRoot = options.stateRoot
         machineOptions.logger = options.logger
         let machine = try await Machine.start(prepared.profile, options: machineOptions)
         if let sink = options.console {
@@ -159,6 +162,13 @@ extension GuestKit {
         case .status(.error(let message)):
             await machine.shutdown(guestGrace: .seconds(3), stepTimeout: .seconds(2), skipACPI: true)
             throw LaunchError(.internalError, "the guest could not set up the command: \(message)", details: consoleDetails())
+        case .status(.stopped(let report)):
+            // Someone else pressed the power button (another QMP client, a host shutting down):
+            // the init stopped the command, so its exit code says nothing about the command.
+            _ = await session.drain(stdoutBytes: report.stdoutBytes, stderrBytes: report.stderrBytes, timeout: .seconds(5))
+            let shutdown = await machine.shutdown(guestGrace: machine.profile.timeouts.shutdown.duration,
+                                                  stepTimeout: .seconds(2), skipACPI: true)
+            throw LaunchError(.interrupted, "the guest's power button was pressed (an ACPI power-off from outside this run, such as QMP system_powerdown on qmp.sock) while \(QEMUSyntax.shellLine(command)) ran; the guest stopped it (exit \(report.exitCode)) and powered off (\(shutdown.step))")
         case .status(.exit(let report)):
             if !(await session.drain(stdoutBytes: report.stdoutBytes, stderrBytes: report.stderrBytes, timeout: .seconds(30))) {
                 logger.error("output incomplete: stdout \(session.stdoutCount)/\(report.stdoutBytes) bytes, stderr \(session.stderrCount)/\(report.stderrBytes) bytes")

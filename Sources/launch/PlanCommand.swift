@@ -27,6 +27,8 @@ struct PlanCommand: AsyncParsableCommand {
         let logger = makeLogger(verbose: false, quiet: true)
         let profile = try overrides.loadProfile(self.profile)
         let plan: Plan
+        var qemuImg = "qemu-img"
+        var newIdentityFile: String?
         do {
             var options = overrides.guestOptions(logger: logger)
             // Validate first: a profile with problems must list them all, not fail in preparation.
@@ -36,16 +38,32 @@ struct PlanCommand: AsyncParsableCommand {
             options.host = host
             let prepared = try await GuestKit.prepare(profile, options: options)
             let runtimeDir = (profile.runtimeDir ?? host.runtimeBase) + "/launch-" + randomName()
+            // The state folder as it is: read, never made here (`run` makes it).
+            var state: VMStateFolder?
+            var identity: MachineIdentity?
+            if VMStateFolder.keepsState(prepared.profile) {
+                let folder = try VMStateFolder(vmName: prepared.profile.name)
+                identity = try folder.storedIdentity()
+                if identity == nil { newIdentityFile = folder.path + "/" + VMStateFolder.identityFile }
+                state = folder
+            }
+            qemuImg = host.qemuImg ?? qemuImg
             do {
                 plan = try Planner.plan(prepared.profile, host: host, options: PlanOptions(
                     runtimeDir: runtimeDir, kernelEntry: prepared.kernelEntry, kernelArguments: prepared.kernelArguments,
-                    execPorts: prepared.profile.command != nil))
+                    execPorts: prepared.profile.command != nil, stateDirectory: state?.path, identity: identity))
             } catch {
                 throw LaunchError.invalid(ProfileProblems(source: self.profile, problems: error.problems))
             }
             // What this QEMU binary can't do is a problem now, not a QEMU error later.
             let missing = try await QEMUCapabilities.of(plan.qemu[0]).problems(with: plan, binary: plan.qemu[0])
             if !missing.isEmpty { throw LaunchError.invalid(ProfileProblems(source: self.profile, problems: missing)) }
+            // An overlay `run` would refuse (its base changed) fails here too.
+            for overlay in plan.persistentOverlays where FileManager.default.fileExists(atPath: overlay.path) {
+                if let problem = state?.overlayProblem(disk: overlay.disk, base: overlay.base, format: overlay.baseFormat) {
+                    throw LaunchError(.hostProblem, "disks[\(overlay.disk)]: " + problem.message, fix: problem.fix)
+                }
+            }
         } catch let error as LaunchError {
             throw fail(error)
         }
@@ -58,6 +76,13 @@ struct PlanCommand: AsyncParsableCommand {
         }
         // The one difference from `run`, which also hands QEMU its own QMP connection.
         print("# launch run adds: -chardev socket,id=control,fd=3 -mon chardev=control,mode=control (its QMP connection, a socketpair); qmp.sock is for other tools")
+        if let newIdentityFile {
+            print("# the first run makes this VM's identity in \(newIdentityFile); then QEMU also gets -uuid UUID and the NIC mac=MAC")
+        }
+        for overlay in plan.persistentOverlays where !FileManager.default.fileExists(atPath: overlay.path) {
+            print("# first run: the persistent overlay of disks[\(overlay.disk)] (launch writes it under a temporary name, then records the base in \(VMStateFolder.baseRecordFile(disk: overlay.disk)))")
+            print(QEMUSyntax.shellLine(overlay.createCommand(qemuImg: qemuImg, output: overlay.path)))
+        }
         for command in plan.prepare { print(QEMUSyntax.shellLine(command)) }
         for command in plan.virtiofsd { print(QEMUSyntax.shellLine(command) + " &") }
         print(QEMUSyntax.shellLine(plan.qemu))

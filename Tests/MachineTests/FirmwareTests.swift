@@ -9,15 +9,19 @@ struct FirmwareTests {
         let host = HostProbe.current()
         try #require(host.firmware[.x86_64] != nil, "install ovmf (Scripts/install-deps does)")
         let name = "uefi-test-\(getpid())"
-        let state = FirmwareLocator.stateDirectory(forVM: name)
-        defer { try? FileManager.default.removeItem(atPath: state) }
+        // A state root of its own: tests never write to the real home.
+        let root = try Fixture.temporaryDirectory("st")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let state = try VMStateFolder(vmName: name, root: root.path).path
         var profile = Profile(name: name)
         profile.machine = .q35
         profile.accel = .tcg
         profile.firmware = .uefi
         profile.memory = .mebibytes(256)
         profile.timeouts.boot = TimeLimit(.seconds(120))
-        let machine = try await Machine.start(profile)
+        var options = Machine.Options()
+        options.stateRoot = root.path
+        let machine = try await Machine.start(profile, options: options)
         #expect(machine.plan.qemu.contains { $0.hasPrefix("if=pflash,format=raw,unit=0,readonly=on,file=") })
         #expect(FileManager.default.fileExists(atPath: state + "/efivars.fd"))
         let status = try await machine.qmp.queryStatus()

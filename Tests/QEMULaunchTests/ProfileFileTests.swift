@@ -28,7 +28,7 @@ struct ProfileFileTests {
           "name": "everything", "arch": "x86_64", "machine": "q35", "accel": "tcg", "cpus": 2, "memory": "1G",
           "kernel": "auto", "initrd": "initrd.img", "cmdline": "quiet",
           "shares": [{"tag": "src", "path": "src", "guestPath": "/src", "readOnly": true, "transport": "9p"}],
-          "disks": [{"path": "disk.img", "format": "qcow2", "readOnly": false, "ephemeral": true}],
+          "disks": [{"path": "disk.img", "format": "qcow2", "readOnly": false, "ephemeral": true, "overlay": "none"}],
           "network": {"mode": "user", "forwards": [{"host": 2222, "guest": 22, "protocol": "tcp", "address": "0.0.0.0"}]},
           "command": ["uname", "-r"], "firmware": "none", "transport": "pci", "consoles": ["agent"], "cpu": "max", "lockMemory": true,
           "runtimeDir": "/tmp",
@@ -154,6 +154,7 @@ struct ProfileFileTests {
         #expect(choices(["properties", "transport"]) == Set(Profile.TransportChoice.allCases.map(\.rawValue)))
         #expect(choices(["$defs", "share", "properties", "transport"]) == Set(Profile.ShareTransport.allCases.map(\.rawValue)))
         #expect(choices(["$defs", "disk", "properties", "format"]) == Set(Profile.DiskFormat.allCases.map(\.rawValue)))
+        #expect(choices(["$defs", "disk", "properties", "overlay"]) == Set(Profile.DiskOverlay.allCases.map(\.rawValue)))
         #expect(choices(["$defs", "network", "properties", "mode"]) == Set(Profile.NetworkMode.allCases.map(\.rawValue)))
         #expect(choices(["$defs", "forward", "properties", "protocol"]) == Set(Profile.ForwardProtocol.allCases.map(\.rawValue)))
         #expect(choices(["$defs", "virtiofsd", "properties", "cache"]) == Set(Profile.VirtiofsCache.allCases.map(\.rawValue)))

@@ -36,6 +36,9 @@ final class ExecSession: Sendable {
 
     enum StatusLine: Sendable {
         case exit(Report)
+        /// The guest's power button was pressed while the command ran: the init stopped
+        /// it (SIGTERM), so its exit code is not its own, and the guest is powering off.
+        case stopped(Report)
         case error(String)
     }
 
@@ -128,9 +131,10 @@ final class ExecSession: Sendable {
 
     static func parse(_ line: String) -> StatusLine? {
         let words = line.split(separator: " ")
-        if words.first == "exit", words.count == 4,
+        if words.first == "exit" || words.first == "stopped", words.count == 4,
            let code = Int32(words[1]), let out = Int(words[2]), let err = Int(words[3]) {
-            return .exit(Report(exitCode: code, stdoutBytes: out, stderrBytes: err))
+            let report = Report(exitCode: code, stdoutBytes: out, stderrBytes: err)
+            return words.first == "exit" ? .exit(report) : .stopped(report)
         }
         if words.first == "error" { return .error(String(line.dropFirst(6))) }
         return nil

@@ -12,12 +12,19 @@ public enum InitramfsBuilder {
         public var bootModules: [String]
         /// Module names to load after, dependencies first.
         public var laterModules: [String]
+        /// Module names the init's power-button watcher loads, dependencies first
+        /// (`launch.button=` on the kernel command line).
+        public var powerButtonModules: [String]
         /// Asked-for modules the kernel has built in (nothing to load).
         public var builtin: [String]
+        /// Optional modules (pvpanic, power button) this kernel has neither as a
+        /// module nor built in: left out, and said so in the launch's log.
+        public var missingOptional: [String]
     }
 
     /// Bumped whenever the layout or the init changes, so old cache entries are not reused.
-    static let formatVersion = "guestkit-initramfs-1"
+    /// (The request fingerprint also covers the init script itself.)
+    static let formatVersion = "guestkit-initramfs-2"
 
     /// - Parameters:
     ///   - busybox: a static busybox for the guest's arch.
@@ -26,8 +33,11 @@ public enum InitramfsBuilder {
     ///   - bootModules: needed for the virtio-serial ports (transport + virtio_console).
     ///   - laterModules: needed for shares, disks, network.
     ///   - optionalModules: nice to have (pvpanic): loaded when this kernel has them.
+    ///   - powerButtonModules: what the init's power-button watcher needs (`button`, `evdev`,
+    ///     `gpio_keys`); optional too. The watcher loads them alongside the port setup.
     public static func image(busybox: String, arch: Profile.Arch, modulesDirectory: URL?, bootModules: [String],
-                             laterModules: [String], optionalModules: [String] = []) throws(LaunchError) -> Image {
+                             laterModules: [String], optionalModules: [String] = [],
+                             powerButtonModules: [String] = []) throws(LaunchError) -> Image {
         try checkStaticBusybox(busybox, arch: arch)
         // The request's fingerprint finds a built image without reading modules.dep, whose
         // parse is most of a warm launch's own time: modules.dep's identity stands for the
@@ -40,7 +50,8 @@ public enum InitramfsBuilder {
         if let modulesDirectory {
             request.add(file: modulesDirectory.appendingPathComponent("modules.dep").path)
         }
-        request.add((["boot"] + bootModules + ["later"] + laterModules + ["optional"] + optionalModules).joined(separator: ","))
+        request.add((["boot"] + bootModules + ["later"] + laterModules + ["optional"] + optionalModules
+                     + ["power"] + powerButtonModules).joined(separator: ","))
         let index = CacheDirectory.root.appendingPathComponent("initramfs/request-\(request.hex).json")
         if let data = try? Data(contentsOf: index), var known = try? JSONDecoder().decode(Image.self, from: data),
            FileManager.default.fileExists(atPath: known.url.path) {
@@ -48,23 +59,36 @@ public enum InitramfsBuilder {
             return known
         }
         var resolvedBoot: [ResolvedModule] = []
-        var resolvedAll: [ResolvedModule] = []
+        var resolvedLater: [ResolvedModule] = []
+        var resolvedPower: [ResolvedModule] = []
         var builtin: [String] = []
+        var missingOptional: [String] = []
         if let modulesDirectory {
             do {
                 let index = try ModuleIndex(modulesDirectory: modulesDirectory)
                 let boot = try index.resolution(of: bootModules)
-                let present = optionalModules.filter { index.contains($0) || index.isBuiltin($0) }
-                let all = try index.resolution(of: bootModules + laterModules + present)
+                func present(_ names: [String]) -> [String] {
+                    let found = names.filter { index.contains($0) || index.isBuiltin($0) }
+                    missingOptional += names.filter { !found.contains($0) }
+                    return found
+                }
+                let later = try index.resolution(of: bootModules + laterModules + present(optionalModules))
+                let power = try index.resolution(of: present(powerButtonModules))
                 resolvedBoot = boot.modules
-                resolvedAll = all.modules
-                builtin = all.builtin
+                resolvedLater = later.modules
+                resolvedPower = power.modules
+                builtin = later.builtin + power.builtin.filter { !later.builtin.contains($0) }
             } catch {
                 throw LaunchError(.hostProblem, "cannot resolve the guest's kernel modules", fix: "install the modules of the guest kernel, or pass --modules DIR", cause: error)
             }
         }
         let bootNames = resolvedBoot.map(\.name)
-        let laterNames = resolvedAll.map(\.name).filter { !bootNames.contains($0) }
+        let laterNames = resolvedLater.map(\.name).filter { !bootNames.contains($0) }
+        // A dependency both lists share is loaded by both (the watcher runs alongside the
+        // setup script); each loader takes "already loaded" as success.
+        let powerNames = resolvedPower.map(\.name).filter { !bootNames.contains($0) }
+        var resolvedAll = resolvedLater
+        for module in resolvedPower where !resolvedAll.contains(module) { resolvedAll.append(module) }
 
         var fingerprint = Fingerprint()
         fingerprint.add(formatVersion)
@@ -72,7 +96,8 @@ public enum InitramfsBuilder {
         fingerprint.add(file: busybox)
         for module in resolvedAll { fingerprint.add(file: module.path.path) }
         let url = CacheDirectory.root.appendingPathComponent("initramfs/\(fingerprint.hex).cpio")
-        let result = Image(url: url, cached: true, bootModules: bootNames, laterModules: laterNames, builtin: builtin)
+        let result = Image(url: url, cached: true, bootModules: bootNames, laterModules: laterNames,
+                           powerButtonModules: powerNames, builtin: builtin, missingOptional: missingOptional)
         defer { if let data = try? JSONEncoder().encode(result) { try? writeAtomically(data, to: index) } }
         if FileManager.default.fileExists(atPath: url.path) { return result }
 

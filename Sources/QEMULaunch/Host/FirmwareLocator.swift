@@ -68,13 +68,4 @@ public enum FirmwareLocator {
                     ("/usr/local/share/qemu/edk2-aarch64-code.fd", "/usr/local/share/qemu/edk2-arm-vars.fd")]
         }
     }
-
-    /// `$XDG_STATE_HOME/qemu-launch/<name>` (default `~/.local/state/...`): what a VM keeps
-    /// between runs, like its UEFI variables.
-    public static func stateDirectory(forVM name: String) -> String {
-        let env = ProcessInfo.processInfo.environment
-        let base = env["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".local/state").path
-        return "\(base)/qemu-launch/\(name)"
-    }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Everything that will run for one VM, computed before anything runs.
 ///
 /// A pure function of (profile, host facts, options) built by `Planner.plan`:
@@ -21,10 +23,35 @@ public struct Plan: Sendable, Hashable, Codable {
     public var choices: [Choice]
     /// UEFI only: the VM's variable store and the template it is copied from when missing.
     public var firmwareVars: FirmwareVars?
+    /// Disks with `overlay: persistent`: overlays in the VM's state folder, made on the first run.
+    public var persistentOverlays: [PersistentOverlay] = []
 
     public struct FirmwareVars: Sendable, Hashable, Codable {
         public var template: String
         public var path: String
+    }
+
+    /// A qcow2 overlay kept in the VM's state folder over a base image that is never written.
+    public struct PersistentOverlay: Sendable, Hashable, Codable {
+        /// Index in the profile's `disks`.
+        public var disk: Int
+        public var base: String
+        public var baseFormat: Profile.DiskFormat
+        /// The overlay file QEMU opens.
+        public var path: String
+        /// The base image's path, format, size and mtime when the overlay was made.
+        public var baseRecord: String
+
+        /// `qemu-img create` for an overlay at `output` backed by the base's absolute path.
+        public func createCommand(qemuImg: String, output: String) -> [String] {
+            [qemuImg, "create", "-q", "-f", "qcow2", "-F", baseFormat.rawValue, "-b", absoluteBase, output]
+        }
+
+        /// qemu-img stores the backing path in the overlay and resolves a relative one
+        /// against the overlay's folder: give it an absolute one.
+        public var absoluteBase: String {
+            URL(fileURLWithPath: base).standardizedFileURL.path
+        }
     }
 
     public enum Transport: String, Sendable, Hashable, Codable { case mmio, pci }

@@ -17,16 +17,20 @@ public struct PlanOptions: Sendable, Hashable {
     public var startPaused: Bool
     /// Add the guest kit's exec ports (`ExecPorts.all`); nil = when the profile has a command.
     public var execPorts: Bool?
-    /// Where the VM keeps state between runs (its UEFI variables); nil = in the runtime dir, lost at exit.
+    /// The VM's state folder (`VMStateFolder.path`): its UEFI variables and persistent
+    /// overlays; nil = UEFI variables in the runtime dir, lost at exit (persistent overlays need one).
     public var stateDirectory: String?
+    /// The VM's UUID (`-uuid`) and NIC MAC; nil = QEMU's defaults (no UUID, 52:54:00:12:34:56).
+    public var identity: MachineIdentity?
     /// The fd (in QEMU) of the launcher's own QMP connection, one end of a socketpair;
     /// nil = none (a plan for people to run by hand: they use `qmp.sock`).
     public var controlFileDescriptor: Int32?
 
     public init(runtimeDir: String, kernelEntry: KernelEntry = .standard, kernelArguments: [String] = [],
                 startPaused: Bool = true, execPorts: Bool? = nil, stateDirectory: String? = nil,
-                controlFileDescriptor: Int32? = nil) {
+                identity: MachineIdentity? = nil, controlFileDescriptor: Int32? = nil) {
         self.execPorts = execPorts
+        self.identity = identity
         self.controlFileDescriptor = controlFileDescriptor
         self.stateDirectory = stateDirectory
         self.runtimeDir = runtimeDir
@@ -93,6 +97,10 @@ public enum Planner {
                                            message: "the C virtiofsd (\(virtiofsd.path)) runs only as root, and this launcher is not root",
                                            fix: "run as root, install the Rust virtiofsd (package virtiofsd on Debian 13 / Ubuntu 24.04), or use \"transport\": \"9p\""))
         }
+        if options.stateDirectory == nil, let persistent = profile.disks.indices.first(where: { profile.disks[$0].overlay == .persistent }) {
+            problems.append(ProfileProblem(path: "disks[\(persistent)].overlay", message: "a persistent overlay lives in the VM's state folder, and the plan was given none",
+                                           fix: "plan with PlanOptions.stateDirectory set to VMStateFolder(vmName:).path (Machine.start does)"))
+        }
         if !problems.isEmpty { throw ProfileProblems(source: profile.name, problems: problems) }
 
         let run = options.runtimeDir
@@ -108,6 +116,13 @@ public enum Planner {
         // No default devices, no /etc/qemu config: the argv is the whole machine.
         args.add("-nodefaults", "-no-user-config", "-display", "none")
         args.add("-name", "guest=" + QEMUSyntax.optionValue(profile.name))
+        if let identity = options.identity {
+            // The SMBIOS system UUID, the same on every run of this VM. Without -uuid a q35
+            // guest has no /sys/class/dmi/id/product_uuid at all (QEMU 7.2); microvm has no SMBIOS.
+            args.add("-uuid", identity.uuid)
+            choices.append(Plan.Choice(topic: "identity", value: "uuid \(identity.uuid), mac \(identity.mac)",
+                                       reason: "kept in the VM's state folder"))
+        }
 
         // Machine options.
         var machineOptions = [machine.rawValue]
@@ -157,7 +172,7 @@ public enum Planner {
         // Kernel and firmware.
         var firmwareVars: Plan.FirmwareVars?
         if let firmware {
-            let vars = (options.stateDirectory ?? run) + "/efivars.fd"
+            let vars = (options.stateDirectory ?? run) + "/" + VMStateFolder.firmwareVarsFile
             firmwareVars = Plan.FirmwareVars(template: firmware.varsTemplate, path: vars)
             // Code read-only and shared by every VM; the variable store is this VM's own, writable.
             args.add("-drive", "if=pflash,format=raw,unit=0,readonly=on,file=\(QEMUSyntax.optionValue(firmware.code))")
@@ -236,10 +251,23 @@ public enum Planner {
 
         // Disks.
         var prepare: [[String]] = []
+        var persistentOverlays: [Plan.PersistentOverlay] = []
         for (index, disk) in profile.disks.enumerated() {
             var file = disk.path
             var format = disk.format.rawValue
-            if disk.ephemeral {
+            if disk.overlay == .persistent, let state = options.stateDirectory {
+                // Made (or checked against its base) by Machine.start before QEMU runs; not a
+                // `prepare` command, since only the first run makes it.
+                let overlay = Plan.PersistentOverlay(
+                    disk: index, base: disk.path, baseFormat: disk.format,
+                    path: state + "/" + VMStateFolder.overlayFile(disk: index),
+                    baseRecord: state + "/" + VMStateFolder.baseRecordFile(disk: index))
+                persistentOverlays.append(overlay)
+                choices.append(Plan.Choice(topic: "disks[\(index)]", value: "persistent overlay \(overlay.path)",
+                                           reason: "the guest's writes are kept between runs; \(disk.path) is never written"))
+                file = overlay.path
+                format = "qcow2"
+            } else if disk.ephemeral {
                 let overlay = run + "/disk\(index).qcow2"
                 prepare.append([host.qemuImg ?? "qemu-img", "create", "-q", "-f", "qcow2",
                                 "-F", disk.format.rawValue, "-b", disk.path, overlay])
@@ -260,7 +288,9 @@ public enum Planner {
                 netdev += ",hostfwd=\(forward.proto.rawValue):\(forward.address):\(forward.host)-:\(forward.guest)"
             }
             args.add("-netdev", netdev)
-            args.add("-device", args.device("virtio-net") + ",netdev=net0")
+            var nic = args.device("virtio-net") + ",netdev=net0"
+            if let mac = options.identity?.mac { nic += ",mac=" + mac }
+            args.add("-device", nic)
         }
 
         // Entropy, so the guest never blocks on getrandom() early in boot.
@@ -297,7 +327,7 @@ public enum Planner {
             qemu: args.argv, virtiofsd: virtiofsdArgv, prepare: prepare,
             cmdline: cmdline.joined(separator: " "), runtimeDir: run, sockets: sockets,
             arch: arch, machine: machine, accelerator: accel, transport: transport, choices: choices,
-            firmwareVars: firmwareVars)
+            firmwareVars: firmwareVars, persistentOverlays: persistentOverlays)
     }
 
     /// The machine, transport and accelerator a plan would use, for callers that

@@ -236,11 +236,12 @@ extension Profile.Share: Codable {
 
 extension Profile.Disk: Codable {
     public init(from decoder: any Decoder) throws {
-        let r = try FieldReader(decoder, allowedKeys: ["path", "format", "readOnly", "ephemeral"], what: "a disk")
+        let r = try FieldReader(decoder, allowedKeys: ["path", "format", "readOnly", "ephemeral", "overlay"], what: "a disk")
         path = r.required("path", String.self, expected: "the disk image's path") ?? ""
         format = r.choice("format") ?? .raw
         readOnly = r.optional("readOnly", Bool.self, expected: "true or false") ?? false
         ephemeral = r.optional("ephemeral", Bool.self, expected: "true or false") ?? false
+        overlay = r.choice("overlay") ?? .none
         try r.finish()
     }
 
@@ -250,6 +251,7 @@ extension Profile.Disk: Codable {
         try c.encode(format, forKey: AnyKey("format"))
         try c.encode(readOnly, forKey: AnyKey("readOnly"))
         try c.encode(ephemeral, forKey: AnyKey("ephemeral"))
+        try c.encode(overlay, forKey: AnyKey("overlay"))
     }
 }
 

@@ -96,17 +96,28 @@ public struct Profile: Sendable, Hashable {
         public var readOnly: Bool = false
         /// Writes go to a throw-away qcow2 overlay in the runtime dir.
         public var ephemeral: Bool = false
+        /// `.persistent`: writes go to a qcow2 overlay in the VM's state folder, kept between runs.
+        public var overlay: DiskOverlay = .none
 
-        public init(path: String, format: DiskFormat = .raw, readOnly: Bool = false, ephemeral: Bool = false) {
+        public init(path: String, format: DiskFormat = .raw, readOnly: Bool = false, ephemeral: Bool = false,
+                    overlay: DiskOverlay = .none) {
             self.path = path
             self.format = format
             self.readOnly = readOnly
             self.ephemeral = ephemeral
+            self.overlay = overlay
         }
     }
 
     public enum DiskFormat: String, Sendable, Hashable, Codable, CaseIterable {
         case raw, qcow2
+    }
+
+    public enum DiskOverlay: String, Sendable, Hashable, Codable, CaseIterable {
+        /// The guest writes to the image itself (or to an ephemeral overlay).
+        case none
+        /// The guest writes to a qcow2 overlay kept in the VM's state folder; the image is never written.
+        case persistent
     }
 
     public struct Network: Sendable, Hashable {

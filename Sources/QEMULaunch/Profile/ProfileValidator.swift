@@ -31,8 +31,10 @@ public enum ProfileValidator {
             return fm.fileExists(atPath: path, isDirectory: &dir) && dir.boolValue
         }
 
-        if profile.name.isEmpty || profile.name.count > 64
-            || !profile.name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }) {
+        if profile.name == "." || profile.name == ".." {
+            // It names the VM's state folder, which must be a folder of its own.
+            add("name", "\"\(profile.name)\" is not a usable VM name: it would name the folder of every VM's state", "use a name with a letter or digit")
+        } else if !isUsableVMName(profile.name) {
             add("name", "\"\(profile.name)\" is not a usable VM name", "use 1-64 letters, digits, '.', '_' or '-'")
         }
         if !(1...255).contains(profile.cpus) {
@@ -111,6 +113,17 @@ public enum ProfileValidator {
             if disk.ephemeral && disk.readOnly {
                 add("\(at)", "a disk can't be both ephemeral and readOnly", "keep one: ephemeral discards writes, readOnly forbids them")
             }
+            if disk.overlay == .persistent && disk.readOnly {
+                add("\(at).overlay", "a persistent overlay keeps the guest's writes, and readOnly forbids them",
+                    "remove \"readOnly\" to keep writes in the VM's state folder, or remove \"overlay\" for a read-only disk")
+            }
+            if disk.overlay == .persistent && disk.ephemeral {
+                add("\(at).overlay", "a persistent overlay keeps the guest's writes between runs, and ephemeral throws them away at exit",
+                    "keep one: remove \"ephemeral\" or \"overlay\"")
+            }
+            if isFile(disk.path), let problem = diskArchProblem(disk, at: at, profile: profile, host: host) {
+                problems.append(problem)
+            }
         }
 
         // Network.
@@ -172,5 +185,25 @@ public enum ProfileValidator {
             }
         }
         return problems
+    }
+
+    /// A name usable for QEMU's -name and as the VM's state folder name (so never "." or "..").
+    public static func isUsableVMName(_ name: String) -> Bool {
+        !name.isEmpty && name.count <= 64 && name != "." && name != ".."
+            && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }
+    }
+
+    /// A disk image whose partitions say it is for another arch than the guest's.
+    /// Reads a few KiB of the image; an image that says nothing is no problem.
+    static func diskArchProblem(_ disk: Profile.Disk, at: String, profile: Profile, host: HostFacts) -> ProfileProblem? {
+        let guest = profile.arch ?? host.arch
+        guard case .partitions(let found) = DiskArch.inspect(path: disk.path, format: disk.format),
+              !found.contains(where: { $0.arch == guest }), let first = found.first else { return nil }
+        let whose = profile.arch == nil ? "the guest arch is \(guest.rawValue) (the host's: the profile sets no \"arch\")"
+                                        : "the profile's arch is \(guest.rawValue)"
+        return ProfileProblem(
+            path: "\(at).path",
+            message: "the disk image \(disk.path) is made for \(first.arch.rawValue): its \(first), but \(whose)",
+            fix: "use an \(guest.rawValue) image, or set \"arch\": \"\(first.arch.rawValue)\" with an \(first.arch.rawValue) kernel")
     }
 }

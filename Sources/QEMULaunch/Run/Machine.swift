@@ -67,6 +67,8 @@ public final class Machine: Sendable {
         public var kernelArguments: [String] = []
         /// Plan the guest kit's exec ports; nil = when the profile has a command.
         public var execPorts: Bool?
+        /// The folder holding every VM's state folder; nil = `VMStateFolder.defaultRoot`.
+        public var stateRoot: String?
         public var logger = Logger(label: "launch")
         public init() {}
     }
@@ -104,21 +106,30 @@ public final class Machine: Sendable {
         if let binary = profile.qemu.binary, HostProbe.findProgram(binary) == nil {
             throw LaunchError(.missingProgram, "the profile's qemu.binary \(binary) was not found", fix: "fix qemu.binary or remove it")
         }
-        if profile.disks.contains(where: \.ephemeral), host.qemuImg == nil {
-            throw LaunchError.missing("qemu-img", package: "qemu-utils", purpose: "for ephemeral disk overlays")
+        if profile.disks.contains(where: { $0.ephemeral || $0.overlay == .persistent }), host.qemuImg == nil {
+            throw LaunchError.missing("qemu-img", package: "qemu-utils", purpose: "for ephemeral and persistent disk overlays")
         }
 
         let runtimeBase = profile.runtimeDir ?? host.runtimeBase
         // Validate before touching the disk, so a bad profile leaves nothing behind.
         let problems = ProfileValidator.hostProblems(profile, host: host)
         if !problems.isEmpty { throw .invalid(ProfileProblems(source: profile.name, problems: problems)) }
+        // What the VM keeps between runs: its identity, UEFI variables, persistent overlays.
+        var state: (folder: VMStateFolder, identity: MachineIdentity)?
+        if VMStateFolder.keepsState(profile) {
+            let folder = try VMStateFolder(vmName: profile.name, root: options.stateRoot)
+            try folder.checkNotInUse("starting a second run")
+            let (identity, isNew) = try folder.identity()
+            logger.info("state folder: \(folder.path)\(isNew ? " (a new machine identity was made)" : "")")
+            state = (folder, identity)
+        }
         let runtime = try RuntimeDirectory.create(under: runtimeBase)
         let plan: Plan
         do {
             plan = try Planner.plan(profile, host: host, options: PlanOptions(
                 runtimeDir: runtime.path, kernelEntry: options.kernelEntry, kernelArguments: options.kernelArguments,
                 execPorts: options.execPorts,
-                stateDirectory: profile.firmware == .uefi ? FirmwareLocator.stateDirectory(forVM: profile.name) : nil,
+                stateDirectory: state?.folder.path, identity: state?.identity,
                 controlFileDescriptor: Machine.controlFileDescriptor))
         } catch {
             runtime.remove()
@@ -159,6 +170,9 @@ public final class Machine: Sendable {
                     throw LaunchError(.hostProblem, "cannot create the UEFI variable store \(vars.path)", cause: error)
                 }
                 logger.info("firmware: new UEFI variable store \(vars.path) (from \(vars.template))")
+            }
+            if let state, !plan.persistentOverlays.isEmpty {
+                try await state.folder.prepareOverlays(plan.persistentOverlays, qemuImg: host.qemuImg!, environment: environment, logger: logger)
             }
             for command in plan.prepare {
                 try await runToCompletion(command, environment: environment)
