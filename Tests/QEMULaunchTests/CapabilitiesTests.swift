@@ -34,6 +34,32 @@ struct CapabilitiesTests {
         #expect(problems.map(\.path) == ["machine", "accel"])
     }
 
+    @Test("a qemu.binary for another arch is named as such, with the binary to use")
+    func binaryOfAnotherArch() throws {
+        #expect(GoldenFiles.ready)
+        let plan = try ninepPlan()
+        let arm = QEMUCapabilities(version: "QEMU 7.2", machines: ["virt", "raspi3b", "none"], devices: ["virtio-9p-pci"], accelerators: ["tcg"])
+        #expect(arm.targetFamily == "arm")
+        let problems = arm.problems(with: plan, binary: "/usr/bin/qemu-system-aarch64")
+        #expect(problems.first?.path == "qemu.binary")
+        #expect(problems.first?.message == "/usr/bin/qemu-system-aarch64 emulates arm guests (it has the machines virt, raspi3b), and this is an x86_64 guest")
+        #expect(problems.first?.fix?.contains("qemu-system-x86_64 (Debian package qemu-system-x86)") == true)
+        // A binary whose machines say nothing about its arch keeps the plain message.
+        let odd = QEMUCapabilities(version: "QEMU", machines: ["none"], devices: [], accelerators: ["tcg"])
+        #expect(odd.targetFamily == nil)
+        #expect(odd.problems(with: plan, binary: "qemu").first?.path == "machine")
+    }
+
+    @Test("the real qemu-system-aarch64 given for an x86 plan is caught as the wrong arch's binary",
+          .enabled(if: FileManager.default.fileExists(atPath: "/usr/bin/qemu-system-aarch64")))
+    func realBinaryOfAnotherArch() async throws {
+        #expect(GoldenFiles.ready)
+        let caps = try await QEMUCapabilities.of("/usr/bin/qemu-system-aarch64")
+        #expect(caps.targetFamily == "arm")
+        let problems = caps.problems(with: try ninepPlan(), binary: "/usr/bin/qemu-system-aarch64")
+        #expect(problems.first?.path == "qemu.binary")
+    }
+
     @Test("help output is parsed: machine names, device names and aliases, accelerators")
     func parsing() {
         #expect(QEMUCapabilities.parseMachines("Supported machines are:\nmicrovm              microvm (i386)\npc                   Standard PC\n") == ["microvm", "pc"])

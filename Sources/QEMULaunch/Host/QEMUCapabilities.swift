@@ -66,8 +66,15 @@ public struct QEMUCapabilities: Sendable, Hashable, Codable {
     public func problems(with plan: Plan, binary: String) -> [ProfileProblem] {
         var problems: [ProfileProblem] = []
         if !machines.contains(plan.machine.rawValue) {
-            problems.append(ProfileProblem(path: "machine", message: "\(binary) has no \(plan.machine.rawValue) machine",
-                                           fix: "use a QEMU build with it (\(version)); `\(binary) -machine help` lists what it has"))
+            if let family = targetFamily, family != Self.family(of: plan.arch) {
+                // The usual cause: qemu.binary names the emulator of another arch.
+                problems.append(ProfileProblem(
+                    path: "qemu.binary", message: "\(binary) emulates \(family) guests (it has the machines \(Self.familyMachines(family).filter(machines.contains).joined(separator: ", "))), and this is an \(plan.arch.rawValue) guest",
+                    fix: "use qemu-system-\(plan.arch.rawValue) (Debian package \(plan.arch == .aarch64 ? "qemu-system-arm" : "qemu-system-x86")), or set \"arch\" to the guest's arch"))
+            } else {
+                problems.append(ProfileProblem(path: "machine", message: "\(binary) has no \(plan.machine.rawValue) machine",
+                                               fix: "use a QEMU build with it (\(version)); `\(binary) -machine help` lists what it has"))
+            }
         }
         if !accelerators.contains(plan.accelerator.rawValue) {
             problems.append(ProfileProblem(path: "accel", message: "\(binary) has no \(plan.accelerator.rawValue) accelerator",
@@ -83,6 +90,26 @@ public struct QEMUCapabilities: Sendable, Hashable, Codable {
             argv = argv[(index + 2)...]
         }
         return problems
+    }
+
+    /// Which guests the binary emulates, judged by its machines (a QEMU binary serves one
+    /// target): "x86" or "arm"; nil when its machines say neither.
+    public var targetFamily: String? {
+        for family in ["x86", "arm"] where Self.familyMachines(family).contains(where: machines.contains) {
+            return family
+        }
+        return nil
+    }
+
+    static func familyMachines(_ family: String) -> [String] {
+        family == "x86" ? ["pc", "q35", "microvm", "isapc"] : ["virt", "sbsa-ref", "raspi3b"]
+    }
+
+    static func family(of arch: Profile.Arch) -> String {
+        switch arch {
+        case .x86_64: return "x86"
+        case .aarch64: return "arm"
+        }
     }
 
     static func profilePath(forDevice device: String) -> String {
