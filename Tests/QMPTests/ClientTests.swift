@@ -57,6 +57,25 @@ struct ClientTests {
         await server.finish()
     }
 
+    @Test("a greeting repeated on the same connection (seen from QEMU 7.2 under load) is ignored, not taken for a reply")
+    func repeatedGreeting() async throws {
+        let server = try FakeQMPServer { peer in
+            try peer.greet()
+            let negotiation = try peer.expectCommand("qmp_capabilities")
+            try peer.greet()
+            try peer.reply(to: negotiation)
+            let command = try peer.readCommand()
+            try peer.greet()
+            try peer.reply(to: command, returning: #"{"status":"prelaunch","running":false}"#)
+            try peer.waitForClientClose()
+        }
+        let client = try await QMP.Client.connect(unixPath: server.path)
+        #expect(try await client.queryStatus() == QMP.Status(status: "prelaunch", running: false))
+        #expect(client.isConnected)
+        client.close()
+        await server.finish()
+    }
+
     @Test("replies are matched by id when two commands are in flight and answered out of order")
     func outOfOrderReplies() async throws {
         let server = try FakeQMPServer { peer in
