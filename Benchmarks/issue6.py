@@ -826,8 +826,8 @@ def report(args, facts, records, wall):
         if len(cm) == 2:
             A("Ours / Popen: spawn call %s, spawn to reaped %s. The shim (`Sources/CLaunchShim/shim.c`, `perform()`)"
               % (fmt(ratio(cm["swift"][0], cm["raw"][0]), 1), fmt(ratio(cm["swift"][1], cm["raw"][1]), 1)))
-            A("uses `fork()`, which copies the supervisor's page tables (and the child then takes copy-on-write")
-            A("faults until `execve` throws the copy away); Python's `_posixsubprocess` uses `vfork()`. The")
+            A("uses `vfork()` on Linux, as Python's `_posixsubprocess` does (until 2026-11-22 04:05 it used `fork()`,")
+            A("which copied the supervisor's page tables: about 1.2 ms per spawn, 4–7x Popen, in the runs before). The")
             A("request also crosses to the shim's spawner thread and back, and `ChildProcess` then starts two")
             A("Foundation `Thread`s (output reader, reaper).")
             A("")
@@ -1038,12 +1038,9 @@ def report(args, facts, records, wall):
           % fmt(median([x["socket_ms"] for x in sp if x["client"] == "raw" and not x["hung"]])))
         if scall and len(cm) == 2:
             r = ratio(cm["swift"][0], cm["raw"][0])
-            A("The spawn call alone (`/bin/true`): ours / Popen = %s in this run. %s" % (fmt(r, 1), (
-                "Ours pays for `fork()` in the shim where Python uses `vfork()`; a `vfork`-style spawn"
-                " (`clone(CLONE_VM|CLONE_VFORK)`, or `posix_spawn` plus a tiny exec helper for the death signal"
-                " and the session) would remove most of it." if r > 1.2 else
-                "Under this run's load any difference between `fork()` (ours) and `vfork()` (Python) is lost in the"
-                " noise; compare the spawn-call column of the runs table below.")))
+            A("The spawn call alone (`/bin/true`): ours / Popen = %s in this run (both `vfork()`; what is left is"
+              " the hop to the shim's spawner thread and back). Compare the spawn-call column of the runs table"
+              " below for the `fork()` runs before." % fmt(r, 1))
         A("The 2 ms socket-file poll costs half its interval on average; the socketpair transport needs no poll.")
         A("")
     # ---- history: this run's key figures, after those of earlier runs kept in the results file
