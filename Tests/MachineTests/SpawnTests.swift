@@ -55,7 +55,7 @@ struct SpawnTests {
     @Test("a file that is not executable fails with its reason (EACCES)")
     func notExecutable() throws {
         let path = NSTemporaryDirectory() + "spawn-not-exec-\(getpid())"
-        FileManager.default.createFile(atPath: path, contents: Data("#!/bin/sh\n".utf8), attributes: [.posixPermissions: 0o644])
+        #expect(FileManager.default.createFile(atPath: path, contents: Data("#!/bin/sh\n".utf8), attributes: [.posixPermissions: 0o644]))
         defer { unlink(path) }
         do {
             _ = try ChildProcess.spawn(name: "noexec", argv: [path], environment: [:])
