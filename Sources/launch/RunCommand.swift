@@ -104,7 +104,8 @@ struct RunCommand: AsyncParsableCommand {
             finalEnd = end
         } else {
             FileHandle.standardError.write(Data("\nlaunch: stopping the VM (shutdown ladder)\n".utf8))
-            await machine.shutdown()
+            let outcome = await machine.shutdown()
+            logger.info("shutdown: \(outcome)")
             finalEnd = await machine.waitForEndThroughCancellation()
         }
         forwarder?.restore()

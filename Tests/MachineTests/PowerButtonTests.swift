@@ -81,7 +81,7 @@ struct PowerButtonTests {
         }
         let outcome = await machine.shutdown()
         #expect(outcome.step == .acpiPowerdown, "the ladder ended at \(outcome)")
-        #expect(machine.console.tail.lines().contains { $0.contains("power button: sent SIGHUP to the command") })
+        #expect(machine.console.tail.lines().contains { $0.contains("power button: sent SIGHUP to console") })
         expectNothingLeft(in: folder)
     }
 

@@ -113,7 +113,7 @@ struct SupervisionTests {
         let outcome = await machine.shutdown(stepTimeout: .seconds(2))
         #expect(outcome.step == .qmpQuit)
         #expect(outcome.duration >= .seconds(2))
-        #expect(await machine.waitForEnd() == .stopped(.qmpQuit))
+        #expect(try await machine.waitForEnd() == .stopped(.qmpQuit))
         #expect(runtimeDirs(in: folder).isEmpty)
     }
 

@@ -205,10 +205,11 @@ public final class GuestSession: Sendable {
         let stdin = framedStdin ? StdinPump(options.stdin, port: slot.input, threadName: "guest-\(index)-in") : nil
         let shown = QEMUSyntax.shellLine(command)
 
-        let limit: Duration? = switch options.timeout {
-        case .fromProfile: machine.profile.timeouts.run?.duration ?? GuestKit.defaultCommandTimeout
-        case .after(let duration): duration
-        case .unlimited: nil
+        let (limit, limitName): (Duration?, String) = switch options.timeout {
+        case .fromProfile:
+            if let run = machine.profile.timeouts.run { (run.duration, "timeouts.run") } else { (GuestKit.defaultCommandTimeout, "the default command timeout") }
+        case .after(let duration): (duration, "the command's timeout")
+        case .unlimited: (nil, "")
         }
         enum Outcome: Sendable { case event(ControlChannel.Event), timedOut, cancelled, interrupted }
         let interrupt = self.interrupt
@@ -272,7 +273,7 @@ public final class GuestSession: Sendable {
             throw GuestKit.endedEarly(await machine.waitForEndThroughCancellation(), while: "\(shown) ran", details: consoleDetails())
         case .timedOut:
             await kill()
-            throw LaunchError(.timeout, "the command \(shown) ran past its timeout (\(formatDuration(limit!))); it was killed (SIGKILL to its process group)",
+            throw LaunchError(.timeout, "the command \(shown) ran past \(limitName) (\(formatDuration(limit!))); it was killed (SIGKILL to its process group)",
                               fix: "raise timeouts.run in the profile (or the command's timeout), or find out why the command hangs",
                               details: consoleDetails())
         case .cancelled:
