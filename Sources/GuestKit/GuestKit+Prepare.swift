@@ -19,8 +19,11 @@ extension GuestKit {
     /// Resolves the kernel, picks fast boot, builds (or reuses) the initramfs and
     /// writes the setup script. Also used by `launch plan` to show the real argv.
     ///
-    /// - Parameter sessionSlots: commands the session runs at once; 0 = no session
-    ///   (a shell on the console).
+    /// - Parameters:
+    ///   - profile: the VM to boot; its `command` (or `options.command`) decides nothing here.
+    ///   - options: where the kernel's modules and the busybox come from, fast boot, the logger.
+    ///   - sessionSlots: commands the session runs at once; 0 = no session (a shell on
+    ///     the console, or the profile's own initrd).
     public static func prepare(_ profile: Profile, options: Options, sessionSlots: Int) async throws(LaunchError) -> Prepared {
         let logger = options.logger
         var profile = profile

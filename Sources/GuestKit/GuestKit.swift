@@ -12,12 +12,17 @@ extension GuestKit {
     /// `timeouts.run` sets one: a hung guest command never hangs a test run forever.
     public static let defaultCommandTimeout: Duration = .seconds(600)
 
+    /// How to boot the guest kit and run commands: streams of the one command of
+    /// ``run(_:options:)``, the kernel's modules and busybox, logging, cancellation.
     public struct Options: Sendable {
         /// The command to run; nil = the profile's `command` (and if that is nil
         /// too, an interactive shell on the serial console).
         public var command: [String]?
+        /// The command's stdin (``run(_:options:)``).
         public var stdin: GuestInput = .none
+        /// The command's stdout (``run(_:options:)``).
         public var stdout: GuestOutput = .capture
+        /// The command's stderr (``run(_:options:)``).
         public var stderr: GuestOutput = .capture
         /// Added to the command's environment.
         public var environment: [String: String] = [:]
@@ -34,6 +39,7 @@ extension GuestKit {
         public var modulesDirectory: URL?
         /// The static busybox for the guest; nil = /bin/busybox (busybox-static).
         public var busybox: String?
+        /// Keep the runtime dir (sockets, console.log, qemu.log) after the VM ends.
         public var keepRuntimeDir = false
         /// The serial console (kernel messages) as it arrives, besides console.log; nil = log only.
         public var console: GuestOutput?
@@ -53,16 +59,22 @@ extension GuestKit {
 
     /// What a command in the guest did, with how its VM ended.
     public struct Result: Sendable {
+        /// The command's exit status.
         public var exitCode: Int32
+        /// Its stdout, when captured.
         public var stdout: Data
+        /// Its stderr, when captured.
         public var stderr: Data
         /// The last lines of the serial console (kernel messages).
         public var consoleTail: [String]
         /// From the launch call to the VM's end.
         public var duration: Duration
+        /// How the VM was stopped afterwards (normally `guest-poweroff`).
         public var shutdown: ShutdownOutcome?
 
+        /// The captured stdout as UTF-8 text.
         public var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
+        /// The captured stderr as UTF-8 text.
         public var stderrText: String { String(decoding: stderr, as: UTF8.self) }
     }
 

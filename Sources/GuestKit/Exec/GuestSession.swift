@@ -36,6 +36,7 @@ public final class GuestSession: Sendable {
 
     /// What a command in the guest did.
     public struct CommandResult: Sendable {
+        /// The command's exit status (128 + N when signal N ended it; 127 when it was not found).
         public var exitCode: Int32
         /// Empty unless stdout was `.capture`.
         public var stdout: Data
@@ -43,7 +44,9 @@ public final class GuestSession: Sendable {
         public var stderr: Data
         /// From sending the command to having all of its output.
         public var duration: Duration
+        /// The captured stdout as UTF-8 text (invalid bytes replaced).
         public var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
+        /// The captured stderr as UTF-8 text (invalid bytes replaced).
         public var stderrText: String { String(decoding: stderr, as: UTF8.self) }
     }
 
@@ -51,22 +54,29 @@ public final class GuestSession: Sendable {
     public enum CommandTimeout: Sendable, Hashable {
         /// The profile's `timeouts.run`, or ``GuestKit/defaultCommandTimeout`` when it has none.
         case fromProfile
+        /// At most this long, whatever the profile says.
         case after(Duration)
         /// No limit: a command that hangs hangs its caller. Opt in only when something
         /// else bounds it.
         case unlimited
+
     }
 
     /// One command's streams and surroundings.
     public struct CommandOptions: Sendable {
+        /// What the command reads; `.none` = EOF at once.
         public var stdin: GuestInput = .none
+        /// Where its stdout goes; `.capture` keeps it for the result.
         public var stdout: GuestOutput = .capture
+        /// Where its stderr goes; `.capture` keeps it for the result.
         public var stderr: GuestOutput = .capture
         /// Added to the guest's environment (PATH, HOME, TERM are set by the init).
         public var environment: [String: String] = [:]
         /// Where the command runs in the guest; nil = `/`.
         public var workingDirectory: String?
+        /// Its time limit; past it the command's process group is killed and `run` throws `.timeout`.
         public var timeout: CommandTimeout = .fromProfile
+        /// Options for one command; every parameter has the default described on its property.
         public init(stdin: GuestInput = .none, stdout: GuestOutput = .capture, stderr: GuestOutput = .capture,
                     environment: [String: String] = [:], workingDirectory: String? = nil, timeout: CommandTimeout = .fromProfile) {
             self.stdin = stdin
