@@ -5,8 +5,8 @@ import Synchronization
 import Glibc
 #endif
 
-/// The host end of `launch.ctl`: sends requests, and a reader thread hands each
-/// report to whoever waits for it. When QEMU closes the port (the VM ended), every
+/// The host end of `launch.ctl`: sends requests, and hands each report the
+/// guest sends to whoever waits for it. When QEMU closes the port (the VM ended), every
 /// waiter, present or future, hears `.closed`.
 final class ControlChannel: Sendable {
     enum Event: Sendable, Hashable {
@@ -28,23 +28,23 @@ final class ControlChannel: Sendable {
 
     init(fd: Int32) {
         self.fd = fd
-        // The thread holds this channel (not the session): it ends when QEMU closes the port.
-        let thread = Thread { [self] in
-            nameThisThread("guest-ctl")
-            var pending: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { break }
-                pending += buffer[0..<n]
-                while let newline = pending.firstIndex(of: 0x0a) {
-                    let line = String(decoding: pending[..<newline], as: UTF8.self)
-                    pending.removeSubrange(...newline)
-                    guard let message = SessionProtocol.parse(line) else { continue }
-                    deliver(message)
+        // Read by the launcher's I/O thread, which holds this channel (not the session);
+        // it ends when QEMU closes the port.
+        let pending = Mutex<[UInt8]>([])
+        IOLoop.shared.read(fd, onData: { [self] chunk in
+            let lines: [String] = pending.withLock { buffer in
+                buffer += chunk
+                var lines: [String] = []
+                while let newline = buffer.firstIndex(of: 0x0a) {
+                    lines.append(String(decoding: buffer[..<newline], as: UTF8.self))
+                    buffer.removeSubrange(...newline)
                 }
+                return lines
             }
+            for line in lines {
+                if let message = SessionProtocol.parse(line) { deliver(message) }
+            }
+        }, onEnd: { [self] in
             let waiters = state.withLock { s -> [OneShot<Event>] in
                 s.isClosed = true
                 return [s.ready, s.bootError] + Array(s.slots.values)
@@ -53,9 +53,7 @@ final class ControlChannel: Sendable {
             // Under the write lock: a sender never writes to a closed (or reused) fd number.
             writeLock.withLock { _ in _ = close(fd) }
             closed.resolve(())
-        }
-        thread.name = "guest-ctl"
-        thread.start()
+        })
     }
 
     private func deliver(_ message: SessionProtocol.GuestMessage) {

@@ -97,8 +97,8 @@ public final class GuestSession: Sendable {
         slots = (0..<concurrency).map { index in
             let ports = SessionProtocol.slotPorts(index)
             return Slot(index: index, input: machine.takePort(ports.input)!,
-                        output: OutputPort(fd: machine.takePort(ports.output)!, threadName: "guest-\(index)-out"),
-                        error: OutputPort(fd: machine.takePort(ports.error)!, threadName: "guest-\(index)-err"))
+                        output: OutputPort(fd: machine.takePort(ports.output)!),
+                        error: OutputPort(fd: machine.takePort(ports.error)!))
         }
         freeSlots = Mutex((Array(0..<concurrency), [:], 0))
         if let console {

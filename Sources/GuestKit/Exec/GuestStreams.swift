@@ -26,8 +26,8 @@ public enum GuestOutput: Sendable {
     case handler(@Sendable (Data) -> Void)
 }
 
-/// The host end of one output port of a session slot: a thread reads it for the
-/// session's whole life and hands each chunk to the command running in the slot.
+/// The host end of one output port of a session slot: read for the session's whole
+/// life, each chunk handed to the command running in the slot.
 /// It closes the fd when QEMU closes the port (the VM ended).
 final class OutputPort: Sendable {
     private struct State {
@@ -39,38 +39,30 @@ final class OutputPort: Sendable {
     private let state = Mutex(State())
     let closed = OneShot<Void>()
 
-    init(fd: Int32, threadName: String) {
-        // The thread holds this port only (not the session): it ends when QEMU closes the port.
-        let thread = Thread { [self] in
-            nameThisThread(threadName)
-            var buffer = [UInt8](repeating: 0, count: 65536)
-            while true {
-                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { break }
-                let chunk = buffer[0..<n]
-                let (sink, reached): (GuestOutput, OneShot<Void>?) = state.withLock { s in
-                    s.count += n
-                    if case .capture = s.sink { s.captured.append(contentsOf: chunk) }
-                    var reached: OneShot<Void>?
-                    if let target = s.target, s.count >= target.count {
-                        reached = target.reached
-                        s.target = nil
-                    }
-                    return (s.sink, reached)
+    init(fd: Int32) {
+        // Read by the launcher's I/O thread, which holds this port only (not the
+        // session); it ends when QEMU closes the port.
+        IOLoop.shared.read(fd, onData: { [self] chunk in
+            let (sink, reached): (GuestOutput, OneShot<Void>?) = state.withLock { s in
+                s.count += chunk.count
+                if case .capture = s.sink { s.captured.append(contentsOf: chunk) }
+                var reached: OneShot<Void>?
+                if let target = s.target, s.count >= target.count {
+                    reached = target.reached
+                    s.target = nil
                 }
-                switch sink {
-                case .capture: break
-                case .fileDescriptor(let out): writeAll(out, Array(chunk))
-                case .handler(let handle): handle(Data(chunk))
-                }
-                reached?.resolve(())
+                return (s.sink, reached)
             }
+            switch sink {
+            case .capture: break
+            case .fileDescriptor(let out): writeAll(out, Array(chunk))
+            case .handler(let handle): handle(Data(chunk))
+            }
+            reached?.resolve(())
+        }, onEnd: { [self] in
             close(fd)
             closed.resolve(())
-        }
-        thread.name = threadName
-        thread.start()
+        })
     }
 
     /// A new command starts writing here.
