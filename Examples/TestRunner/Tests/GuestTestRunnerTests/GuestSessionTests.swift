@@ -5,6 +5,7 @@
 import Foundation
 import GuestKit
 import QEMULaunch
+import Synchronization
 import Testing
 
 @Suite("Guest sessions in a test runner's process (slow: boots guests under TCG)", .serialized)
@@ -140,5 +141,39 @@ struct GuestSessionTests {
         }
         #expect(processes(mentioning: folder.path).isEmpty)
         #expect(ProcessFootprint.now(runtimeBase: folder).runtimeDirs == 0)
+    }
+
+    @Test("running guests cost the launcher at most two OS threads each (QMP's reader, and a stdin pump while a command reads stdin)")
+    func threadsPerGuest() async throws {
+        let folder = try temporaryFolder("thr")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let profile = try guestProfile("thr", folder: folder)
+        // Warm up: the shared I/O thread, the spawner thread, Dispatch's and Foundation's own threads.
+        _ = try await GuestKit.withSession(profile) { try await $0.run(["true"]) }
+        let baseline = ProcessFootprint.now(runtimeBase: folder).threads
+        let guests = 3
+        let ready = Mutex(0)
+        let peak = Mutex(0)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<guests {
+                var guestProfile = profile
+                guestProfile.name = "thr\(index)"
+                group.addTask {
+                    try await GuestKit.withSession(guestProfile) { guest in
+                        _ = try await guest.run(["true"])
+                        ready.withLock { $0 += 1 }
+                        // Hold the guest up until all are running, then count.
+                        while ready.withLock({ $0 }) < guests { try await Task.sleep(for: .milliseconds(50)) }
+                        let now = ProcessFootprint.now(runtimeBase: folder).threads
+                        peak.withLock { $0 = max($0, now) }
+                        _ = try await guest.run(["sleep", "1"])
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let perGuest = Double(peak.withLock { $0 } - baseline) / Double(guests)
+        print("threads: \(baseline) with no guest, \(peak.withLock { $0 }) with \(guests) running: \(perGuest) per guest")
+        #expect(perGuest <= 2, "\(perGuest) threads per running guest")
     }
 }
