@@ -19,15 +19,18 @@ let package = Package(
         // Spawning children with a parent-death signal, an exact fd map and a new
         // session: the one thing Foundation's Process and swift-subprocess can't do.
         .target(name: "CLaunchShim"),
+        // Sockets, errno, threads and atomic file writes: the one POSIX layer QMP and
+        // QEMULaunch share (package access; no product, nothing for importers).
+        .target(name: "LaunchSupport"),
         .target(
             name: "QMP",
-            dependencies: [.product(name: "Logging", package: "swift-log")],
+            dependencies: ["LaunchSupport", .product(name: "Logging", package: "swift-log")],
             exclude: ["README.md"]
         ),
         .target(
             name: "QEMULaunch",
             dependencies: [
-                "QMP", "CLaunchShim",
+                "QMP", "CLaunchShim", "LaunchSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["README.md"]
@@ -35,7 +38,7 @@ let package = Package(
         .target(
             name: "GuestKit",
             dependencies: [
-                "QEMULaunch", "QMP",
+                "QEMULaunch", "QMP", "LaunchSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["README.md"]
@@ -43,7 +46,7 @@ let package = Package(
         .executableTarget(
             name: "launch",
             dependencies: [
-                "QEMULaunch", "GuestKit", "QMP",
+                "QEMULaunch", "GuestKit", "QMP", "LaunchSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -57,14 +60,14 @@ let package = Package(
         .testTarget(
             name: "QMPTests",
             dependencies: [
-                "QMP",
+                "QMP", "LaunchSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
         .testTarget(
             name: "QEMULaunchTests",
             dependencies: [
-                "QEMULaunch", "QMP",
+                "QEMULaunch", "QMP", "LaunchSupport", "CLaunchShim",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
@@ -75,7 +78,7 @@ let package = Package(
         // Slow: these boot real guests under QEMU (TCG) with the host's kernel.
         .testTarget(
             name: "MachineTests",
-            dependencies: ["QEMULaunch", "GuestKit", "QMP"]
+            dependencies: ["QEMULaunch", "GuestKit", "QMP", "LaunchSupport", "CLaunchShim"]
         ),
         // The example a test runner would copy: a Swift Testing suite that runs
         // commands in a guest. It lives in Examples/ and runs with `swift test`.

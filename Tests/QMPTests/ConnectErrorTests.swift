@@ -1,4 +1,5 @@
 import Foundation
+import LaunchSupport
 import Testing
 
 @testable import QMP

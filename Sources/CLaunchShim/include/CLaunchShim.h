@@ -17,7 +17,7 @@
 /// worker threads come and go.
 ///
 /// Returns the child's pid, or -1 with `*error_out` set to the errno of the
-/// failing step (fork, or execve in the child).
+/// failing step (starting the spawner thread, fork, or execve in the child).
 pid_t cls_spawn(const char *path, char *const argv[], char *const envp[],
                 const int *fd_map, int fd_map_count, int new_session,
                 int death_signal, int *error_out);
@@ -30,4 +30,7 @@ void cls_name_this_thread(const char *name);
 
 /// pipe2(fds, O_CLOEXEC), which Swift's Glibc module doesn't export.
 int cls_pipe_cloexec(int fds[2]);
+/// Tests only: when non-zero, starting the spawner thread fails with EAGAIN, as
+/// pthread_create does when the process is out of threads.
+extern int cls_test_fail_spawner_start;
 #endif

@@ -1,4 +1,5 @@
 import Foundation
+import LaunchSupport
 
 /// An in-memory cpio archive in the "newc" format (magic `070701`), the format the
 /// Linux kernel unpacks as an initramfs.
@@ -210,7 +211,7 @@ public struct CpioArchive: Sendable, Hashable {
     /// Writes `finish()` to `url` atomically (temporary file, then rename).
     public func write(to url: URL) throws(Error) {
         do {
-            try finish().write(to: url, options: .atomic)
+            try AtomicFile.write(finish(), to: url.path)
         } catch {
             throw .writeFailed(url, reason: "\(error.localizedDescription)")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import LaunchSupport
 
 #if canImport(Glibc)
     import Glibc
@@ -75,7 +76,7 @@ extension KernelImage {
         }
         defer { try? FileManager.default.removeItem(at: scratch) }
         // Next to the destination, so the final rename stays on one file system.
-        let temporary = folder.appendingPathComponent(".\(destination.lastPathComponent).\(UUID().uuidString).tmp")
+        let temporary = URL(fileURLWithPath: AtomicFile.temporaryPath(for: destination.path))
         defer { try? FileManager.default.removeItem(at: temporary) }
 
         var lastError: Error?

@@ -1,4 +1,5 @@
 import Foundation
+import LaunchSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -7,14 +8,11 @@ import Glibc
 public enum HostProbe {
     /// Probes this host. `profile` adds the binaries it names (its QEMU and virtiofsd).
     public static func current(for profile: Profile? = nil) -> HostFacts {
-        #if os(macOS)
-        let os = HostFacts.OS.macOS
-        #else
-        let os = HostFacts.OS.linux
-        #endif
-        var facts = HostFacts(arch: .host, os: os)
-        facts.kvm = os == .linux ? kvmStatus() : .absent("KVM exists only on Linux")
-        facts.hvf = os == .macOS ? .usable : .absent("Hypervisor.framework exists only on macOS")
+        // The launcher builds for Linux only (see Package.swift); HostFacts.OS.macOS is
+        // for planning on other hosts' facts. HVF is never assumed: no probe exists yet.
+        var facts = HostFacts(arch: .host, os: .linux)
+        facts.kvm = kvmStatus()
+        facts.hvf = .absent("Hypervisor.framework exists only on macOS, and this launcher runs on Linux only")
         for arch in Profile.Arch.allCases {
             if let path = findProgram(arch.qemuSystemBinary) { facts.qemu[arch] = QEMUBinary(path: path) }
         }
@@ -128,18 +126,16 @@ public enum HostProbe {
         return "/tmp"
     }
 
-    /// Runs a short probe command and returns its stdout and stderr.
-    static func capture(_ argv: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: argv[0])
-        process.arguments = Array(argv.dropFirst())
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+    /// Runs a short probe command and returns its stdout and stderr. Spawned through the
+    /// shim like every child (it dies with the launcher); blocks the calling thread, so
+    /// async callers run it on a thread of their own (`onOwnThread`).
+    static func capture(_ argv: [String], timeout: Duration = .seconds(30)) throws(LaunchError) -> String {
+        let name = argv[0].split(separator: "/").last.map(String.init) ?? argv[0]
+        let result = try ChildProcess.run(name: name, argv: argv, timeout: timeout)
+        if result.timedOut {
+            throw LaunchError(.hostProblem, "\(QEMUSyntax.shellLine(argv)) did not finish within \(formatDuration(timeout)), and was killed",
+                              fix: "check that \(argv[0]) runs by hand; a host this loaded may need fewer VMs at once")
+        }
+        return result.output
     }
 }
