@@ -6,13 +6,25 @@ import Glibc
 
 /// Reads `HostFacts` off the machine this runs on.
 public enum HostProbe {
-    /// Probes this host. `profile` adds the binaries it names (its QEMU and virtiofsd).
-    public static func current(for profile: Profile? = nil) -> HostFacts {
+    /// The facts that need no program run: arch, OS, /dev/kvm, limits, the runtime base.
+    /// Enough for `ProfileValidator.hostProblems`.
+    public static func basics() -> HostFacts {
         // The launcher builds for Linux only (see Package.swift); HostFacts.OS.macOS is
         // for planning on other hosts' facts. HVF is never assumed: no probe exists yet.
         var facts = HostFacts(arch: .host, os: .linux)
         facts.kvm = kvmStatus()
         facts.hvf = .absent("Hypervisor.framework exists only on macOS, and this launcher runs on Linux only")
+        facts.tscKHz = tscKHz()
+        facts.memlockLimitBytes = memlockLimit()
+        facts.isRoot = geteuid() == 0
+        facts.runtimeBase = runtimeBase()
+        return facts
+    }
+
+    /// Probes this host. `profile` adds the binaries it names (its QEMU and virtiofsd).
+    /// Runs tools (`virtiofsd --help`) the first time: async callers use `onOwnThread`.
+    public static func current(for profile: Profile? = nil) -> HostFacts {
+        var facts = basics()
         for arch in Profile.Arch.allCases {
             if let path = findProgram(arch.qemuSystemBinary) { facts.qemu[arch] = QEMUBinary(path: path) }
         }
@@ -37,10 +49,6 @@ public enum HostProbe {
                 if let firmware = FirmwareLocator.find(arch: arch) { facts.firmware[arch] = firmware }
             }
         }
-        facts.tscKHz = tscKHz()
-        facts.memlockLimitBytes = memlockLimit()
-        facts.isRoot = geteuid() == 0
-        facts.runtimeBase = runtimeBase()
         return facts
     }
 
