@@ -3,6 +3,9 @@ import PackageDescription
 
 let package = Package(
     name: "swift-qemu-launch",
+    // Linux only, for now: QEMULaunch, GuestKit and `launch` stop the build elsewhere with
+    // one #error (Sources/QEMULaunch/Platform.swift). macOS is a plan (README
+    // "Platforms"); this line only sets the Duration/Mutex baseline QMP's code needs there.
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "QMP", targets: ["QMP"]),
