@@ -128,7 +128,7 @@ static void perform(struct spawn_request *r) {
 #if defined(__linux__)
     // vfork: the child borrows this process's memory until execve instead of copying
     // its page tables (fork cost about 1 ms here against 0.2 ms for Python's vfork-based
-    // subprocess; see Benchmarks/RESULTS-issue6.md). This thread waits meanwhile.
+    // subprocess; see Benchmarks/RESULTS-supervision.md). This thread waits meanwhile.
     pid_t pid = vfork();
 #else
     pid_t pid = fork();
