@@ -222,16 +222,36 @@ struct CLITests {
         defer { try? FileManager.default.removeItem(at: tree) }
         let kernel = try Fixture.kernel
         let release = try #require(KernelLocator.newest()?.release)
-        try FileManager.default.createDirectory(at: tree.appendingPathComponent("arch/x86/boot"), withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: kernel, toPath: tree.appendingPathComponent("arch/x86/boot/bzImage").path)
-        // An INSTALL_MOD_PATH-style root: <root>/lib/modules/<release>.
-        let modules = tree.appendingPathComponent("mods/lib/modules")
+        let image = tree.appendingPathComponent("arch/x86/boot/bzImage")
+        try FileManager.default.createDirectory(at: image.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: kernel, toPath: image.path)
+        // An INSTALL_MOD_PATH-style root, <root>/lib/modules/<release>, that differs from the
+        // host's where it shows: its modules.dep has no evdev (the host's has), so the
+        // initramfs line can only say "not in this kernel: evdev" if --modules was used.
+        let host = URL(fileURLWithPath: "/lib/modules/\(release)")
+        let modules = tree.appendingPathComponent("mods/lib/modules/\(release)")
         try FileManager.default.createDirectory(at: modules, withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: modules.appendingPathComponent(release).path, withDestinationPath: "/lib/modules/\(release)")
-        let outcome = try Self.launch(["run", "Profiles/hello.json", "--kernel-tree", tree.path, "--modules", tree.appendingPathComponent("mods").path, "--", "uname", "-r"])
+        try FileManager.default.createSymbolicLink(atPath: modules.appendingPathComponent("kernel").path,
+                                                   withDestinationPath: host.appendingPathComponent("kernel").path)
+        try FileManager.default.copyItem(at: host.appendingPathComponent("modules.builtin"), to: modules.appendingPathComponent("modules.builtin"))
+        let dep = try String(contentsOf: host.appendingPathComponent("modules.dep"), encoding: .utf8)
+        let withoutEvdev = dep.split(separator: "\n").filter { !$0.hasPrefix("kernel/drivers/input/evdev.ko") }
+        try #require(withoutEvdev.count < dep.split(separator: "\n").count, "the host's modules.dep lists evdev")
+        try Data((withoutEvdev.joined(separator: "\n") + "\n").utf8).write(to: modules.appendingPathComponent("modules.dep"))
+        let arguments = ["--kernel-tree", tree.path, "--modules", tree.appendingPathComponent("mods").path]
+
+        // The plan names the tree's image (without fast boot, which would name a cached vmlinux).
+        let plan = try Self.launch(["plan", "Profiles/hello.json", "--no-fast-boot"] + arguments)
+        #expect(plan.status == 0, "\(plan.stderr)")
+        #expect(plan.stdout.contains(" -kernel \(image.path) "), "\(plan.stdout)")
+
+        let outcome = try Self.launch(["run", "Profiles/hello.json"] + arguments + ["--", "uname", "-r"])
         #expect(outcome.status == 0, "\(outcome.stderr)")
         #expect(outcome.stdout == release + "\n")
-        #expect(outcome.stderr.contains("fast boot"))
+        // A fresh copy has a new identity, so its vmlinux is extracted now, from the tree's image.
+        #expect(outcome.stderr.contains("fast boot: extracted the PVH vmlinux from \(image.path) "), "\(outcome.stderr)")
+        let initramfsLine = outcome.stderr.split(separator: "\n").first { $0.hasPrefix("launch: initramfs: ") } ?? ""
+        #expect(initramfsLine.contains("power button: button;") && initramfsLine.contains("not in this kernel: evdev"), "\(initramfsLine)")
     }
 
     @Test("--kernel may name an uncompressed vmlinux: it boots through its PVH entry")
