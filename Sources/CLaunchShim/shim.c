@@ -38,7 +38,14 @@ static struct spawn_request *pending = NULL;
 /// so a failed start (EAGAIN: out of threads) is reported and tried again next call.
 static int spawner_running = 0;
 
-int cls_test_fail_spawner_start = 0;
+/// Tests only (cls_test_fail_spawner_start): read under `lock`.
+static int fail_spawner_start = 0;
+
+void cls_test_fail_spawner_start(int on) {
+    pthread_mutex_lock(&lock);
+    fail_spawner_start = on;
+    pthread_mutex_unlock(&lock);
+}
 
 static void write_errno_and_exit(int pipe_fd, int err) {
     ssize_t ignored = write(pipe_fd, &err, sizeof err);
@@ -200,7 +207,7 @@ pid_t cls_spawn(const char *path, char *const argv[], char *const envp[],
                               death_signal, -1, 0, 0};
     pthread_mutex_lock(&lock);
     // Without the spawner thread nobody would ever take the request: report why.
-    int start_error = cls_test_fail_spawner_start ? EAGAIN : start_spawner_locked();
+    int start_error = fail_spawner_start ? EAGAIN : start_spawner_locked();
     if (start_error != 0) {
         pthread_mutex_unlock(&lock);
         if (error_out) *error_out = start_error;

@@ -32,5 +32,5 @@ void cls_name_this_thread(const char *name);
 int cls_pipe_cloexec(int fds[2]);
 /// Tests only: when non-zero, starting the spawner thread fails with EAGAIN, as
 /// pthread_create does when the process is out of threads.
-extern int cls_test_fail_spawner_start;
+void cls_test_fail_spawner_start(int on);
 #endif
