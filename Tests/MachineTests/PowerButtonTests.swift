@@ -55,7 +55,9 @@ struct PowerButtonTests {
 
         let outcome = await machine.shutdown()
         #expect(outcome.step == .acpiPowerdown, "the ladder ended at \(outcome)")
-        #expect(outcome.duration < .seconds(10))
+        // The step says the ACPI button ended it; the duration is only a hang guard (a loaded
+        // 2-core host can take seconds), far above the ladder's own per-step deadline.
+        #expect(outcome.duration < .seconds(120))
         #expect(machine.end == .stopped(.acpiPowerdown))
         // SIGTERM ended sleep: 128 + 15, reported as "stopped", never as the command's own exit.
         let status = await session?.nextStatus()
