@@ -80,6 +80,51 @@ struct CLITests {
         }
     }
 
+    @Test("exit codes as numbers: 70 when QEMU fails, 71 for a host problem, each with what, why and the fix")
+    func failureExitCodes() throws {
+        let folder = try Fixture.temporaryDirectory("ec")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var qemuFails = try Fixture.guestProfile("qemufails", command: ["true"])
+        qemuFails.runtimeDir = folder.path
+        // Past the capability check (QEMU knows -smp), refused by QEMU itself.
+        qemuFails.qemu.extraArgs = ["-smp", "cpus=banana"]
+        let qemuURL = folder.appendingPathComponent("qemu.json")
+        try JSONEncoder().encode(qemuFails).write(to: qemuURL)
+        let failed = try Self.launch(["run", qemuURL.path])
+        #expect(failed.status == 70, "\(failed.stderr)")
+        #expect(failed.stderr.contains("launch: QEMU failed: "), "\(failed.stderr)")
+        #expect(failed.stderr.contains("-smp cpus=banana"))
+
+        var hostProblem = try Fixture.guestProfile("hostproblem", command: ["true"])
+        // /proc takes no new folders, even from root.
+        hostProblem.runtimeDir = "/proc/launch-no-such-folder"
+        let hostURL = folder.appendingPathComponent("host.json")
+        try JSONEncoder().encode(hostProblem).write(to: hostURL)
+        let refused = try Self.launch(["run", hostURL.path])
+        #expect(refused.status == 71, "\(refused.stderr)")
+        #expect(refused.stderr.contains("launch: host problem: cannot create the runtime dir under /proc/launch-no-such-folder"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("fix: "))
+    }
+
+    @Test("a kernel built for another arch than the profile's is refused before QEMU starts, with the fix")
+    func kernelArchMismatch() throws {
+        let folder = try Fixture.temporaryDirectory("arch")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var profile = try Fixture.guestProfile("archmismatch", command: ["true"])
+        profile.arch = .aarch64
+        profile.machine = .virt
+        let kernel = try Fixture.kernel
+        let url = folder.appendingPathComponent("arm.json")
+        try JSONEncoder().encode(profile).write(to: url)
+        for subcommand in ["plan", "run"] {
+            let outcome = try Self.launch([subcommand, url.path])
+            #expect(outcome.status == 65, "\(subcommand): \(outcome.stderr)")
+            #expect(outcome.stderr.contains("the kernel \(kernel) is an x86_64 image, but the profile's arch is aarch64"), "\(outcome.stderr)")
+            #expect(outcome.stderr.contains("set \"arch\": \"x86_64\", or use a aarch64 kernel") || outcome.stderr.contains("set \"arch\": \"x86_64\""))
+            #expect(Fixture.processes(mentioning: "archmismatch").isEmpty)
+        }
+    }
+
     @Test("stdin from a pipe reaches the guest command: echo hi | launch run hello -- cat")
     func pipedStdin() throws {
         let outcome = try Self.launch(["run", "-q", "Profiles/hello.json", "--", "cat"], stdin: "hi\n")
@@ -179,8 +224,20 @@ struct CLITests {
         #expect(ok.status == 3, "\(ok.stderr)")
         #expect(ok.stdout.contains("[hello#1] first\n"))
         #expect(ok.stdout.contains("[hello#2] second\n"))
-        #expect(ok.stderr.contains("JOB"))
-        #expect(ok.stderr.contains("guest-poweroff"))
+        // The summary ends stderr: a header, then one row per job in job order.
+        let lines = ok.stderr.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let header = try #require(lines.lastIndex { $0.hasPrefix("JOB ") }, "no summary table: \(ok.stderr)")
+        #expect(lines[header].split(separator: " ") == ["JOB", "EXIT", "DURATION", "SHUTDOWN"])
+        let rows = lines[(header + 1)...].filter { !$0.isEmpty }.map { $0.split(separator: " ").map(String.init) }
+        #expect(rows.count == 2, "\(rows)")
+        for (row, expected) in zip(rows, [("hello#1", "0"), ("hello#2", "3")]) {
+            // label, exit, duration as "N.NN s" (or "N ms"), shutdown step.
+            #expect(row.count == 5, "\(row)")
+            guard row.count == 5 else { continue }
+            #expect(row[0] == expected.0 && row[1] == expected.1, "\(row)")
+            #expect(Double(row[2]) != nil && ["s", "ms", "min"].contains(row[3]), "\(row)")
+            #expect(row[4] == "guest-poweroff", "\(row)")
+        }
 
         let folder = try Fixture.temporaryDirectory("bat")
         defer { try? FileManager.default.removeItem(at: folder) }
