@@ -33,5 +33,24 @@ struct FirmwareTests {
         let outcome = await machine.shutdown(stepTimeout: .seconds(3), skipACPI: true)
         #expect(outcome.step == .qmpQuit)
         #expect(FileManager.default.fileExists(atPath: state + "/efivars.fd"), "the variable store outlives the run")
+
+        // Persisting means the second run boots with the store as the first left it, not a
+        // fresh copy of the template. Put a store there that no template copy could be (the
+        // same firmware's other variable store, same size, other contents) and start again.
+        let template = try #require(host.firmware[.x86_64]?.varsTemplate)
+        let templateBytes = try Data(contentsOf: URL(fileURLWithPath: template))
+        let others = try FileManager.default.contentsOfDirectory(atPath: "/usr/share/OVMF").map { "/usr/share/OVMF/" + $0 }
+        let other = try #require(others.first { path in
+            guard path.contains("VARS"), let bytes = FileManager.default.contents(atPath: path) else { return false }
+            return bytes.count == templateBytes.count && bytes != templateBytes
+        }, "no other OVMF variable store of the template's size")
+        let kept = try Data(contentsOf: URL(fileURLWithPath: other))
+        try kept.write(to: URL(fileURLWithPath: state + "/efivars.fd"))
+        let second = try await Machine.start(profile, options: options)
+        #expect(second.plan.qemu.contains { $0.hasSuffix("file=\(state)/efivars.fd") }, "QEMU's second pflash is the VM's store")
+        #expect(FileManager.default.contents(atPath: state + "/efivars.fd") == kept, "the second run reset the variable store")
+        try await second.resume()
+        try await Task.sleep(for: .seconds(2))
+        _ = await second.shutdown(stepTimeout: .seconds(3), skipACPI: true)
     }
 }
