@@ -53,4 +53,40 @@ struct FirmwareTests {
         try await Task.sleep(for: .seconds(2))
         _ = await second.shutdown(stepTimeout: .seconds(3), skipACPI: true)
     }
+
+    @Test("while a real QEMU runs a VM, `launch state --reset` and a second start refuse (QEMU's own locks), and reset works once it has stopped")
+    func refusesWhileRunning() async throws {
+        let host = HostProbe.current()
+        try #require(host.firmware[.x86_64] != nil, "install ovmf (Scripts/install-deps does)")
+        let name = "busy-\(getpid())"
+        let xdg = try Fixture.temporaryDirectory("xdg")
+        defer { try? FileManager.default.removeItem(at: xdg) }
+        let root = xdg.path + "/qemu-launch"
+        var profile = Profile(name: name)
+        profile.machine = .q35
+        profile.accel = .tcg
+        profile.firmware = .uefi
+        profile.memory = .mebibytes(256)
+        profile.timeouts.boot = TimeLimit(.seconds(120))
+        var options = Machine.Options()
+        options.stateRoot = root
+        let machine = try await Machine.start(profile, options: options)
+        try await machine.resume()
+        // No lock of the test's own: only QEMU holds one, on the variable store it has open.
+        let reset = try CLITests.launch(["state", "--name", name, "--reset"], environment: ["XDG_STATE_HOME": xdg.path])
+        #expect(reset.status == 71, "\(reset.stderr)")
+        #expect(reset.stderr.contains("VM \(name) seems to be running already"), "\(reset.stderr)")
+        #expect(FileManager.default.fileExists(atPath: "\(root)/\(name)/efivars.fd"))
+        do {
+            _ = try await Machine.start(profile, options: options)
+            Issue.record("a second run of a running VM started")
+        } catch {
+            #expect(error.code.exitStatus == 71)
+            #expect(error.message.contains("seems to be running already"))
+        }
+        _ = await machine.shutdown(stepTimeout: .seconds(3), skipACPI: true)
+        let after = try CLITests.launch(["state", "--name", name, "--reset"], environment: ["XDG_STATE_HOME": xdg.path])
+        #expect(after.status == 0, "\(after.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: "\(root)/\(name)"))
+    }
 }
