@@ -60,28 +60,30 @@ let package = Package(
             dependencies: ["QMP", "QEMULaunch"],
             path: "Benchmarks/Sources/launch-bench"
         ),
+        // What every test target shares: one seeded generator, one way to run a helper program.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(
             name: "QMPTests",
             dependencies: [
-                "QMP", "LaunchSupport",
+                "QMP", "LaunchSupport", "TestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
         .testTarget(
             name: "QEMULaunchTests",
             dependencies: [
-                "QEMULaunch", "QMP", "LaunchSupport", "CLaunchShim",
+                "QEMULaunch", "QMP", "LaunchSupport", "CLaunchShim", "TestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
         .testTarget(
             name: "GuestKitTests",
-            dependencies: ["GuestKit", "QEMULaunch"]
+            dependencies: ["GuestKit", "QEMULaunch", "TestSupport"]
         ),
         // Slow: these boot real guests under QEMU (TCG) with the host's kernel.
         .testTarget(
             name: "MachineTests",
-            dependencies: ["QEMULaunch", "GuestKit", "QMP", "LaunchSupport", "CLaunchShim"]
+            dependencies: ["QEMULaunch", "GuestKit", "QMP", "LaunchSupport", "CLaunchShim", "TestSupport"]
         ),
         // The example a test runner would copy: a Swift Testing suite that runs
         // commands in a guest. It lives in Examples/ and runs with `swift test`.

@@ -1,5 +1,6 @@
 import Foundation
 import QEMULaunch
+import TestSupport
 import Testing
 
 /// The `launch` command as a user runs it (slow: boots guests).
@@ -15,28 +16,10 @@ struct CLITests {
 
     /// Runs `launch ARGS` to completion with `stdin` bytes and extra environment.
     static func launch(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> Outcome {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try Fixture.launchExecutable)
-        process.arguments = arguments
-        process.currentDirectoryURL = root
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let out = Pipe(), err = Pipe(), input = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = input
-        try process.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
-        // Read both pipes concurrently so neither fills up.
-        let errData = Mutex(Data())
-        let reader = Thread { errData.withLock { $0 = err.fileHandleForReading.readDataToEndOfFile() } }
-        reader.start()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        while errData.withLock({ $0.isEmpty }) && reader.isExecuting { Thread.sleep(forTimeInterval: 0.01) }
-        Thread.sleep(forTimeInterval: 0.05)
-        return Outcome(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                       stderr: String(decoding: errData.withLock { $0 }, as: UTF8.self))
+        let run = try TestProcess.run([try Fixture.launchExecutable] + arguments, input: stdin.map { Data($0.utf8) },
+                                      environment: ProcessInfo.processInfo.environment.merging(environment) { $1 },
+                                      currentDirectory: root)
+        return Outcome(status: run.status, stdout: run.stdoutText, stderr: run.stderrText)
     }
 
     @Test("`launch plan --json` prints {qemu, virtiofsd, cmdline, runtimeDir} for each bundled x86 profile",
