@@ -4,15 +4,10 @@ import Testing
 
 @Suite("UEFI firmware with real QEMU (slow)")
 struct FirmwareTests {
-    @Test("a UEFI q35 VM starts with OVMF in pflash, and its variable store persists in the VM's state folder")
-    func uefiStartsAndKeepsVars() async throws {
-        let host = HostProbe.current()
-        try #require(host.firmware[.x86_64] != nil, "install ovmf (Scripts/install-deps does)")
-        let name = "uefi-test-\(getpid())"
-        // A state root of its own: tests never write to the real home.
-        let root = try Fixture.temporaryDirectory("st")
-        defer { try? FileManager.default.removeItem(at: root) }
-        let state = try VMStateFolder(vmName: name, root: root.path).path
+    /// A UEFI q35 guest under TCG (no kernel: OVMF sits in its boot manager), and the
+    /// options that keep its state folder under `stateRoot`; requires OVMF.
+    func uefiMachine(_ name: String, stateRoot: String) throws -> (Profile, Machine.Options) {
+        try #require(HostProbe.current().firmware[.x86_64] != nil, "install ovmf (Scripts/install-deps does)")
         var profile = Profile(name: name)
         profile.machine = .q35
         profile.accel = .tcg
@@ -20,7 +15,19 @@ struct FirmwareTests {
         profile.memory = .mebibytes(256)
         profile.timeouts.boot = TimeLimit(.seconds(120))
         var options = Machine.Options()
-        options.stateRoot = root.path
+        options.stateRoot = stateRoot
+        return (profile, options)
+    }
+
+    @Test("a UEFI q35 VM starts with OVMF in pflash, and its variable store persists in the VM's state folder")
+    func uefiStartsAndKeepsVars() async throws {
+        let name = "uefi-test-\(getpid())"
+        // A state root of its own: tests never write to the real home.
+        let root = try Fixture.temporaryDirectory("st")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let state = try VMStateFolder(vmName: name, root: root.path).path
+        let (profile, options) = try uefiMachine(name, stateRoot: root.path)
+        let host = HostProbe.current()
         let machine = try await Machine.start(profile, options: options)
         #expect(machine.plan.qemu.contains { $0.hasPrefix("if=pflash,format=raw,unit=0,readonly=on,file=") })
         #expect(FileManager.default.fileExists(atPath: state + "/efivars.fd"))
@@ -56,20 +63,11 @@ struct FirmwareTests {
 
     @Test("while a real QEMU runs a VM, `launch state --reset` and a second start refuse (QEMU's own locks), and reset works once it has stopped")
     func refusesWhileRunning() async throws {
-        let host = HostProbe.current()
-        try #require(host.firmware[.x86_64] != nil, "install ovmf (Scripts/install-deps does)")
         let name = "busy-\(getpid())"
         let xdg = try Fixture.temporaryDirectory("xdg")
         defer { try? FileManager.default.removeItem(at: xdg) }
         let root = xdg.path + "/qemu-launch"
-        var profile = Profile(name: name)
-        profile.machine = .q35
-        profile.accel = .tcg
-        profile.firmware = .uefi
-        profile.memory = .mebibytes(256)
-        profile.timeouts.boot = TimeLimit(.seconds(120))
-        var options = Machine.Options()
-        options.stateRoot = root
+        let (profile, options) = try uefiMachine(name, stateRoot: root)
         let machine = try await Machine.start(profile, options: options)
         try await machine.resume()
         // No lock of the test's own: only QEMU holds one, on the variable store it has open.
