@@ -1,4 +1,5 @@
 import Foundation
+import LaunchSupport
 import QEMULaunch
 #if canImport(Glibc)
 import Glibc
@@ -68,12 +69,12 @@ enum Decompressor {
         let tool = try toolURL(for: format)
         let inputFd = open(input.path, O_RDONLY | O_CLOEXEC)
         guard inputFd >= 0 else {
-            throw .io("can't open \(input.path) for decompression: \(String(cString: strerror(errno))); check that it exists and is readable")
+            throw .io("can't open \(input.path) for decompression: \(POSIX.describe(errno)); check that it exists and is readable")
         }
         defer { close(inputFd) }
         let outputFd = open(output.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard outputFd >= 0 else {
-            throw .io("can't create \(output.path): \(String(cString: strerror(errno))); check that its folder exists and is writable")
+            throw .io("can't create \(output.path): \(POSIX.describe(errno)); check that its folder exists and is writable")
         }
         defer { close(outputFd) }
         let result: (status: ExitStatus, output: String, timedOut: Bool)

@@ -140,7 +140,7 @@ extension KernelImage {
     /// or the new one, never a partial one.
     private static func install(_ temporary: URL, at destination: URL) throws(Error) {
         guard chmod(temporary.path, 0o644) == 0, rename(temporary.path, destination.path) == 0 else {
-            throw .writeFailed(destination, reason: String(cString: strerror(errno)))
+            throw .writeFailed(destination, reason: POSIX.describe(errno))
         }
     }
 }

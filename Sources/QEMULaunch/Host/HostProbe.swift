@@ -64,7 +64,7 @@ public enum HostProbe {
                 return .unusable(reason: "no permission to open /dev/kvm",
                                  fix: "add yourself to the kvm group: sudo usermod -aG kvm $USER, then log in again")
             }
-            return .unusable(reason: "opening /dev/kvm failed: \(String(cString: strerror(err)))", fix: "check the kvm module (dmesg)")
+            return .unusable(reason: "opening /dev/kvm failed: \(POSIX.describe(err))", fix: "check the kvm module (dmesg)")
         }
         close(fd)
         return .usable

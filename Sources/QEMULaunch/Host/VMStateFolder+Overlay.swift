@@ -146,7 +146,7 @@ extension VMStateFolder {
             throw LaunchError(.hostProblem, "cannot write \(overlay.baseRecord)", fix: "check that \(path) is writable", cause: error)
         }
         if rename(temporary, overlay.path) != 0 {
-            throw LaunchError(.hostProblem, "cannot move the new overlay into place at \(overlay.path): \(String(cString: strerror(errno)))",
+            throw LaunchError(.hostProblem, "cannot move the new overlay into place at \(overlay.path): \(POSIX.describe(errno))",
                               fix: "check that \(path) is writable")
         }
     }

@@ -118,7 +118,7 @@ public struct VMStateFolder: Sendable, Hashable {
         if link(temporary, file) != 0 {
             let err = errno
             if err == EEXIST, let stored = try storedIdentity() { return (stored, false) }
-            throw LaunchError(.hostProblem, "cannot store the machine identity \(file): \(String(cString: strerror(err)))",
+            throw LaunchError(.hostProblem, "cannot store the machine identity \(file): \(POSIX.describe(err))",
                               fix: "check that \(path) is writable")
         }
         return (made, true)

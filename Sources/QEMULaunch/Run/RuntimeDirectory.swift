@@ -18,7 +18,7 @@ public struct RuntimeDirectory: Sendable {
             var fix = "check that \(base) exists and is writable"
             if err == EROFS { fix = "\(base) is read-only: set \"runtimeDir\" in the profile to a writable folder" }
             if err == ENOSPC { fix = "\(base) is full: free space or set \"runtimeDir\" to another folder" }
-            throw LaunchError(.hostProblem, "cannot create the runtime dir under \(base): \(String(cString: strerror(err)))", fix: fix)
+            throw LaunchError(.hostProblem, "cannot create the runtime dir under \(base): \(POSIX.describe(err))", fix: fix)
         }
         let path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         // mkdtemp already makes it 0700; say so explicitly in case of an odd umask.
