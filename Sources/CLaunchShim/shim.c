@@ -224,6 +224,39 @@ pid_t cls_spawn(const char *path, char *const argv[], char *const envp[],
 
 int cls_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
+#if defined(__linux__)
+#include <sys/epoll.h>
+
+int cls_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+int cls_epoll_add(int epfd, int fd, uint64_t id) {
+    struct epoll_event event = {.events = EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP, .data.u64 = id};
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event);
+}
+
+int cls_epoll_remove(int epfd, int fd) { return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL); }
+
+int cls_epoll_wait(int epfd, uint64_t *ids, int max_ids, int timeout_ms) {
+    struct epoll_event events[64];
+    if (max_ids > 64) max_ids = 64;
+    int count = epoll_wait(epfd, events, max_ids, timeout_ms);
+    for (int i = 0; i < count; i++) ids[i] = events[i].data.u64;
+    return count;
+}
+#endif
+
+int cls_pidfd_open(pid_t pid) {
+#if defined(__linux__) && defined(SYS_pidfd_open)
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#elif defined(__linux__)
+    return (int)syscall(434, pid, 0);  /* the same number on every Linux arch */
+#else
+    (void)pid;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
 void cls_name_this_thread(const char *name) {
 #if defined(__linux__)
     char short_name[16];

@@ -4,8 +4,11 @@ import QEMULaunch
 extension GuestKit {
     /// One run of `runAll`: a profile (with its command set) and a label for its output.
     public struct Job: Sendable {
+        /// Prefixes the job's output lines and names it in the summary.
         public var label: String
+        /// The profile to boot, with its `command` set.
         public var profile: Profile
+        /// A job: `profile` (with its command) under `label`.
         public init(label: String, profile: Profile) {
             self.label = label
             self.profile = profile
@@ -14,15 +17,19 @@ extension GuestKit {
 
     /// How one job ended, for the summary table.
     public struct JobSummary: Sendable {
+        /// The job's label.
         public var label: String
         /// The command's exit code, or the launcher's code for a failure (124, 125, 70, ...).
         public var exitCode: Int32
+        /// From the job's start to its VM's end.
         public var duration: Duration
+        /// The shutdown ladder's step that ended the VM, when the job got that far.
         public var shutdownStep: ShutdownStep?
         /// Why it failed, when the launcher (not the command) failed.
         public var error: LaunchError?
     }
 
+    /// Which of a job's streams an output chunk came from.
     public enum Stream: Sendable { case stdout, stderr }
 
     /// Runs `jobs` with at most `parallelism` VMs at once. Output arrives through

@@ -9,17 +9,26 @@ extension GuestKit {
         public var host: HostFacts
         public var kernelEntry: KernelEntry
         public var kernelArguments: [String]
-        /// The shell snippet the init reads over `launch.status`.
+        /// The shell snippet the init runs once at boot (modules, shares), read over `launch.ctl`.
         public var setupScript: String
+        /// The virtio-serial ports of the guest kit's session (none for a console shell).
+        public var guestPorts: [String]
         public var initramfs: InitramfsBuilder.Image?
     }
 
     /// Resolves the kernel, picks fast boot, builds (or reuses) the initramfs and
     /// writes the setup script. Also used by `launch plan` to show the real argv.
-    public static func prepare(_ profile: Profile, options: Options) async throws(LaunchError) -> Prepared {
+    ///
+    /// - Parameters:
+    ///   - profile: the VM to boot; its `command` (or `options.command`) decides nothing here.
+    ///   - options: where the kernel's modules and the busybox come from, fast boot, the logger.
+    ///   - sessionSlots: commands the session runs at once; 0 = no session (a shell on
+    ///     the console, or the profile's own initrd).
+    public static func prepare(_ profile: Profile, options: Options, sessionSlots: Int) async throws(LaunchError) -> Prepared {
         let logger = options.logger
         var profile = profile
         if let command = options.command { profile.command = command }
+        let session = sessionSlots > 0
         profile = try profile.resolvingAutoKernel(logger: logger)
         let host = await AcceleratorHealth.hostFacts(for: profile, given: options.host, logger: logger)
         guard let kernel = profile.kernel else {
@@ -27,11 +36,12 @@ extension GuestKit {
         }
         // A user-supplied initrd is used as is: the guest kit stays out of the way.
         if profile.initrd != nil {
-            if profile.command != nil {
+            if session {
                 throw LaunchError(.invalidProfile, "a command runs through the guest kit's own initramfs, but the profile sets \"initrd\"",
                                   fix: "remove \"initrd\" to run a command, or remove \"command\" to boot your initrd")
             }
-            return Prepared(profile: profile, host: host, kernelEntry: .standard, kernelArguments: [], setupScript: "", initramfs: nil)
+            return Prepared(profile: profile, host: host, kernelEntry: .standard, kernelArguments: [], setupScript: "",
+                            guestPorts: [], initramfs: nil)
         }
 
         let inspected = try? KernelImage.inspect(URL(fileURLWithPath: kernel))
@@ -78,7 +88,7 @@ extension GuestKit {
         }
         let transportModule = decisions.transport == .mmio ? "virtio_mmio" : "virtio_pci"
         var boot = [transportModule]
-        if profile.command != nil { boot.append("virtio_console") }
+        if session { boot.append("virtio_console") }
         var later: [String] = []
         if profile.shares.contains(where: { $0.transport == .virtiofs }) { later.append("virtiofs") }
         if profile.shares.contains(where: { $0.transport == .ninep }) { later += ["9pnet_virtio", "9p"] }
@@ -124,18 +134,19 @@ extension GuestKit {
         var arguments: [String] = []
         if !image.bootModules.isEmpty { arguments.append("launch.modules=" + image.bootModules.joined(separator: ",")) }
         if !image.powerButtonModules.isEmpty { arguments.append("launch.button=" + image.powerButtonModules.joined(separator: ",")) }
-        if profile.command != nil {
-            arguments.append("launch.exec=1")
+        if session {
+            arguments.append(SessionProtocol.kernelArgument(slots: sessionSlots))
             // Kernel chatter on an emulated UART costs boot time; the console log keeps the rest.
             if options.quietKernel { arguments.append("quiet") }
         }
-        let script = setupScript(profile: profile, laterModules: image.laterModules, workingDirectory: options.workingDirectory)
+        let script = setupScript(profile: profile, laterModules: image.laterModules)
         return Prepared(profile: profile, host: host, kernelEntry: entry, kernelArguments: arguments,
-                        setupScript: script, initramfs: image)
+                        setupScript: script, guestPorts: session ? SessionProtocol.portNames(slots: sessionSlots) : [],
+                        initramfs: image)
     }
 
-    /// The stage-2 script: load modules, mount shares, set the command. Pure.
-    public static func setupScript(profile: Profile, laterModules: [String], workingDirectory: String?) -> String {
+    /// The session's boot setup: load modules, mount shares. Pure.
+    public static func setupScript(profile: Profile, laterModules: [String]) -> String {
         let q = QEMUSyntax.shellQuote
         var lines: [String] = []
         for module in laterModules {
@@ -153,14 +164,8 @@ extension GuestKit {
                 // 9p2000.L with a large msize: the defaults (8 KiB) make every read a round trip.
                 mount = "mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144" + (share.readOnly ? ",ro" : "")
             }
-            let failure = "error mounting share \(share.tag) at \(dir) failed"
+            let failure = "error - mounting share \(share.tag) at \(dir) failed"
             lines.append("mkdir -p \(q(dir)) && \(mount) \(q(share.tag)) \(q(dir)) || { echo \(q(failure)) >&5; poweroff -f; }")
-        }
-        if let dir = workingDirectory {
-            lines.append("cd \(q(dir)) || { echo \(q("error cd \(dir) failed")) >&5; poweroff -f; }")
-        }
-        if let command = profile.command {
-            lines.append("set -- " + command.map(q).joined(separator: " "))
         }
         return lines.joined(separator: "\n") + "\n"
     }

@@ -1,3 +1,5 @@
+import Logging
+
 /// An error from starting, running or stopping a VM. It says what happened, why
 /// (when known) and how to fix it; `code` maps to the `launch` exit status.
 public struct LaunchError: Error, Sendable, CustomStringConvertible {
@@ -16,6 +18,8 @@ public struct LaunchError: Error, Sendable, CustomStringConvertible {
         public static let guestPanic = Code(name: "guest panic", exitStatus: 125)
         /// Ctrl-C or SIGTERM: 128 + SIGINT, as shells report it.
         public static let interrupted = Code(name: "interrupted", exitStatus: 130)
+        /// The calling task was cancelled; the VM was stopped. Never a result.
+        public static let cancelled = Code(name: "cancelled", exitStatus: 130)
 
         public var description: String { name }
     }
@@ -47,8 +51,29 @@ public struct LaunchError: Error, Sendable, CustomStringConvertible {
         LaunchError(.invalidProfile, problems.description)
     }
 
+    /// A call whose task was cancelled: it stopped what it started and reports no result.
+    public static func cancelled(_ what: String) -> LaunchError {
+        LaunchError(.cancelled, "cancelled: \(what)")
+    }
+
+    /// Throws `.cancelled` when the calling task is cancelled.
+    package static func checkCancellation(_ what: String) throws(LaunchError) {
+        if Task.isCancelled { throw cancelled(what) }
+    }
+
     public static func missing(_ program: String, package: String, purpose: String) -> LaunchError {
         LaunchError(.missingProgram, "\(program) was not found; it is needed \(purpose)",
                     fix: "install the Debian package \(package): sudo apt-get install \(package)")
+    }
+}
+
+extension Logger {
+    /// The libraries' default logger: label "launch", warnings and errors only, so a
+    /// test process that doesn't ask sees no routine progress. Pass your own
+    /// (`logLevel = .info` shows what each launch picked, `.debug` every phase).
+    public static var quietByDefault: Logger {
+        var logger = Logger(label: "launch")
+        logger.logLevel = .warning
+        return logger
     }
 }

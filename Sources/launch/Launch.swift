@@ -177,3 +177,12 @@ struct StderrLogHandler: LogHandler {
         FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 }
+
+/// Runs `body`; a `LaunchError` it throws is printed and becomes its exit status.
+func withFailureMapping<T>(_ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let error as LaunchError {
+        throw fail(error)
+    }
+}

@@ -36,7 +36,8 @@ struct PlanCommand: AsyncParsableCommand {
             let problems = ProfileValidator.hostProblems(profile, host: host)
             if !problems.isEmpty { throw LaunchError.invalid(ProfileProblems(source: self.profile, problems: problems)) }
             options.host = host
-            let prepared = try await GuestKit.prepare(profile, options: options)
+            // What `run` boots: a one-command session when there is a command, else a console shell.
+            let prepared = try await GuestKit.prepare(profile, options: options, sessionSlots: profile.command != nil ? 1 : 0)
             let runtimeDir = (profile.runtimeDir ?? host.runtimeBase) + "/launch-" + randomName()
             // The state folder as it is: read, never made here (`run` makes it).
             var state: VMStateFolder?
@@ -51,7 +52,7 @@ struct PlanCommand: AsyncParsableCommand {
             do {
                 plan = try Planner.plan(prepared.profile, host: host, options: PlanOptions(
                     runtimeDir: runtimeDir, kernelEntry: prepared.kernelEntry, kernelArguments: prepared.kernelArguments,
-                    execPorts: prepared.profile.command != nil, stateDirectory: state?.path, identity: identity))
+                    guestPorts: prepared.guestPorts, stateDirectory: state?.path, identity: identity))
             } catch {
                 throw LaunchError.invalid(ProfileProblems(source: self.profile, problems: error.problems))
             }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GuestKit
+import LaunchSupport
 import Logging
 import QEMULaunch
 #if canImport(Glibc)
@@ -22,8 +23,10 @@ struct RunCommand: AsyncParsableCommand {
     @Argument(help: "The profile (a JSON file).")
     var profile: String
 
-    @Option(name: [.customShort("c"), .long], help: "A shell command to run in the guest (sh -c), instead of one after --.")
-    var shell: String?
+    @Option(name: [.customShort("c"), .long], help: ArgumentHelp(
+        "A shell command to run in the guest (sh -c), instead of one after --. Repeat it to run several in one boot, in order: each streams its output, stdin goes to them in turn, and the first that fails ends the run with its exit code.",
+        valueName: "command"))
+    var shell: [String] = []
 
     @OptionGroup var overrides: ProfileOverrides
 
@@ -40,21 +43,21 @@ struct RunCommand: AsyncParsableCommand {
     var command: [String] = []
 
     func validate() throws {
-        if shell != nil && !command.isEmpty { throw ValidationError("give the command either after -- or with -c, not both") }
+        if !shell.isEmpty && !command.isEmpty { throw ValidationError("give the command either after -- or with -c, not both") }
     }
 
     func run() async throws {
         let logger = makeLogger(verbose: verbose, quiet: quiet)
         var profile = try overrides.loadProfile(self.profile)
         if !command.isEmpty { profile.command = command }
-        if let shell { profile.command = ["sh", "-c", shell] }
+        if shell.count == 1 { profile.command = ["sh", "-c", shell[0]] }
         let interrupt = Interrupt()
         let signals = installSignalHandlers(interrupt)
         defer { signals.forEach { $0.cancel() } }
 
         var options = overrides.guestOptions(logger: logger, interrupt: interrupt, keepRuntimeDir: keepRuntimeDir)
 
-        if profile.command != nil {
+        if shell.count > 1 || profile.command != nil {
             options.stdin = .fileDescriptor(STDIN_FILENO)
             options.stdout = .fileDescriptor(STDOUT_FILENO)
             options.stderr = .fileDescriptor(STDERR_FILENO)
@@ -62,13 +65,17 @@ struct RunCommand: AsyncParsableCommand {
                 options.console = .fileDescriptor(STDERR_FILENO)
                 options.quietKernel = false
             }
+            if shell.count > 1 {
+                try await runInOneBoot(shell, profile: profile, options: options, logger: logger)
+                return
+            }
             let result: GuestKit.Result
             do {
                 result = try await GuestKit.run(profile, options: options)
             } catch {
                 throw fail(error)
             }
-            logger.debug("command exited with \(result.exitCode) after \(result.duration)")
+            logger.debug("command exited with \(result.exitCode) after \(formatDuration(result.duration))")
             if result.exitCode != 0 { throw ExitCode(result.exitCode) }
             return
         }
@@ -86,8 +93,8 @@ struct RunCommand: AsyncParsableCommand {
             }
         }
         let forwarder = forwardTerminalInput(to: machine.console)
-        let end = await firstOf([
-            { @Sendable () async -> VMEnd? in await machine.waitForEnd() },
+        let end = await race([
+            { @Sendable () async -> VMEnd? in await machine.waitForEndUnlessCancelled() },
             { @Sendable () async -> VMEnd? in
                 await interrupt.wait()
                 return nil
@@ -98,8 +105,9 @@ struct RunCommand: AsyncParsableCommand {
             finalEnd = end
         } else {
             FileHandle.standardError.write(Data("\nlaunch: stopping the VM (shutdown ladder)\n".utf8))
-            await machine.shutdown()
-            finalEnd = await machine.waitForEnd()
+            let outcome = await machine.shutdown()
+            logger.info("shutdown: \(outcome)")
+            finalEnd = await machine.waitForEndThroughCancellation()
         }
         forwarder?.restore()
         _ = await pump.result
@@ -115,6 +123,29 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(LaunchError.Code.qemuFailed.exitStatus)
         }
     }
+}
+
+/// Runs each shell command in turn in one booted guest; the first that exits
+/// non-zero ends the run with its code (later ones don't run).
+func runInOneBoot(_ commands: [String], profile: Profile, options: GuestKit.Options, logger: Logger) async throws {
+    var sessionOptions = options
+    sessionOptions.concurrency = 1
+    let failed: Int32? = try await withFailureMapping {
+        try await GuestKit.withSession(profile, options: sessionOptions) { guest -> Int32? in
+            for (index, command) in commands.enumerated() {
+                let result = try await guest.run(shell: command, options: GuestKit.commandOptions(options))
+                logger.debug("command \(index + 1) exited with \(result.exitCode) after \(formatDuration(result.duration))")
+                if result.exitCode != 0 {
+                    if index + 1 < commands.count {
+                        logger.info("command \(index + 1) of \(commands.count) exited with \(result.exitCode); the rest were not run")
+                    }
+                    return result.exitCode
+                }
+            }
+            return nil
+        }
+    }
+    if let failed { throw ExitCode(failed) }
 }
 
 /// SIGINT and SIGTERM fire `interrupt` instead of killing the launcher, so the

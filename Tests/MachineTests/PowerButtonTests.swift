@@ -50,23 +50,23 @@ struct PowerButtonTests {
         defer { try? FileManager.default.removeItem(at: folder) }
         let output = Output()
         let profile = try profile("powerbutton", machine: kind, command: ["sh", "-c", "echo running; exec sleep 600"], folder: folder)
-        let (machine, session) = try await GuestKit.start(profile, options: options(output))
-        try await output.wait(for: "running\n")
-
-        let outcome = await machine.shutdown()
-        #expect(outcome.step == .acpiPowerdown, "the ladder ended at \(outcome)")
-        // The step says the ACPI button ended it; the duration is only a hang guard (a loaded
-        // 2-core host can take seconds), far above the ladder's own per-step deadline.
-        #expect(outcome.duration < .seconds(120))
-        #expect(machine.end == .stopped(.acpiPowerdown))
-        // SIGTERM ended sleep: 128 + 15, reported as "stopped", never as the command's own exit.
-        let status = await session?.nextStatus()
-        guard case .stopped(let report)? = status else {
-            Issue.record("expected a 'stopped' report, got \(String(describing: status))")
-            return
+        let command = profile.command!
+        try await GuestKit.withSession(profile, options: options(output)) { guest in
+            async let run = guest.run(command, options: GuestKit.commandOptions(options(output)))
+            try await output.wait(for: "running\n")
+            let outcome = await guest.machine.shutdown()
+            #expect(outcome.step == .acpiPowerdown, "the ladder ended at \(outcome)")
+            #expect(guest.machine.end == .stopped(.acpiPowerdown))
+            // SIGTERM ended sleep: 128 + 15, reported as "stopped", never as the command's own exit.
+            do {
+                let result = try await run
+                Issue.record("a command the power button stopped returned a result: exit \(result.exitCode)")
+            } catch let error as LaunchError {
+                #expect(error.code == .interrupted)
+                #expect(error.message.contains("exit 143"), "\(error.message)")
+            }
+            #expect(guest.machine.console.tail.lines().contains { $0.contains("power button: sent SIGTERM to slot0") })
         }
-        #expect(report.exitCode == 143)
-        #expect(machine.console.tail.lines().contains { $0.contains("power button: sent SIGTERM to the command") })
         expectNothingLeft(in: folder)
     }
 
@@ -81,7 +81,7 @@ struct PowerButtonTests {
         }
         let outcome = await machine.shutdown()
         #expect(outcome.step == .acpiPowerdown, "the ladder ended at \(outcome)")
-        #expect(machine.console.tail.lines().contains { $0.contains("power button: sent SIGHUP to the command") })
+        #expect(machine.console.tail.lines().contains { $0.contains("power button: sent SIGHUP to console") })
         expectNothingLeft(in: folder)
     }
 
@@ -115,22 +115,24 @@ struct PowerButtonTests {
         let command = ["sh", "-c", "trap 'echo cleaned-up; exit 0' TERM; echo running; while :; do sleep 1; done"]
         let profile = try profile("powerbutton-out", command: command, folder: folder)
         let options = options(output)
-        let (machine, session) = try await GuestKit.start(profile, options: options)
-        let finish = Task { try await GuestKit.finish(machine: machine, session: session!, command: command, started: .now, options: options) }
-        try await output.wait(for: "running\n")
-        // What another QMP client (qmp.sock) or a host shutting down would send.
-        try await machine.qmp.systemPowerdown()
-        do {
-            let result = try await finish.value
-            Issue.record("a run stopped by the power button returned a result: exit \(result.exitCode)")
-        } catch let error as LaunchError {
-            #expect(error.code == .interrupted)
-            #expect(error.message.contains("power button"), "\(error.message)")
-            #expect(error.message.contains("exit 0"), "\(error.message)")
-        }
+        let end = try await GuestKit.withSession(profile, options: options) { guest in
+            async let run = guest.run(command, options: GuestKit.commandOptions(options))
+            try await output.wait(for: "running\n")
+            // What another QMP client (qmp.sock) or a host shutting down would send.
+            try await guest.machine.qmp.systemPowerdown()
+            do {
+                let result = try await run
+                Issue.record("a run stopped by the power button returned a result: exit \(result.exitCode)")
+            } catch let error as LaunchError {
+                #expect(error.code == .interrupted)
+                #expect(error.message.contains("power button"), "\(error.message)")
+                #expect(error.message.contains("exit 0"), "\(error.message)")
+            }
+            return guest.machine
+        }.waitForEndThroughCancellation()
         // The command's SIGTERM handler ran and its output arrived before the VM went.
         #expect(output.text.withLock { $0.contains("cleaned-up\n") })
-        #expect(machine.end == .poweredOff)
+        #expect(end == .poweredOff)
         expectNothingLeft(in: folder)
     }
 
@@ -172,10 +174,17 @@ struct Arm64PowerButtonTests {
         let output = PowerButtonTests.Output()
         var options = GuestKit.Options()
         options.stdout = .handler { output.append($0) }
-        let (machine, _) = try await GuestKit.start(profile, options: options)
-        try await output.wait(for: "running\n")
-        let outcome = await machine.shutdown()
-        #expect(outcome.step == .acpiPowerdown, "the ladder ended at \(outcome)")
+        let command = profile.command!, commandOptions = GuestKit.commandOptions(options)
+        try await GuestKit.withSession(profile, options: options) { guest in
+            async let run = guest.run(command, options: commandOptions)
+            try await output.wait(for: "running\n")
+            let outcome = await guest.machine.shutdown()
+            #expect(outcome.step == .acpiPowerdown, "the ladder ended at \(outcome)")
+            do {
+                _ = try await run
+                Issue.record("a command the power button stopped returned a result")
+            } catch {}
+        }
         #expect(Fixture.processes(mentioning: folder.path).isEmpty)
     }
 }

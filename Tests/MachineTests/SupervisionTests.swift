@@ -36,7 +36,7 @@ struct SupervisionTests {
         let mode = try FileManager.default.attributesOfItem(atPath: machine.runtimeDirectory.path)[.posixPermissions] as? Int
         #expect(mode == 0o700)
         try await machine.resume()
-        let end = await machine.waitForEnd()
+        let end = try await machine.waitForEnd()
         #expect(end == .poweredOff)
         #expect(machine.console.tail.lines().contains { $0.contains("guest-says-bye") })
         #expect(runtimeDirs(in: folder).isEmpty)
@@ -92,7 +92,7 @@ struct SupervisionTests {
         try await machine.resume()
         let daemon = try #require(machine.virtiofsd.first)
         kill(daemon.pid, SIGKILL)
-        let end = await machine.waitForEnd()
+        let end = try await machine.waitForEnd()
         guard case .virtiofsdDied(index: 0, .signalled(SIGKILL)) = end else {
             Issue.record("expected virtiofsdDied, got \(end)")
             return
@@ -113,7 +113,7 @@ struct SupervisionTests {
         let outcome = await machine.shutdown(stepTimeout: .seconds(2))
         #expect(outcome.step == .qmpQuit)
         #expect(outcome.duration >= .seconds(2))
-        #expect(await machine.waitForEnd() == .stopped(.qmpQuit))
+        #expect(try await machine.waitForEnd() == .stopped(.qmpQuit))
         #expect(runtimeDirs(in: folder).isEmpty)
     }
 

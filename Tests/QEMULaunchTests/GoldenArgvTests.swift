@@ -3,6 +3,9 @@ import Testing
 
 @testable import QEMULaunch
 
+/// The ports a caller's protocol asks for (the guest kit's one-slot session).
+let sessionPorts = ["launch.ctl", "launch.0.in", "launch.0.out", "launch.0.err"]
+
 /// One profile planned on one host, with the exact argv it must produce.
 struct GoldenCase: Sendable, CustomTestStringConvertible {
     var title: String
@@ -91,10 +94,10 @@ struct GoldenArgvTests {
             console: "/run/user/1000/launch-test0001/console.sock",
             virtiofs: [],
             ports: [
-                "launch.stdin": "/run/user/1000/launch-test0001/port0.sock",
-                "launch.stdout": "/run/user/1000/launch-test0001/port1.sock",
-                "launch.stderr": "/run/user/1000/launch-test0001/port2.sock",
-                "launch.status": "/run/user/1000/launch-test0001/port3.sock",
+                "launch.ctl": "/run/user/1000/launch-test0001/port0.sock",
+                "launch.0.in": "/run/user/1000/launch-test0001/port1.sock",
+                "launch.0.out": "/run/user/1000/launch-test0001/port2.sock",
+                "launch.0.err": "/run/user/1000/launch-test0001/port3.sock",
                 "trace": "/run/user/1000/launch-test0001/port4.sock",
             ]))
         let fs = try Planner.plan(profile(GoldenCase.tcgPC.json), host: Hosts.x86TCG, options: GoldenCase.tcgPC.options)
@@ -136,7 +139,7 @@ extension GoldenCase {
              "shares": [{"tag": "src", "path": "/tmp/qlt-golden/src"}],
              "command": ["uname", "-r"]}
             """,
-        options: PlanOptions(runtimeDir: goldenRuntimeDir, kernelEntry: .pvh, kernelArguments: ["quiet"]),
+        options: PlanOptions(runtimeDir: goldenRuntimeDir, kernelEntry: .pvh, kernelArguments: ["quiet"], guestPorts: sessionPorts),
         qemu: [
             "/usr/bin/qemu-system-x86_64",
             "-nodefaults", "-no-user-config", "-display", "none",
@@ -154,13 +157,13 @@ extension GoldenCase {
             "-serial", "chardev:console",
             "-device", "virtio-serial-device,id=vser0",
             "-chardev", "socket,id=port0,path=/run/user/1000/launch-test0001/port0.sock,server=on,wait=off",
-            "-device", "virtserialport,bus=vser0.0,chardev=port0,name=launch.stdin",
+            "-device", "virtserialport,bus=vser0.0,chardev=port0,name=launch.ctl",
             "-chardev", "socket,id=port1,path=/run/user/1000/launch-test0001/port1.sock,server=on,wait=off",
-            "-device", "virtserialport,bus=vser0.0,chardev=port1,name=launch.stdout",
+            "-device", "virtserialport,bus=vser0.0,chardev=port1,name=launch.0.in",
             "-chardev", "socket,id=port2,path=/run/user/1000/launch-test0001/port2.sock,server=on,wait=off",
-            "-device", "virtserialport,bus=vser0.0,chardev=port2,name=launch.stderr",
+            "-device", "virtserialport,bus=vser0.0,chardev=port2,name=launch.0.out",
             "-chardev", "socket,id=port3,path=/run/user/1000/launch-test0001/port3.sock,server=on,wait=off",
-            "-device", "virtserialport,bus=vser0.0,chardev=port3,name=launch.status",
+            "-device", "virtserialport,bus=vser0.0,chardev=port3,name=launch.0.err",
             "-chardev", "socket,id=fs0,path=/run/user/1000/launch-test0001/fs0.sock",
             "-device", "vhost-user-fs-device,chardev=fs0,tag=src",
             "-object", "rng-random,id=rng0,filename=/dev/urandom",
@@ -312,11 +315,11 @@ extension GoldenCase {
         cmdline: "console=ttyS0 panic=-1 tsc_early_khz=2400000")
 
     static let tcgMicrovmPVH = GoldenCase(
-        title: "x86_64 Linux TCG-only, microvm PVH: tsc_early_khz before the caller's arguments, exec ports without a command, not paused",
+        title: "x86_64 Linux TCG-only, microvm PVH: tsc_early_khz before the caller's arguments, the guest kit's session ports without a command, not paused",
         host: Hosts.x86TCG,
         json: #"{"name": "pvh", "accel": "tcg", "kernel": "/tmp/qlt-golden/vmlinux", "cmdline": "loglevel=4"}"#,
         options: PlanOptions(runtimeDir: goldenRuntimeDir, kernelEntry: .pvh, kernelArguments: ["rdinit=/init", "quiet"],
-                             startPaused: false, execPorts: true),
+                             startPaused: false, guestPorts: sessionPorts),
         qemu: [
             "/usr/local/bin/qemu-system-x86_64",
             "-nodefaults", "-no-user-config", "-display", "none",
@@ -333,13 +336,13 @@ extension GoldenCase {
             "-serial", "chardev:console",
             "-device", "virtio-serial-device,id=vser0",
             "-chardev", "socket,id=port0,path=/run/user/1000/launch-test0001/port0.sock,server=on,wait=off",
-            "-device", "virtserialport,bus=vser0.0,chardev=port0,name=launch.stdin",
+            "-device", "virtserialport,bus=vser0.0,chardev=port0,name=launch.ctl",
             "-chardev", "socket,id=port1,path=/run/user/1000/launch-test0001/port1.sock,server=on,wait=off",
-            "-device", "virtserialport,bus=vser0.0,chardev=port1,name=launch.stdout",
+            "-device", "virtserialport,bus=vser0.0,chardev=port1,name=launch.0.in",
             "-chardev", "socket,id=port2,path=/run/user/1000/launch-test0001/port2.sock,server=on,wait=off",
-            "-device", "virtserialport,bus=vser0.0,chardev=port2,name=launch.stderr",
+            "-device", "virtserialport,bus=vser0.0,chardev=port2,name=launch.0.out",
             "-chardev", "socket,id=port3,path=/run/user/1000/launch-test0001/port3.sock,server=on,wait=off",
-            "-device", "virtserialport,bus=vser0.0,chardev=port3,name=launch.status",
+            "-device", "virtserialport,bus=vser0.0,chardev=port3,name=launch.0.err",
             "-object", "rng-random,id=rng0,filename=/dev/urandom",
             "-device", "virtio-rng-device,rng=rng0",
             "-device", "pvpanic",
@@ -357,6 +360,7 @@ extension GoldenCase {
              "kernel": "/tmp/qlt-golden/vmlinuz", "command": ["sh", "-c", "echo hi"],
              "consoles": ["trace"], "network": {"mode": "user"}}
             """,
+        options: PlanOptions(runtimeDir: goldenRuntimeDir, guestPorts: sessionPorts),
         qemu: [
             "/usr/local/bin/qemu-system-x86_64",
             "-nodefaults", "-no-user-config", "-display", "none",
@@ -372,13 +376,13 @@ extension GoldenCase {
             "-serial", "chardev:console",
             "-device", "virtio-serial-pci,id=vser0",
             "-chardev", "socket,id=port0,path=/run/user/1000/launch-test0001/port0.sock,server=on,wait=off",
-            "-device", "virtserialport,bus=vser0.0,chardev=port0,name=launch.stdin",
+            "-device", "virtserialport,bus=vser0.0,chardev=port0,name=launch.ctl",
             "-chardev", "socket,id=port1,path=/run/user/1000/launch-test0001/port1.sock,server=on,wait=off",
-            "-device", "virtserialport,bus=vser0.0,chardev=port1,name=launch.stdout",
+            "-device", "virtserialport,bus=vser0.0,chardev=port1,name=launch.0.in",
             "-chardev", "socket,id=port2,path=/run/user/1000/launch-test0001/port2.sock,server=on,wait=off",
-            "-device", "virtserialport,bus=vser0.0,chardev=port2,name=launch.stderr",
+            "-device", "virtserialport,bus=vser0.0,chardev=port2,name=launch.0.out",
             "-chardev", "socket,id=port3,path=/run/user/1000/launch-test0001/port3.sock,server=on,wait=off",
-            "-device", "virtserialport,bus=vser0.0,chardev=port3,name=launch.status",
+            "-device", "virtserialport,bus=vser0.0,chardev=port3,name=launch.0.err",
             "-chardev", "socket,id=port4,path=/run/user/1000/launch-test0001/port4.sock,server=on,wait=off",
             "-device", "virtserialport,bus=vser0.0,chardev=port4,name=trace",
             "-netdev", "user,id=net0",
@@ -538,6 +542,7 @@ extension GoldenCase {
              "shares": [{"tag": "data", "path": "/tmp/qlt-golden/data", "transport": "9p"}],
              "command": ["true"]}
             """,
+        options: PlanOptions(runtimeDir: goldenRuntimeDir, guestPorts: sessionPorts),
         qemu: [
             "/usr/bin/qemu-system-aarch64",
             "-nodefaults", "-no-user-config", "-display", "none",
@@ -554,13 +559,13 @@ extension GoldenCase {
             "-serial", "chardev:console",
             "-device", "virtio-serial-device,id=vser0",
             "-chardev", "socket,id=port0,path=/run/user/1000/launch-test0001/port0.sock,server=on,wait=off",
-            "-device", "virtserialport,bus=vser0.0,chardev=port0,name=launch.stdin",
+            "-device", "virtserialport,bus=vser0.0,chardev=port0,name=launch.ctl",
             "-chardev", "socket,id=port1,path=/run/user/1000/launch-test0001/port1.sock,server=on,wait=off",
-            "-device", "virtserialport,bus=vser0.0,chardev=port1,name=launch.stdout",
+            "-device", "virtserialport,bus=vser0.0,chardev=port1,name=launch.0.in",
             "-chardev", "socket,id=port2,path=/run/user/1000/launch-test0001/port2.sock,server=on,wait=off",
-            "-device", "virtserialport,bus=vser0.0,chardev=port2,name=launch.stderr",
+            "-device", "virtserialport,bus=vser0.0,chardev=port2,name=launch.0.out",
             "-chardev", "socket,id=port3,path=/run/user/1000/launch-test0001/port3.sock,server=on,wait=off",
-            "-device", "virtserialport,bus=vser0.0,chardev=port3,name=launch.status",
+            "-device", "virtserialport,bus=vser0.0,chardev=port3,name=launch.0.err",
             "-fsdev", "local,id=p9fs0,path=/tmp/qlt-golden/data,security_model=none",
             "-device", "virtio-9p-device,fsdev=p9fs0,mount_tag=data",
             "-object", "rng-random,id=rng0,filename=/dev/urandom",

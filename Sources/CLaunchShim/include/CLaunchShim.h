@@ -1,6 +1,7 @@
 #ifndef CLAUNCHSHIM_H
 #define CLAUNCHSHIM_H
 
+#include <stdint.h>
 #include <sys/types.h>
 
 /// Spawns `path` with `argv` and `envp` (both NULL-terminated).
@@ -30,6 +31,19 @@ void cls_name_this_thread(const char *name);
 
 /// pipe2(fds, O_CLOEXEC), which Swift's Glibc module doesn't export.
 int cls_pipe_cloexec(int fds[2]);
+
+/// pidfd_open(pid, 0) with O_CLOEXEC semantics (Linux 5.3+): an fd that polls
+/// readable when the process exits. -1 with errno elsewhere (ENOSYS).
+int cls_pidfd_open(pid_t pid);
+
+/// epoll, which Swift's Glibc module doesn't export; each fd is known by a 64-bit id.
+/// Level-triggered, for reading (and hang-ups). `cls_epoll_wait` fills `ids` with the
+/// ids of ready fds and returns how many, or -1 with errno.
+int cls_epoll_create(void);
+int cls_epoll_add(int epfd, int fd, uint64_t id);
+int cls_epoll_remove(int epfd, int fd);
+int cls_epoll_wait(int epfd, uint64_t *ids, int max_ids, int timeout_ms);
+
 /// Tests only: when non-zero, starting the spawner thread fails with EAGAIN, as
 /// pthread_create does when the process is out of threads.
 void cls_test_fail_spawner_start(int on);

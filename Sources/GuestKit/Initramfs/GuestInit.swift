@@ -2,21 +2,26 @@
 ///
 /// Stage 1 loads the modules the kernel command line names
 /// (`launch.modules=a,b,c`, dependencies first) so the virtio-serial ports
-/// appear. Stage 2 reads a length-prefixed shell snippet from the host on the
-/// port `launch.status` (modules to load, shares to mount, the command as
-/// `set -- ...`), runs the command with stdin/stdout/stderr on their own ports,
-/// reports `exit RC OUT_BYTES ERR_BYTES` back on `launch.status`, and powers off.
-/// The byte counts let the host know it has every byte before the VM is gone.
-/// With no command, a shell runs on the serial console instead.
+/// appear. With `launch.session=N` it then serves a session (see
+/// `SessionProtocol`): it reads a length-prefixed setup snippet from the host on
+/// `launch.ctl` (modules to load, shares to mount), runs it, says `ready`, and
+/// from then on runs each `run SLOT LEN` script it is sent in the background, with
+/// that slot's ports (`launch.SLOT.in/out/err`) as the command's streams, and
+/// reports `exit SLOT RC OUT_BYTES ERR_BYTES` back on `launch.ctl`. The byte counts
+/// let the host know it has every byte of a command's output before it reuses the
+/// slot or powers the guest off. `signal SLOT SIG` signals a command's process
+/// group (timeouts, cancellation); `poweroff` (or the host closing `launch.ctl`)
+/// syncs, unmounts the shares and powers off. With no session, a shell runs on the
+/// serial console instead.
 ///
 /// A watcher handles the power button (QMP `system_powerdown`, the shutdown
 /// ladder's ACPI step). Started after stage 1, it loads the modules `launch.button=`
 /// names (`button`, `evdev`, `gpio_keys`) while the ports come up, and opens the
-/// button's `/dev/input/eventN`, found by name; the command starts once it has. On
-/// a press it stops the command (SIGTERM; SIGHUP for the console shell), syncs,
-/// unmounts the shares and powers off. The command then reports
-/// `stopped RC OUT_BYTES ERR_BYTES` instead of `exit ...`, so a run ended by the
-/// button is never taken for the command's own exit.
+/// button's `/dev/input/eventN`, found by name; the session says `ready` once it
+/// has. On a press it stops every running command (SIGTERM to its process group;
+/// SIGHUP for the console shell), syncs, unmounts the shares and powers off. Those
+/// commands report `stopped SLOT RC OUT_BYTES ERR_BYTES` instead of `exit ...`, so a
+/// run ended by the button is never taken for the command's own exit.
 enum GuestInit {
     static let script = #"""
 #!/bin/sh
@@ -34,14 +39,14 @@ say() { echo "launch-init: $*" > /dev/console; }
 die() { say "$*"; poweroff -f; }
 mods=""
 button_mods=""
-exec_mode=0
+slots=0
 # Builtins where a fork would do (cat, tr): on one emulated vCPU every fork shows in boot time.
 read -r cmdline < /proc/cmdline
 for arg in $cmdline; do
   case "$arg" in
     launch.modules=*) mods="${arg#launch.modules=}" ;;
     launch.button=*) button_mods="${arg#launch.button=}" ;;
-    launch.exec=1) exec_mode=1 ;;
+    launch.session=*) slots="${arg#launch.session=}" ;;
   esac
 done
 default_ifs="$IFS"
@@ -65,15 +70,28 @@ power_off_clean() {
 button_pressed() {
   # Once, even when two button devices fire.
   mkdir /run/power-button 2>/dev/null || return 0
-  pid="" sig=""
-  [ -r /run/command ] && read -r pid sig < /run/command
-  if [ -n "$pid" ] && kill -"$sig" "$pid" 2>/dev/null; then
-    say "power button: sent SIG$sig to the command; powering off when it ends"
-    # The main flow reports and powers off as soon as the command ends. This is for a
-    # command that ignores the signal (2 s), or whose children keep its output open.
+  # Every running command (a session's slots, or the console shell): "PID SIG" in
+  # /run/cmd/NAME, each the leader of its own process group.
+  pids=""
+  for f in /run/cmd/*; do
+    [ -r "$f" ] || continue
+    pid="" sig=""
+    read -r pid sig < "$f"
+    [ -n "$pid" ] && kill -"$sig" -"$pid" 2>/dev/null && pids="$pids $pid" && say "power button: sent SIG$sig to ${f##*/}"
+  done
+  if [ -n "$pids" ]; then
+    # The session reports each stopped command as it ends; the host then powers the
+    # guest off. This is for commands that ignore the signal (2 s), or whose children
+    # keep their output open.
     i=0
-    while kill -0 "$pid" 2>/dev/null && [ $i -lt 40 ]; do usleep 50000; i=$((i+1)); done
-    kill -0 "$pid" 2>/dev/null && say "power button: the command ignored SIG$sig for 2 s; powering off"
+    while [ $i -lt 40 ]; do
+      alive=""
+      for pid in $pids; do kill -0 "$pid" 2>/dev/null && alive=1; done
+      [ -z "$alive" ] && break
+      usleep 50000
+      i=$((i+1))
+    done
+    [ -n "$alive" ] && say "power button: a command ignored its signal for 2 s; powering off"
     usleep 500000
   else
     say "power button: powering off"
@@ -116,14 +134,22 @@ watch_power_button() {
 watch_power_button &
 button_watcher=$!
 
-# Runs "$@" in a subshell that records its pid and the signal that stops it ($1) for
-# the power-button watcher. ash execs a subshell's last command in place, so the pid
-# is the command's own (a builtin runs in the subshell itself).
+# Runs "$@" (after the name $1 and stop signal $2) in a subshell that records its
+# pid and signal in /run/cmd/NAME for the power-button watcher and `signal`, and
+# becomes the leader of a new session (setsid execs in place: a subshell is no
+# process-group leader), so a signal reaches the command's children too.
 run_command() {
-  sig=$1
-  shift
-  ( read -r pid _ < /proc/self/stat; echo "$pid $sig" > /run/command; "$@" )
+  name=$1 sig=$2
+  shift 2
+  # The shell's own words and status for a missing program (setsid would say "can't execute").
+  command -v "$1" > /dev/null || { echo "sh: $1: not found" >&2; return 127; }
+  ( read -r pid _ < /proc/self/stat; echo "$pid $sig" > "/run/cmd/$name"; exec setsid "$@" )
 }
+mkdir -p /run/cmd
+
+# Reads exactly $1 bytes from stdin. Not head -c: it reads through stdio and takes
+# more than it prints, which would eat the next message on the port.
+take() { dd bs="$1" count=1 iflag=fullblock 2>/dev/null; }
 
 link_ports() {
   for p in /sys/class/virtio-ports/vport*; do
@@ -132,44 +158,102 @@ link_ports() {
     [ -n "$n" ] && ln -sf "/dev/${p##*/}" "/dev/virtio-ports/$n"
   done
 }
-ctl=/dev/virtio-ports/launch.status
+P=/dev/virtio-ports
+
+# One command of the session, in slot $1, set up by the host's script $2 (working
+# directory, environment, stdin mode, argv). Runs in the background; fd 5 is
+# launch.ctl, shared by every slot (each report is one short write).
+run_slot() {
+  s=$1 script=$2
+  # The previous command's stdin reader must have let go of the port first: a
+  # virtio port has one opener at a time.
+  while [ -e "/run/slot$s.reader" ]; do usleep 2000; done
+  stdin_mode=none workdir=""
+  set --
+  eval "$script"
+  input=/dev/null
+  if [ "$stdin_mode" = port ]; then
+    # stdin arrives framed ("LEN\n" + bytes, "0\n" at its end) on a port that stays
+    # open across commands; the reader turns it into a FIFO's EOF. It reads until the
+    # end frame even when the command has stopped reading, so the next command on
+    # this slot starts at a frame boundary. SIGPIPE is ignored, so a command that
+    # stopped reading fails only the copy to the FIFO, never the reader.
+    rm -f "/run/slot$s.in"
+    mkfifo "/run/slot$s.in"
+    : > "/run/slot$s.reader"
+    ( trap '' PIPE
+      while read -r n && [ "$n" -gt 0 ] 2>/dev/null; do
+        take "$n" > "/run/slot$s.chunk"
+        cat "/run/slot$s.chunk" 2>/dev/null
+      done
+      rm -f "/run/slot$s.reader"
+    ) < "$P/launch.$s.in" > "/run/slot$s.in" 5>&- &
+    input="/run/slot$s.in"
+  fi
+  if [ -n "$workdir" ] && ! cd -- "$workdir" 2>/dev/null; then
+    # The stdin reader waits for the FIFO's reader: be it, so it reaches the end frame.
+    [ "$stdin_mode" = port ] && cat "$input" > /dev/null &
+    echo "error $s cannot change to the working directory $workdir" >&5
+    return
+  fi
+  { { run_command "slot$s" TERM "$@" < "$input" 5>&-; echo $? > "/run/slot$s.rc"; } 2>&1 1>&3 3>&- | tee "$P/launch.$s.err" | wc -c > "/run/slot$s.errn"; } 3>&1 | tee "$P/launch.$s.out" | wc -c > "/run/slot$s.outn"
+  rm -f "/run/cmd/slot$s"
+  # Pressed while the command ran: its exit code is the signal's doing, not its own.
+  if [ -e /run/power-button ]; then word=stopped; else word=exit; fi
+  echo "$word $s $(cat "/run/slot$s.rc") $(cat "/run/slot$s.outn") $(cat "/run/slot$s.errn")" >&5
+}
+
+# The session's main loop: the host's requests on launch.ctl, one line each.
+serve_session() {
+  while read -r verb slot arg <&5; do
+    case "$verb" in
+      run)
+        script="$(take "$arg" <&5)"
+        run_slot "$slot" "$script" &
+        ;;
+      signal)
+        pid=""
+        [ -r "/run/cmd/slot$slot" ] && read -r pid _ < "/run/cmd/slot$slot"
+        [ -n "$pid" ] && kill -"$arg" -"$pid" 2>/dev/null
+        ;;
+      poweroff)
+        break
+        ;;
+    esac
+  done
+}
+
 link_ports
-if [ "$exec_mode" = 1 ]; then
+if [ "$slots" -gt 0 ]; then
   # Each port's name arrives from QEMU separately, after the driver probes:
-  # wait (up to 30 s) until all four exec ports are there.
+  # wait (up to 30 s) until all of the session's ports are there.
   ports_ready() {
-    for n in launch.status launch.stdin launch.stdout launch.stderr; do
-      [ -e "/dev/virtio-ports/$n" ] || return 1
+    [ -e "$P/launch.ctl" ] || return 1
+    s=0
+    while [ $s -lt "$slots" ]; do
+      for k in in out err; do [ -e "$P/launch.$s.$k" ] || return 1; done
+      s=$((s+1))
     done
   }
   i=0
   while ! ports_ready && [ $i -lt 3000 ]; do usleep 10000; link_ports; i=$((i+1)); done
-  ports_ready || die "the exec ports (launch.*) did not appear: is virtio_console loaded and are the ports planned?"
-  exec 5<>"$ctl"
+  ports_ready || die "the session ports (launch.*) did not appear: is virtio_console loaded and are the ports planned?"
+  exec 5<>"$P/launch.ctl"
   read -r len <&5
-  setup="$(head -c "$len" <&5)"
-  set --
+  setup="$(take "$len" <&5)"
   eval "$setup"
-  # Armed before the command starts, so stopping the VM any time after that ends at
+  # Armed before any command starts, so stopping the VM any time after that ends at
   # the ACPI step (a press before the device is open is lost). The module loading
   # mostly overlaps the port setup; wait blocks without polling.
   wait "$button_watcher"
-  if [ $# -gt 0 ]; then
-    P=/dev/virtio-ports
-    { { run_command TERM "$@" < "$P/launch.stdin" 5>&-; echo $? > /run/rc; } 2>&1 1>&3 3>&- | tee "$P/launch.stderr" | wc -c > /run/errn; } 3>&1 | tee "$P/launch.stdout" | wc -c > /run/outn
-    # Pressed while the command ran: its exit code is the signal's doing, not its own.
-    if [ -e /run/power-button ]; then word=stopped; else word=exit; fi
-    echo "$word $(cat /run/rc) $(cat /run/outn) $(cat /run/errn)" >&5
-  else
-    run_command HUP setsid cttyhack sh
-  fi
+  echo ready >&5
+  serve_session
 else
   wait "$button_watcher"
   say "no command: starting a shell on the console (exit it to power off)"
   # An interactive shell ignores SIGTERM; SIGHUP ends it.
-  run_command HUP setsid cttyhack sh
+  run_command console HUP cttyhack sh
 fi
-[ -e /run/power-button ] && power_off_clean
-poweroff -f
+power_off_clean
 """#
 }

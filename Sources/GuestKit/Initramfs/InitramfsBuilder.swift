@@ -28,6 +28,7 @@ public enum InitramfsBuilder {
 
     /// - Parameters:
     ///   - busybox: a static busybox for the guest's arch.
+    ///   - arch: the guest's arch; the busybox must be built for it.
     ///   - modulesDirectory: `/lib/modules/<release>` of the guest kernel; nil when it has none
     ///     (then every driver must be built in).
     ///   - bootModules: needed for the virtio-serial ports (transport + virtio_console).

@@ -83,12 +83,3 @@ public struct Plan: Sendable, Hashable, Codable {
         public var description: String { "\(topic): \(value) (\(reason))" }
     }
 }
-
-/// The virtio-serial port names the guest kit's exec protocol uses.
-public enum ExecPorts {
-    public static let stdin = "launch.stdin"
-    public static let stdout = "launch.stdout"
-    public static let stderr = "launch.stderr"
-    public static let status = "launch.status"
-    public static let all = [stdin, stdout, stderr, status]
-}

@@ -15,8 +15,9 @@ public struct PlanOptions: Sendable, Hashable {
     /// Start with vCPUs stopped (`-S`) so every console is attached before the
     /// guest's first instruction; the supervisor then sends `cont`.
     public var startPaused: Bool
-    /// Add the guest kit's exec ports (`ExecPorts.all`); nil = when the profile has a command.
-    public var execPorts: Bool?
+    /// Virtio-serial ports a caller's own protocol needs (the guest kit's session
+    /// ports), planned before the profile's `consoles`.
+    public var guestPorts: [String]
     /// The VM's state folder (`VMStateFolder.path`): its UEFI variables and persistent
     /// overlays; nil = UEFI variables in the runtime dir, lost at exit (persistent overlays need one).
     public var stateDirectory: String?
@@ -27,9 +28,9 @@ public struct PlanOptions: Sendable, Hashable {
     public var controlFileDescriptor: Int32?
 
     public init(runtimeDir: String, kernelEntry: KernelEntry = .standard, kernelArguments: [String] = [],
-                startPaused: Bool = true, execPorts: Bool? = nil, stateDirectory: String? = nil,
+                startPaused: Bool = true, guestPorts: [String] = [], stateDirectory: String? = nil,
                 identity: MachineIdentity? = nil, controlFileDescriptor: Int32? = nil) {
-        self.execPorts = execPorts
+        self.guestPorts = guestPorts
         self.identity = identity
         self.controlFileDescriptor = controlFileDescriptor
         self.stateDirectory = stateDirectory
@@ -355,9 +356,9 @@ public enum Planner {
         }
     }
 
-    /// Port names in socket order: the exec protocol's first (when there is a command), then the profile's.
+    /// Port names in socket order: the caller's protocol ports first, then the profile's.
     static func portNames(_ profile: Profile, _ options: PlanOptions) -> [String] {
-        ((options.execPorts ?? (profile.command != nil)) ? ExecPorts.all : []) + profile.consoles
+        options.guestPorts + profile.consoles
     }
 
     static func cpuModel(arch: Profile.Arch, accel: Accelerator) -> String {

@@ -8,6 +8,9 @@ public enum ProfileValidator {
     static let runtimeDirNameLength = 13
 
     /// The usable bytes of a Unix socket path (sun_path minus the NUL).
+    /// Console ports a profile may ask for, leaving room for the guest kit's session.
+    public static let maxConsoles = 26
+
     public static func socketPathLimit(_ os: HostFacts.OS) -> Int { os == .linux ? 107 : 103 }
 
     /// Whether QEMU will lock guest RAM: `lockMemory`, or extra args asking for it (mem-lock, VFIO).
@@ -146,7 +149,7 @@ public enum ProfileValidator {
         if let command = profile.command, command.isEmpty {
             add("command", "the command is an empty array", "give an argv like [\"uname\", \"-r\"], or remove \"command\"")
         }
-        var portNames = Set(ExecPorts.all)
+        var portNames = Set<String>()
         for (i, name) in profile.consoles.enumerated() {
             if name.isEmpty || name.count > 63 || !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }) {
                 add("consoles[\(i)]", "\"\(name)\" is not a usable port name", "use 1-63 letters, digits, '.', '_' or '-'")
@@ -156,8 +159,10 @@ public enum ProfileValidator {
                 add("consoles[\(i)]", "duplicate port name \"\(name)\"", "give every port its own name")
             }
         }
-        if profile.consoles.count + ExecPorts.all.count > 30 {
-            add("consoles", "too many ports (\(profile.consoles.count))", "use at most 26")
+        // virtio-serial has 31 ports (port 0 is the console's); the guest kit's session
+        // takes 1 + 3 per concurrent command (at least 4).
+        if profile.consoles.count > maxConsoles {
+            add("consoles", "too many ports (\(profile.consoles.count))", "use at most \(maxConsoles)")
         }
 
         // Locked memory: QEMU aborts at start when RLIMIT_MEMLOCK can't hold the guest's RAM.

@@ -196,29 +196,17 @@ public final class ChildProcess: Sendable {
 
     private func startReaders(outputFd: Int32, logPath: String?) {
         let tail = outputTail
-        // "virtiofsd[0]" → "vfsd0", so the suffix survives the 15-byte limit.
-        let name = self.name.replacingOccurrences(of: "virtiofsd[", with: "vfsd").replacingOccurrences(of: "]", with: "")
-        let output = Thread {
-            cls_name_this_thread("\(name)-out")
-            let log = logPath.map { open($0, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600) } ?? -1
-            var buffer = [UInt8](repeating: 0, count: 16384)
-            while true {
-                let n = buffer.withUnsafeMutableBytes { read(outputFd, $0.baseAddress, $0.count) }
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { break }
-                tail.append(buffer[0..<n])
-                if log >= 0 { _ = buffer.withUnsafeBytes { write(log, $0.baseAddress, n) } }
-            }
+        let log = logPath.map { open($0, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600) } ?? -1
+        // The launcher's I/O thread reads the output and reaps the child: no thread per child.
+        IOLoop.shared.read(outputFd, onData: { bytes in
+            tail.append(bytes)
+            if log >= 0 { _ = write(log, bytes.baseAddress, bytes.count) }
+        }, onEnd: {
             close(outputFd)
             if log >= 0 { close(log) }
-        }
-        output.name = "\(name)-output"
-        output.start()
+        })
         let pid = self.pid
-        let reaper = Thread { [self] in
-            cls_name_this_thread("\(name)-reap")
-            var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let reaped: @Sendable (Int32) -> Void = { [self] status in
             let exit = ExitStatus(waitStatus: status)
             let waiters = state.withLock { s in
                 s.status = exit
@@ -226,6 +214,15 @@ public final class ChildProcess: Sendable {
                 return s.waiters.values
             }
             for waiter in waiters { waiter.resume(returning: exit) }
+        }
+        if IOLoop.shared.reap(pid, onExit: reaped) { return }
+        // No pidfds (Linux before 5.3): a thread blocks in waitpid instead.
+        let name = self.name.replacingOccurrences(of: "virtiofsd[", with: "vfsd").replacingOccurrences(of: "]", with: "")
+        let reaper = Thread {
+            cls_name_this_thread("\(name)-reap")
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            reaped(status)
         }
         reaper.name = "\(name)-reaper"
         reaper.start()

@@ -20,12 +20,20 @@ public final class ConsoleTap: Sendable {
         self.logPath = logPath
         tail = OutputTail(maxLines: tailLines)
         subscribers = Mutex([:])
-        let thread = Thread { [self] in
-            cls_name_this_thread("console-\(name)")
-            self.drain()
-        }
-        thread.name = "console-\(name)"
-        thread.start()
+        let log = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        // Drained by the launcher's I/O thread, with every other guest's fds.
+        IOLoop.shared.read(fd, onData: { [self] bytes in
+            if log >= 0 { _ = Glibc.write(log, bytes.baseAddress, bytes.count) }
+            tail.append(bytes)
+            let text = String(decoding: bytes, as: UTF8.self)
+            for continuation in subscribers.withLock({ Array($0.values) }) { continuation.yield(text) }
+        }, onEnd: { [self] in
+            if log >= 0 { close(log) }
+            close(fd)
+            for continuation in subscribers.withLock({ s in defer { s = [:] }; return Array(s.values) }) { continuation.finish() }
+            let waiters = finished.withLock { w in defer { w = nil }; return w ?? [] }
+            for waiter in waiters { waiter.resume() }
+        })
     }
 
     /// Live console text from now on, in chunks as they arrive (not split into lines).
@@ -83,24 +91,5 @@ public final class ConsoleTap: Sendable {
             if n <= 0 { return }
             offset += n
         }
-    }
-
-    private func drain() {
-        let log = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-        var buffer = [UInt8](repeating: 0, count: 16384)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            if log >= 0 { _ = buffer.withUnsafeBytes { Glibc.write(log, $0.baseAddress, n) } }
-            tail.append(buffer[0..<n])
-            let text = String(decoding: buffer[0..<n], as: UTF8.self)
-            for continuation in subscribers.withLock({ Array($0.values) }) { continuation.yield(text) }
-        }
-        if log >= 0 { close(log) }
-        close(fd)
-        for continuation in subscribers.withLock({ s in defer { s = [:] }; return Array(s.values) }) { continuation.finish() }
-        let waiters = finished.withLock { w in defer { w = nil }; return w ?? [] }
-        for waiter in waiters { waiter.resume() }
     }
 }

@@ -58,6 +58,11 @@ public struct ShutdownOutcome: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// A running VM: QEMU, its virtiofsd daemons, QMP, consoles, and the runtime dir.
+///
+/// Prefer ``withRunning(_:options:_:)``, which ends the VM whatever ends its body.
+/// A `Machine` from ``start(_:options:)`` must be ended with ``shutdown(guestGrace:stepTimeout:skipACPI:)``;
+/// one released while its VM runs kills QEMU and its virtiofsd (SIGKILL, no ladder)
+/// and removes the runtime dir, with a warning.
 public final class Machine: Sendable {
     public struct Options: Sendable {
         public var keepRuntimeDir = false
@@ -65,11 +70,18 @@ public final class Machine: Sendable {
         public var host: HostFacts?
         public var kernelEntry: KernelEntry = .standard
         public var kernelArguments: [String] = []
-        /// Plan the guest kit's exec ports; nil = when the profile has a command.
-        public var execPorts: Bool?
+        /// Extra virtio-serial ports a caller's protocol needs (the guest kit's session
+        /// ports), planned before the profile's `consoles`; each is connected before the
+        /// vCPUs run and handed over with `takePort`.
+        public var guestPorts: [String] = []
         /// The folder holding every VM's state folder; nil = `VMStateFolder.defaultRoot`.
         public var stateRoot: String?
-        public var logger = Logger(label: "launch")
+        /// Where the launch logs: what it picked and why at info, each phase at debug,
+        /// problems at warning and error. The default shows warnings and errors only.
+        public var logger = Logger.quietByDefault
+        /// Whether a VM without a command ends when `timeouts.run` passes (the CLI's
+        /// console VMs); a caller driving the guest itself (a session) sets its own deadlines.
+        public var boundsLifeByRunTimeout = true
         public init() {}
     }
 
@@ -86,10 +98,15 @@ public final class Machine: Sendable {
     public let runtimeDirectory: RuntimeDirectory
     let logger: Logger
     let keepRuntimeDir: Bool
+    let boundsLifeByRunTimeout: Bool
     /// Connected virtio-serial port sockets by name; owned by the caller after `takePort`.
     private let ports: Mutex<[String: Int32]>
     private let events: Mutex<(panicked: Bool, shutdownReason: String?, ladderStep: ShutdownStep?)>
-    private let endState: Mutex<(end: VMEnd?, waiters: [CheckedContinuation<VMEnd, Never>], cleanedUp: Bool)>
+    private let endState: Mutex<(end: VMEnd?, cleanedUp: Bool)>
+    /// Set once every process is reaped and the runtime dir is gone.
+    private let ended = OneShot<VMEnd>()
+    /// The `timeouts.run` timer of a command-less VM; cancelled when the VM ends.
+    private let runTimer = Mutex<Task<Void, Never>?>(nil)
 
     /// Starts a VM for `profile` and returns once the guest is running.
     public static func start(_ profile: Profile, options: Options = Options()) async throws(LaunchError) -> Machine {
@@ -98,6 +115,7 @@ public final class Machine: Sendable {
         var profile = profile
         profile = try profile.resolvingAutoKernel(logger: logger)
         let host = await AcceleratorHealth.hostFacts(for: profile, given: options.host, logger: logger)
+        try LaunchError.checkCancellation("starting \(profile.name)")
         let arch = profile.arch ?? host.arch
         guard profile.qemu.binary != nil || host.qemu[arch] != nil else {
             throw LaunchError.missing(arch.qemuSystemBinary, package: arch == .x86_64 ? "qemu-system-x86" : "qemu-system-arm",
@@ -128,7 +146,7 @@ public final class Machine: Sendable {
         do {
             plan = try Planner.plan(profile, host: host, options: PlanOptions(
                 runtimeDir: runtime.path, kernelEntry: options.kernelEntry, kernelArguments: options.kernelArguments,
-                execPorts: options.execPorts,
+                guestPorts: options.guestPorts,
                 stateDirectory: state?.folder.path, identity: state?.identity,
                 controlFileDescriptor: Machine.controlFileDescriptor))
         } catch {
@@ -140,6 +158,7 @@ public final class Machine: Sendable {
             let capabilities = try await QEMUCapabilities.of(plan.qemu[0])
             let missing = capabilities.problems(with: plan, binary: plan.qemu[0])
             if !missing.isEmpty { throw LaunchError.invalid(ProfileProblems(source: profile.name, problems: missing)) }
+            try LaunchError.checkCancellation("starting \(profile.name)")
         } catch {
             runtime.remove()
             throw error
@@ -151,7 +170,7 @@ public final class Machine: Sendable {
                 logger.info("\(choice.topic): \(choice.value) (\(choice.reason))")
             }
         }
-        logger.info("runtime dir: \(runtime.path)")
+        logger.debug("runtime dir: \(runtime.path)")
 
         var started: [ChildProcess] = []
         func teardownAfterFailedStart() async {
@@ -189,7 +208,7 @@ public final class Machine: Sendable {
                 try await waitFor(daemon, deadline: deadline, what: "its socket \(plan.sockets.virtiofs[index])") {
                     FileManager.default.fileExists(atPath: plan.sockets.virtiofs[index])
                 }
-                logger.info("virtiofsd ready for share \"\(profile.shares.filter { $0.transport == .virtiofs }[index].tag)\" (pid \(daemon.pid))")
+                logger.debug("virtiofsd ready for share \"\(profile.shares.filter { $0.transport == .virtiofs }[index].tag)\" (pid \(daemon.pid))")
             }
             // The launcher's QMP connection: one end of a socketpair, the other QEMU's fd 3.
             var pair: [Int32] = [-1, -1]
@@ -208,18 +227,19 @@ public final class Machine: Sendable {
             }
             close(pair[1])
             started.append(qemu)
-            logger.info("QEMU started (pid \(qemu.pid))")
+            logger.debug("QEMU started (pid \(qemu.pid))")
             let qmp: QMP.Client
             do {
                 qmp = try await QMP.Client.connect(fileDescriptor: pair[0], timeout: max(.seconds(1), deadline - .now), logger: logger)
             } catch {
+                try LaunchError.checkCancellation("starting \(profile.name)")
                 if let status = await qemu.wait(timeout: .milliseconds(500)) {
                     throw earlyExit(qemu, status, what: "before QMP was ready")
                 }
                 throw LaunchError(.qemuFailed, "QMP did not become ready", details: ["  command: \(qemu.commandLine)"], cause: error)
             }
             let version = qmp.greeting.version
-            logger.info("QMP ready (QEMU \(version.major).\(version.minor).\(version.micro))")
+            logger.debug("QMP ready (QEMU \(version.major).\(version.minor).\(version.micro))")
 
             // Every chardev exists once QMP answers: attach the consoles while vCPUs are stopped.
             let consoleFd = try connectOrFail(plan.sockets.console, qemu: qemu)
@@ -228,8 +248,12 @@ public final class Machine: Sendable {
             let console = ConsoleTap(fd: consoleFd, logPath: runtime.path + "/console.log", name: profile.name)
             let machine = Machine(profile: profile, plan: plan, qmp: qmp, qemu: qemu, virtiofsd: daemons,
                                   console: console, runtime: runtime, ports: portFds, logger: logger,
-                                  keepRuntimeDir: options.keepRuntimeDir)
+                                  keepRuntimeDir: options.keepRuntimeDir, boundsLifeByRunTimeout: options.boundsLifeByRunTimeout)
             machine.startMonitoring()
+            if Task.isCancelled {
+                await machine.shutdown(stepTimeout: .seconds(2), skipACPI: true)
+                throw LaunchError.cancelled("starting \(profile.name) was cancelled; the VM was stopped")
+            }
             return machine
         } catch {
             await teardownAfterFailedStart()
@@ -238,7 +262,7 @@ public final class Machine: Sendable {
     }
 
     private init(profile: Profile, plan: Plan, qmp: QMP.Client, qemu: ChildProcess, virtiofsd: [ChildProcess],
-                 console: ConsoleTap, runtime: RuntimeDirectory, ports: [String: Int32], logger: Logger, keepRuntimeDir: Bool) {
+                 console: ConsoleTap, runtime: RuntimeDirectory, ports: [String: Int32], logger: Logger, keepRuntimeDir: Bool, boundsLifeByRunTimeout: Bool) {
         self.profile = profile
         self.plan = plan
         self.qmp = qmp
@@ -249,8 +273,45 @@ public final class Machine: Sendable {
         self.ports = Mutex(ports)
         self.logger = logger
         self.keepRuntimeDir = keepRuntimeDir
+        self.boundsLifeByRunTimeout = boundsLifeByRunTimeout
         events = Mutex((false, nil, nil))
-        endState = Mutex((nil, [], false))
+        endState = Mutex((nil, false))
+    }
+
+    deinit {
+        guard ended.current == nil else { return }
+        logger.warning("a Machine was released while its VM ran: killing QEMU (pid \(qemu.pid)) and its virtiofsd without the shutdown ladder; end it with shutdown() or use Machine.withRunning")
+        qemu.signal(SIGKILL)
+        for daemon in virtiofsd { daemon.signal(SIGKILL) }
+        qmp.close()
+        for fd in ports.withLock({ p in defer { p = [:] }; return Array(p.values) }) { close(fd) }
+        runTimer.withLock { $0?.cancel() }
+        if !keepRuntimeDir { runtimeDirectory.remove() }
+    }
+
+    /// Starts a VM for `profile`, lets its vCPUs run, hands it to `body`, and ends it
+    /// through the shutdown ladder when `body` returns or throws, or the task is
+    /// cancelled (then the ACPI step gets a short deadline). Nothing it started
+    /// outlives the call: QEMU, virtiofsd, fds and the runtime dir are gone when it
+    /// returns. A cancelled call throws `LaunchError` with code `.cancelled`.
+    ///
+    /// - Parameter graceful: how long the guest may take to power off by itself
+    ///   after `body` returns (say the body asked it to), before the ladder's ACPI step.
+    public static func withRunning<R: Sendable>(
+        _ profile: Profile, options: Options = Options(), graceful: Duration = .zero,
+        _ body: (Machine) async throws -> R
+    ) async throws -> R {
+        let machine = try await start(profile, options: options)
+        let result: Result<R, any Error>
+        do {
+            try await machine.resume()
+            result = .success(try await body(machine))
+        } catch {
+            result = .failure(error)
+        }
+        await machine.shutdown(guestGrace: graceful)
+        if Task.isCancelled { throw LaunchError.cancelled("the VM \(profile.name) was stopped") }
+        return try result.get()
     }
 
     /// Lets the vCPUs run (the plan starts QEMU with -S so consoles attach first).
@@ -261,15 +322,16 @@ public final class Machine: Sendable {
         } catch {
             throw LaunchError(.qemuFailed, "QMP cont failed", cause: error)
         }
-        if profile.command == nil, let limit = profile.timeouts.run?.duration {
-            Task { [self] in
+        if profile.command == nil, boundsLifeByRunTimeout, let limit = profile.timeouts.run?.duration {
+            let timer = Task { [weak self] in
                 try? await Task.sleep(for: limit)
-                guard qemu.exitStatus == nil, end == nil else { return }
+                guard !Task.isCancelled, let self, qemu.exitStatus == nil, end == nil else { return }
                 let tail = console.tail.lines(last: 10).map { "  \($0)" }.joined(separator: "\n")
                 logger.error("timeouts.run (\(profile.timeouts.run!)) passed; stopping the VM. Last console lines:\n\(tail)")
                 setEnd(.timedOut)
                 await shutdown(stepTimeout: .seconds(3))
             }
+            runTimer.withLock { $0 = timer }
         }
     }
 
@@ -279,15 +341,24 @@ public final class Machine: Sendable {
     }
 
     /// Suspends until the VM has ended and everything is cleaned up, and says how it ended.
-    public func waitForEnd() async -> VMEnd {
-        await withCheckedContinuation { continuation in
-            let end: VMEnd? = endState.withLock { s in
-                if s.cleanedUp, let end = s.end { return end }
-                s.waiters.append(continuation)
-                return nil
-            }
-            if let end { continuation.resume(returning: end) }
-        }
+    ///
+    /// Cancelling the calling task stops the VM through the shutdown ladder (a short
+    /// ACPI step) and throws `LaunchError` with code `.cancelled`.
+    public func waitForEnd() async throws(LaunchError) -> VMEnd {
+        if let end = await ended.wait() { return end }
+        await shutdown()
+        throw LaunchError.cancelled("waiting for the VM \(profile.name) was cancelled; it was stopped")
+    }
+
+    /// How the VM ended, once everything is cleaned up; nil at once when the calling
+    /// task is cancelled (a racer that must not stop the VM).
+    package func waitForEndUnlessCancelled() async -> VMEnd? {
+        await ended.wait()
+    }
+
+    /// How the VM ended, once everything is cleaned up; not cancellable (teardown paths).
+    package func waitForEndThroughCancellation() async -> VMEnd {
+        await ended.waitThroughCancellation()
     }
 
     /// Why the VM ended, once known (it may still be shutting down).
@@ -295,8 +366,11 @@ public final class Machine: Sendable {
 
     private func startMonitoring() {
         let events = qmp.events()
-        Task { [self] in
+        // The monitors hold the Machine weakly, so a caller that drops it gets its deinit
+        // (which kills QEMU); each ends with QEMU (the event stream finishes as QMP closes).
+        Task { [weak self] in
             for await event in events {
+                guard let self else { return }
                 switch event.name {
                 case "GUEST_PANICKED":
                     self.events.withLock { $0.panicked = true }
@@ -310,13 +384,15 @@ public final class Machine: Sendable {
                 }
             }
         }
-        Task { [self] in
+        let qemu = self.qemu
+        Task { [weak self] in
             let status = await qemu.wait()
-            await finish(qemuStatus: status)
+            await self?.finish(qemuStatus: status)
         }
         for (index, daemon) in virtiofsd.enumerated() {
-            Task { [self] in
+            Task { [weak self] in
                 let status = await daemon.wait()
+                guard let self else { return }
                 // virtiofsd exits by itself when QEMU closes the vhost-user socket, which
                 // happens as QEMU exits: only a death while QEMU stays up is a failure.
                 if self.events.withLock({ $0.shutdownReason != nil }) { return }
@@ -335,7 +411,7 @@ public final class Machine: Sendable {
         // Let the console and QMP readers see QEMU's last words: QEMU closes both as it exits.
         await console.waitUntilClosed()
         let qmp = self.qmp
-        _ = await firstOf([
+        _ = await race([
             { @Sendable in _ = await qmp.disconnected() },
             { @Sendable in try? await Task.sleep(for: .seconds(1)) },
         ])
@@ -364,11 +440,7 @@ public final class Machine: Sendable {
         setEnd(observed)
         await cleanUp()
         // Waiters hear of the end only once every process is reaped and the runtime dir is gone.
-        let (end, waiters) = endState.withLock { s in
-            defer { s.waiters = [] }
-            return (s.end!, s.waiters)
-        }
-        for waiter in waiters { waiter.resume(returning: end) }
+        ended.resolve(endState.withLock { $0.end! })
     }
 
     /// Records why the VM ended; the first reason wins (a panic seen by the
@@ -382,6 +454,7 @@ public final class Machine: Sendable {
 
     private func cleanUp() async {
         qmp.close()
+        runTimer.withLock { $0?.cancel() }
         // virtiofsd exits by itself when QEMU disconnects; give it a moment, then make it.
         for daemon in virtiofsd { await daemon.terminate(grace: .seconds(1)) }
         for fd in ports.withLock({ p in defer { p = [:] }; return Array(p.values) }) { close(fd) }
@@ -396,14 +469,26 @@ public final class Machine: Sendable {
     /// Stops the VM through the ladder: wait for the guest to power off →
     /// ACPI `system_powerdown` → QMP `quit` → SIGTERM → SIGKILL; each step has
     /// its own deadline. Safe to call more than once and after the VM ended.
+    ///
+    /// It runs to its end even when the calling task is cancelled (QMP calls from a
+    /// cancelled task would fail at once and skip the gentle steps); the ACPI step's
+    /// deadline is then at most 2 s, so a cancelled caller is back promptly.
     @discardableResult
     public func shutdown(guestGrace: Duration = .zero, stepTimeout: Duration? = nil, skipACPI: Bool = false) async -> ShutdownOutcome {
+        let cancelled = Task.isCancelled
+        return await Task {
+            await ladder(guestGrace: cancelled ? min(guestGrace, .seconds(2)) : guestGrace, stepTimeout: stepTimeout,
+                         acpiTimeout: cancelled ? .seconds(2) : nil, skipACPI: skipACPI)
+        }.value
+    }
+
+    private func ladder(guestGrace: Duration, stepTimeout: Duration?, acpiTimeout: Duration?, skipACPI: Bool) async -> ShutdownOutcome {
         let started = ContinuousClock.now
         let step = stepTimeout ?? profile.timeouts.shutdown.duration
         func outcome(_ s: ShutdownStep, _ status: ExitStatus) async -> ShutdownOutcome {
             let result = ShutdownOutcome(step: s, duration: .now - started, qemuExit: status)
-            logger.info("shutdown: \(result)")
-            _ = await waitForEnd()
+            logger.debug("shutdown: \(result)")
+            _ = await ended.waitThroughCancellation()
             return result
         }
         func begin(_ step: ShutdownStep) { events.withLock { $0.ladderStep = step } }
@@ -413,13 +498,13 @@ public final class Machine: Sendable {
             return await outcome(.guestPoweroff, status)
         }
         if !skipACPI {
-            logger.info("shutdown: asking the guest to power off (ACPI system_powerdown)")
+            logger.debug("shutdown: asking the guest to power off (ACPI system_powerdown)")
             begin(.acpiPowerdown)
-            if (try? await qmp.systemPowerdown()) != nil, let status = await qemu.wait(timeout: step) {
+            if (try? await qmp.systemPowerdown()) != nil, let status = await qemu.wait(timeout: min(step, acpiTimeout ?? step)) {
                 return await outcome(.acpiPowerdown, status)
             }
         }
-        logger.info("shutdown: QMP quit")
+        logger.debug("shutdown: QMP quit")
         begin(.qmpQuit)
         if (try? await qmp.quit(timeout: step)) != nil, let status = await qemu.wait(timeout: step) {
             return await outcome(.qmpQuit, status)

@@ -1,0 +1,144 @@
+// How a test suite uses the launcher from its own package: boot a guest, run
+// commands in it, and trust that whatever ends a test (a result, a throw, a
+// cancelled task) ends its VM and leaves the process as it was.
+
+import Foundation
+import GuestKit
+import QEMULaunch
+import Testing
+
+@Suite("Guest sessions in a test runner's process (slow: boots guests under TCG)", .serialized)
+struct GuestSessionTests {
+    @Test("one session runs many commands in one boot, each with its own exit code, environment, working directory and stdin")
+    func manyCommandsOneBoot() async throws {
+        let folder = try temporaryFolder("many")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let profile = try guestProfile("many", folder: folder)
+        let results = try await GuestKit.withSession(profile) { guest in
+            var bootIDs: Set<String> = []
+            for _ in 0..<5 {
+                bootIDs.insert(try await guest.run(["cat", "/proc/sys/kernel/random/boot_id"]).stdoutText)
+            }
+            let env = try await guest.run(shell: "echo \"$GREETING\"", options: .init(environment: ["GREETING": "hello there"]))
+            let cwd = try await guest.run(["pwd"], options: .init(workingDirectory: "/mnt/work"))
+            let read = try await guest.run(["cat", "greeting.txt"], options: .init(workingDirectory: "/mnt/work"))
+            let stdin = try await guest.run(["tr", "a-z", "A-Z"], options: .init(stdin: .bytes(Data("shout\n".utf8))))
+            let failed = try await guest.run(shell: "echo oops >&2; exit 42")
+            return (bootIDs, env, cwd, read, stdin, failed)
+        }
+        #expect(results.0.count == 1, "every command saw the same boot: \(results.0)")
+        #expect(results.1.stdoutText == "hello there\n")
+        #expect(results.2.stdoutText == "/mnt/work\n")
+        #expect(results.3.stdoutText == "from the host\n")
+        #expect(results.4.stdoutText == "SHOUT\n")
+        #expect(results.5.exitCode == 42)
+        #expect(results.5.stderrText == "oops\n")
+        #expect(processes(mentioning: folder.path).isEmpty)
+    }
+
+    @Test("a session runs several commands at the same time")
+    func concurrentCommands() async throws {
+        let folder = try temporaryFolder("conc")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var options = GuestKit.Options()
+        options.concurrency = 4
+        let outputs = try await GuestKit.withSession(try guestProfile("conc", folder: folder), options: options) { guest in
+            try await withThrowingTaskGroup(of: String.self) { group in
+                for index in 0..<4 {
+                    // Each waits until all four have started: they finish only if they run at once.
+                    group.addTask {
+                        let script = "touch /tmp/started-\(index); while [ $(ls /tmp | grep -c started-) -lt 4 ]; do sleep 0.1; done; echo \(index)"
+                        return try await guest.run(shell: script, options: .init(timeout: .after(.seconds(120)))).stdoutText
+                    }
+                }
+                var all: [String] = []
+                for try await output in group { all.append(output) }
+                return all.sorted()
+            }
+        }
+        #expect(outputs == ["0\n", "1\n", "2\n", "3\n"])
+    }
+
+    @Test("a command past its timeout is killed with its children and the session goes on")
+    func timeoutKillsAndContinues() async throws {
+        let folder = try temporaryFolder("to")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let after = try await GuestKit.withSession(try guestProfile("to", folder: folder)) { guest in
+            do {
+                // A child that outlives the shell would keep stdout open: the whole group must go.
+                _ = try await guest.run(shell: "sleep 300 & sleep 301; echo never", options: .init(timeout: .after(.seconds(3))))
+                Issue.record("the timeout did not fire")
+            } catch let error as LaunchError {
+                #expect(error.code == .timeout)
+                #expect(error.code.exitStatus == 124)
+            }
+            return try await guest.run(shell: "ps | grep -c '[s]leep 30' || true").stdoutText
+        }
+        #expect(after == "0\n", "no sleep survives its command's timeout")
+    }
+
+    @Test("cancelling the task that runs GuestKit.run stops QEMU and virtiofsd within seconds and throws cancelled")
+    func cancellationStopsTheVM() async throws {
+        let folder = try temporaryFolder("cancel")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let output = StreamedText()
+        var options = GuestKit.Options()
+        options.command = ["sh", "-c", "echo running; sleep 60"]
+        options.stdout = .handler { output.append($0) }
+        let profile = try guestProfile("cancel", folder: folder)
+        let run = Task { try await GuestKit.run(profile, options: options) }
+        try await output.wait(for: "running\n")
+        #expect(processes(mentioning: folder.path).count >= 2, "QEMU and virtiofsd run")
+        let cancelled = ContinuousClock.now
+        run.cancel()
+        do {
+            let result = try await run.value
+            Issue.record("a cancelled run returned a result: exit \(result.exitCode)")
+        } catch let error as LaunchError {
+            #expect(error.code == .cancelled)
+        }
+        let took = cancelled.duration(to: .now)
+        // A hang guard, not a speed claim: the sleep would have run for 60 s.
+        #expect(took < .seconds(30), "cancellation took \(took)")
+        #expect(processes(mentioning: folder.path).isEmpty, "QEMU or virtiofsd still running")
+        #expect(ProcessFootprint.now(runtimeBase: folder).runtimeDirs == 0)
+    }
+
+    struct Failure: Error {}
+
+    @Test("a throw inside withSession's body ends the VM: nothing runs and no runtime dir is left")
+    func throwInScopedBody() async throws {
+        let folder = try temporaryFolder("throw")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let profile = try guestProfile("throw", folder: folder)
+        var sawVM = false
+        await #expect(throws: Failure.self) {
+            try await GuestKit.withSession(profile) { guest in
+                _ = try await guest.run(["true"])
+                sawVM = !processes(mentioning: folder.path).isEmpty
+                throw Failure()
+            }
+        }
+        #expect(sawVM)
+        #expect(processes(mentioning: folder.path).isEmpty)
+        #expect(ProcessFootprint.now(runtimeBase: folder).runtimeDirs == 0)
+    }
+
+    @Test("a throw inside Machine.withRunning's body ends the VM through the ladder")
+    func throwInMachineBody() async throws {
+        let folder = try temporaryFolder("mthrow")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let prepared = try await GuestKit.prepare(try guestProfile("mthrow", folder: folder), options: GuestKit.Options(), sessionSlots: 0)
+        var options = Machine.Options()
+        options.kernelEntry = prepared.kernelEntry
+        options.kernelArguments = prepared.kernelArguments
+        await #expect(throws: Failure.self) {
+            try await Machine.withRunning(prepared.profile, options: options) { vm in
+                _ = try await vm.qmp.queryStatus()
+                throw Failure()
+            }
+        }
+        #expect(processes(mentioning: folder.path).isEmpty)
+        #expect(ProcessFootprint.now(runtimeBase: folder).runtimeDirs == 0)
+    }
+}
