@@ -44,17 +44,10 @@ package enum AtomicFile {
         let temporary = temporaryPath(for: path)
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else { return .failure(Failure(step: "create", path: temporary, errno: POSIX.Errno(POSIX.errno))) }
-        var offset = 0
-        while offset < bytes.count {
-            let n = Glibc_or_Darwin_write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-            if n < 0 && POSIX.errno == EINTR { continue }
-            guard n > 0 else {
-                let error = POSIX.Errno(n < 0 ? POSIX.errno : EIO)
-                POSIX.closeFD(fd)
-                unlink(temporary)
-                return .failure(Failure(step: "write", path: temporary, errno: error))
-            }
-            offset += n
+        if let error = writeAll(fd, bytes) {
+            POSIX.closeFD(fd)
+            unlink(temporary)
+            return .failure(Failure(step: "write", path: temporary, errno: error))
         }
         // The umask may have narrowed `mode` at open.
         _ = fchmod(fd, mode)
@@ -68,13 +61,15 @@ package enum AtomicFile {
     }
 }
 
-@inline(__always)
-private func Glibc_or_Darwin_write(_ fd: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Int {
-    #if canImport(Glibc)
-    return Glibc.write(fd, bytes, count)
-    #elseif canImport(Musl)
-    return Musl.write(fd, bytes, count)
-    #else
-    return Darwin.write(fd, bytes, count)
-    #endif
+/// Writes all of `bytes` to `fd`; the errno when it can't. (Outside `AtomicFile`, whose
+/// own `write` would shadow the system call's name.)
+private func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> POSIX.Errno? {
+    var offset = 0
+    while offset < bytes.count {
+        let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+        if n < 0 && POSIX.errno == EINTR { continue }
+        guard n > 0 else { return POSIX.Errno(n < 0 ? POSIX.errno : EIO) }
+        offset += n
+    }
+    return nil
 }
