@@ -3,6 +3,9 @@ import PackageDescription
 
 let package = Package(
     name: "swift-qemu-launch",
+    // Linux only, for now: QEMULaunch, GuestKit and `launch` stop the build elsewhere with
+    // one #error (Sources/QEMULaunch/Platform.swift). macOS is a plan (README
+    // "Platforms"); this line only sets the Duration/Mutex baseline QMP's code needs there.
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "QMP", targets: ["QMP"]),
@@ -21,15 +24,18 @@ let package = Package(
         // Spawning children with a parent-death signal, an exact fd map and a new
         // session: the one thing Foundation's Process and swift-subprocess can't do.
         .target(name: "CLaunchShim"),
+        // Sockets, errno, threads and atomic file writes: the one POSIX layer QMP and
+        // QEMULaunch share (package access; no product, nothing for importers).
+        .target(name: "LaunchSupport"),
         .target(
             name: "QMP",
-            dependencies: [.product(name: "Logging", package: "swift-log")],
+            dependencies: ["LaunchSupport", .product(name: "Logging", package: "swift-log")],
             exclude: ["README.md"]
         ),
         .target(
             name: "QEMULaunch",
             dependencies: [
-                "QMP", "CLaunchShim",
+                "QMP", "CLaunchShim", "LaunchSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["README.md"]
@@ -37,7 +43,7 @@ let package = Package(
         .target(
             name: "GuestKit",
             dependencies: [
-                "QEMULaunch", "QMP",
+                "QEMULaunch", "QMP", "LaunchSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["README.md"]
@@ -45,7 +51,7 @@ let package = Package(
         .executableTarget(
             name: "launch",
             dependencies: [
-                "QEMULaunch", "GuestKit", "QMP",
+                "QEMULaunch", "GuestKit", "QMP", "LaunchSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -56,28 +62,30 @@ let package = Package(
             dependencies: ["QMP", "QEMULaunch"],
             path: "Benchmarks/Sources/launch-bench"
         ),
+        // What every test target shares: one seeded generator, one way to run a helper program.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(
             name: "QMPTests",
             dependencies: [
-                "QMP",
+                "QMP", "LaunchSupport", "TestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
         .testTarget(
             name: "QEMULaunchTests",
             dependencies: [
-                "QEMULaunch", "QMP",
+                "QEMULaunch", "QMP", "LaunchSupport", "CLaunchShim", "TestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
         .testTarget(
             name: "GuestKitTests",
-            dependencies: ["GuestKit", "QEMULaunch"]
+            dependencies: ["GuestKit", "QEMULaunch", "TestSupport"]
         ),
         // Slow: these boot real guests under QEMU (TCG) with the host's kernel.
         .testTarget(
             name: "MachineTests",
-            dependencies: ["QEMULaunch", "GuestKit", "QMP"]
+            dependencies: ["QEMULaunch", "GuestKit", "QMP", "LaunchSupport", "CLaunchShim", "TestSupport"]
         ),
         // The example a test runner would copy: a Swift Testing suite that runs
         // commands in a guest. It lives in Examples/ and runs with `swift test`.

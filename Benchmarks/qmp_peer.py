@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The Python contenders of Benchmarks/run-issue6.sh: a raw-socket QMP client (the
+"""The Python contenders of Benchmarks/run-supervision.sh: a raw-socket QMP client (the
 floor) and QEMU's own `qemu.qmp` (asyncio QMPClient).
 
     qmp_peer.py rtt   --client raw|raw-noid|qemuqmp --socket PATH [--n 2000] [--window 64] [--reps 2] [--warmup 200]
@@ -91,7 +91,7 @@ def qemu_argv(qemu, sock):
 
 class Hung(Exception):
     """QEMU accepted the connection but never answered (QEMU 7.2's listener race:
-    its main thread blocks in accept4(); see RESULTS-issue6.md)."""
+    its main thread blocks in accept4(); see RESULTS-supervision.md)."""
 
 
 TIMEOUT = 5.0

@@ -34,7 +34,18 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t request_ready = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t request_done = PTHREAD_COND_INITIALIZER;
 static struct spawn_request *pending = NULL;
-static pthread_once_t spawner_once = PTHREAD_ONCE_INIT;
+/// Whether the spawner thread runs; guarded by `lock`. Set only once a start succeeded,
+/// so a failed start (EAGAIN: out of threads) is reported and tried again next call.
+static int spawner_running = 0;
+
+/// Tests only (cls_test_fail_spawner_start): read under `lock`.
+static int fail_spawner_start = 0;
+
+void cls_test_fail_spawner_start(int on) {
+    pthread_mutex_lock(&lock);
+    fail_spawner_start = on;
+    pthread_mutex_unlock(&lock);
+}
 
 static void write_errno_and_exit(int pipe_fd, int err) {
     ssize_t ignored = write(pipe_fd, &err, sizeof err);
@@ -124,7 +135,7 @@ static void perform(struct spawn_request *r) {
 #if defined(__linux__)
     // vfork: the child borrows this process's memory until execve instead of copying
     // its page tables (fork cost about 1 ms here against 0.2 ms for Python's vfork-based
-    // subprocess; see Benchmarks/RESULTS-issue6.md). This thread waits meanwhile.
+    // subprocess; see Benchmarks/RESULTS-supervision.md). This thread waits meanwhile.
     pid_t pid = vfork();
 #else
     pid_t pid = fork();
@@ -172,13 +183,17 @@ static void *spawner_main(void *unused) {
     return NULL;
 }
 
-static void start_spawner(void) {
+/// Starts the spawner thread; 0 or the errno of pthread_create. Called with `lock` held.
+static int start_spawner_locked(void) {
+    if (spawner_running) return 0;
     pthread_t thread;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_create(&thread, &attr, spawner_main, NULL);
+    int rc = pthread_create(&thread, &attr, spawner_main, NULL);
     pthread_attr_destroy(&attr);
+    if (rc == 0) spawner_running = 1;
+    return rc;
 }
 
 pid_t cls_spawn(const char *path, char *const argv[], char *const envp[],
@@ -188,10 +203,16 @@ pid_t cls_spawn(const char *path, char *const argv[], char *const envp[],
         if (error_out) *error_out = EINVAL;
         return -1;
     }
-    pthread_once(&spawner_once, start_spawner);
     struct spawn_request r = {path, argv, envp, fd_map, fd_map_count, new_session,
                               death_signal, -1, 0, 0};
     pthread_mutex_lock(&lock);
+    // Without the spawner thread nobody would ever take the request: report why.
+    int start_error = fail_spawner_start ? EAGAIN : start_spawner_locked();
+    if (start_error != 0) {
+        pthread_mutex_unlock(&lock);
+        if (error_out) *error_out = start_error;
+        return -1;
+    }
     while (pending != NULL) pthread_cond_wait(&request_done, &lock);
     pending = &r;
     pthread_cond_signal(&request_ready);

@@ -65,7 +65,8 @@ extension GuestKit {
             entry = .pvh
         } else if options.fastBoot, decisions.accelerator == .tcg, decisions.arch == .x86_64,
                   case .bzImage? = inspected?.format {
-            if let vmlinux = FastBoot.vmlinux(for: kernel, logger: logger) {
+            // Extraction runs a decompressor and reads tens of MB: off the cooperative pool.
+            if let vmlinux = await onOwnThread({ FastBoot.vmlinux(for: kernel, logger: logger) }) {
                 profile.kernel = vmlinux.path
                 entry = .pvh
                 logger.info("fast boot: booting the kernel's PVH vmlinux directly (TCG would spend seconds decompressing the bzImage; --no-fast-boot turns this off)")
@@ -112,9 +113,17 @@ extension GuestKit {
             throw LaunchError(.invalidProfile, "an \(decisions.arch.rawValue) guest needs an \(decisions.arch.rawValue) static busybox, and the host's /bin/busybox is \(host.arch.rawValue)",
                               fix: "set guestKit.busybox in the profile (Scripts/fetch-guest-arm64 fetches Debian's arm64 busybox-static and kernel)")
         }
-        let image = try InitramfsBuilder.image(busybox: busybox, arch: decisions.arch, modulesDirectory: modulesDirectory,
-                                               bootModules: boot, laterModules: later, optionalModules: optional,
-                                               powerButtonModules: powerButton)
+        // Building reads and decompresses modules and writes the archive: off the cooperative pool.
+        let (bootModules, laterModules, optionalModules, powerButtonModules) = (boot, later, optional, powerButton)
+        let modules = modulesDirectory
+        let built: Swift.Result<InitramfsBuilder.Image, LaunchError> = await onOwnThread {
+            Swift.Result { () throws(LaunchError) in
+                try InitramfsBuilder.image(busybox: busybox, arch: decisions.arch, modulesDirectory: modules,
+                                           bootModules: bootModules, laterModules: laterModules, optionalModules: optionalModules,
+                                           powerButtonModules: powerButtonModules)
+            }
+        }
+        let image = try built.get()
         var choice = "initramfs: \(image.url.path) (\(image.cached ? "cached" : "built"); modules: \((image.bootModules + image.laterModules).joined(separator: " "))"
         if !image.powerButtonModules.isEmpty { choice += "; power button: \(image.powerButtonModules.joined(separator: " "))" }
         if !image.builtin.isEmpty { choice += "; built in: \(image.builtin.joined(separator: " "))" }

@@ -6,6 +6,7 @@ import Musl
 import Darwin
 #endif
 import Logging
+import LaunchSupport
 import Synchronization
 
 /// The machinery behind `QMP.Client`: one socket, one I/O thread, one lock.

@@ -27,6 +27,4 @@ final class EventSubscriber: Sendable {
                 ])
         }
     }
-
-    var droppedCount: Int { dropped.load(ordering: .relaxed) }
 }

@@ -6,6 +6,7 @@ import Musl
 import Darwin
 #endif
 import Logging
+import LaunchSupport
 
 extension QMP {
     /// A QMP connection: greeting and capability negotiation, id-correlated

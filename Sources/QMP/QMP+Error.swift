@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import LaunchSupport
 
 extension QMP {
     /// Every way a QMP call can fail.
@@ -51,7 +52,7 @@ extension QMP {
                     + "\(limit) bytes on this platform: \(path). Use a shorter runtime directory, "
                     + "for example one under /tmp."
             case let .greetingTimeout(after):
-                return "The QMP peer accepted the connection but sent no greeting within \(after). "
+                return "The QMP peer accepted the connection but sent no greeting within \(formatDuration(after)). "
                     + "QEMU serves one client per -qmp socket at a time: another client may hold the monitor, "
                     + "or the socket is not a QMP monitor (check the -qmp / -chardev options), "
                     + "or QEMU is stuck starting up."
@@ -67,12 +68,12 @@ extension QMP {
                 }
                 return text
             case let .timeout(command, after):
-                return "No reply to \(command) within \(after). The guest or QEMU's main loop may be stuck; "
+                return "No reply to \(command) within \(formatDuration(after)). The guest or QEMU's main loop may be stuck; "
                     + "the connection stays open and a late reply will be ignored. Raise the timeout "
                     + "if the command is slow by nature."
             case let .eventTimeout(name, after):
                 let what = name.map { "event \($0)" } ?? "any event"
-                return "No \(what) arrived within \(after). Subscribe with events() before triggering the action "
+                return "No \(what) arrived within \(formatDuration(after)). Subscribe with events() before triggering the action "
                     + "that emits it, or check recentEvents in case it arrived before the wait began."
             case let .disconnected(cause):
                 return "The QMP connection is closed: \(cause)."

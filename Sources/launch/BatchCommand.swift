@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GuestKit
+import LaunchSupport
 import QEMULaunch
 
 struct BatchCommand: AsyncParsableCommand {
@@ -76,8 +77,8 @@ struct BatchCommand: AsyncParsableCommand {
         stderrLines.flush(prefix: prefix)
         var table = "\n" + "JOB".padding(toLength: width, withPad: " ", startingAt: 0) + "  EXIT  DURATION  SHUTDOWN\n"
         for summary in summaries {
-            let c = summary.duration.components
-            let seconds = String(format: "%7.2fs", Double(c.seconds) + Double(c.attoseconds) / 1e18)
+            let text = formatDuration(summary.duration)
+            let seconds = String(repeating: " ", count: max(0, 8 - text.count)) + text
             let exit = String(summary.exitCode).padding(toLength: 4, withPad: " ", startingAt: 0)
             table += "\(summary.label.padding(toLength: width, withPad: " ", startingAt: 0))  \(exit)  \(seconds)  \(summary.shutdownStep?.rawValue ?? "-")"
             if let error = summary.error { table += "  \(error.code): \(error.message.split(separator: "\n").first ?? "")" }

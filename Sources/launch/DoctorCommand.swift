@@ -20,13 +20,12 @@ struct DoctorCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = makeLogger(verbose: false, quiet: true)
-        var host = HostProbe.current()
-        // Try KVM for real (or recall the cached verdict) with the newest kernel.
+        // Try KVM for real (or recall the cached verdict) with the newest kernel. Probing and
+        // the checks run tools (`--version`, `--help`): on a thread of their own, off the pool.
         var probe = Profile(name: "doctor")
         probe.kernel = KernelLocator.newest()?.path
-        host = await AcceleratorHealth.verified(host, for: probe, logger: logger)
-        var checks = HostDoctor.checks(host)
-        checks += GuestKit.hostChecks(host: host)
+        let host = await AcceleratorHealth.verified(await onOwnThread { HostProbe.current() }, for: probe, logger: logger)
+        var checks = await onOwnThread { HostDoctor.checks(host) + GuestKit.hostChecks(host: host) }
         if host.virtiofsd == nil, let index = checks.firstIndex(where: { $0.name == "virtiofsd" }) {
             // Profiles/hello.json shares a folder through virtiofs.
             checks[index].status = .fail

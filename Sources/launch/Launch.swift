@@ -87,6 +87,13 @@ struct ProfileOverrides: ParsableArguments {
             FileHandle.standardError.write(Data("launch: \(error)\n".utf8))
             throw ExitCode(LaunchError.Code.invalidProfile.exitStatus)
         }
+        // The profile as it will run, checked against this host before anything is probed
+        // or built, so every problem shows at once and early. (Start checks it again.)
+        let problems = ProfileValidator.hostProblems(profile, host: HostProbe.basics())
+        if !problems.isEmpty {
+            FileHandle.standardError.write(Data("launch: \(ProfileProblems(source: path, problems: problems))\n".utf8))
+            throw ExitCode(LaunchError.Code.invalidProfile.exitStatus)
+        }
         return profile
     }
 
@@ -114,10 +121,11 @@ func absolutePath(_ path: String) -> String {
     return URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(path).standardizedFileURL.path
 }
 
-/// Loads a profile, printing every problem and exiting 65 when it is invalid.
+/// Loads a profile, printing every problem (of the JSON and against this host, in one
+/// list) and exiting 65 when it is invalid.
 func loadProfile(_ path: String) throws -> Profile {
     do {
-        return try Profile.load(contentsOf: URL(fileURLWithPath: absolutePath(path)))
+        return try Profile.load(contentsOf: URL(fileURLWithPath: absolutePath(path)), checkingAgainst: HostProbe.basics())
     } catch {
         FileHandle.standardError.write(Data("launch: \(error)\n".utf8))
         throw ExitCode(LaunchError.Code.invalidProfile.exitStatus)
@@ -126,7 +134,9 @@ func loadProfile(_ path: String) throws -> Profile {
 
 /// Prints a launch error and exits with its code.
 func fail(_ error: LaunchError) -> ExitCode {
-    FileHandle.standardError.write(Data("launch: \(error.code): \(error)\n".utf8))
+    // An invalid profile's message is its own header ("invalid profile FILE: N problems").
+    let label = error.code == .invalidProfile && error.message.hasPrefix("invalid profile") ? "" : "\(error.code): "
+    FileHandle.standardError.write(Data("launch: \(label)\(error)\n".utf8))
     return ExitCode(error.code.exitStatus)
 }
 

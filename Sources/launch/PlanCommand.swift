@@ -32,7 +32,7 @@ struct PlanCommand: AsyncParsableCommand {
         do {
             var options = overrides.guestOptions(logger: logger)
             // Validate first: a profile with problems must list them all, not fail in preparation.
-            let host = await AcceleratorHealth.verified(HostProbe.current(for: profile), for: profile, logger: logger)
+            let host = await AcceleratorHealth.hostFacts(for: profile, given: nil, logger: logger)
             let problems = ProfileValidator.hostProblems(profile, host: host)
             if !problems.isEmpty { throw LaunchError.invalid(ProfileProblems(source: self.profile, problems: problems)) }
             options.host = host

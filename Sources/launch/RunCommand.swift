@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GuestKit
+import LaunchSupport
 import Logging
 import QEMULaunch
 #if canImport(Glibc)

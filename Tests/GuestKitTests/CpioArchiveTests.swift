@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import GuestKit
@@ -293,19 +294,6 @@ final class CpioScratch {
 
     /// Runs a tool with stdin from a file; returns stdout; throws on a non-zero exit.
     static func run(_ tool: String, _ arguments: [String], stdin: URL, in folder: URL? = nil) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = arguments
-        if let folder { process.currentDirectoryURL = folder }
-        process.standardInput = try FileHandle(forReadingFrom: stdin)
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw Failed(description: "\(tool) \(arguments) exited \(process.terminationStatus)")
-        }
-        return String(decoding: data, as: UTF8.self)
+        try TestProcess.capture([tool] + arguments, inputFile: stdin, currentDirectory: folder)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import GuestKit
@@ -428,16 +429,9 @@ struct BzImageBuilder {
             }
         let scratch = try KernelScratch()
         let input = try scratch.write("in", data)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/\(format.tool)")
-        process.arguments = arguments
-        process.standardInput = try FileHandle(forReadingFrom: input)
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        var compressed = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw CpioScratch.Failed(description: "\(format.tool) failed") }
+        let run = try TestProcess.run(["/usr/bin/\(format.tool)"] + arguments, inputFile: input)
+        guard run.status == 0 else { throw CpioScratch.Failed(description: "\(format.tool) failed: \(run.stderrText)") }
+        var compressed = run.stdout
         if format != .gzip {
             var size = LittleEndianBytes(count: 0)
             size.put(UInt32(data.count), at: 0)

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import GuestKit
@@ -144,12 +145,7 @@ struct ModuleIndexSyntheticTests {
             guard let tool else { return try contents.write(to: url) }
             let plain = url.deletingPathExtension()
             try contents.write(to: plain)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/\(tool)")
-            process.arguments = tool == "zstd" ? ["-q", "--rm", "-f", plain.path] : ["-f", plain.path]
-            try process.run()
-            process.waitUntilExit()
-            guard process.terminationStatus == 0 else { throw CpioScratch.Failed(description: "\(tool) failed") }
+            try TestProcess.capture(["/usr/bin/\(tool)"] + (tool == "zstd" ? ["-q", "--rm", "-f", plain.path] : ["-f", plain.path]))
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import QEMULaunch
+import TestSupport
 import Testing
 
 /// The `launch` command as a user runs it (slow: boots guests).
@@ -15,28 +16,10 @@ struct CLITests {
 
     /// Runs `launch ARGS` to completion with `stdin` bytes and extra environment.
     static func launch(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> Outcome {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try Fixture.launchExecutable)
-        process.arguments = arguments
-        process.currentDirectoryURL = root
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let out = Pipe(), err = Pipe(), input = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = input
-        try process.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
-        // Read both pipes concurrently so neither fills up.
-        let errData = Mutex(Data())
-        let reader = Thread { errData.withLock { $0 = err.fileHandleForReading.readDataToEndOfFile() } }
-        reader.start()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        while errData.withLock({ $0.isEmpty }) && reader.isExecuting { Thread.sleep(forTimeInterval: 0.01) }
-        Thread.sleep(forTimeInterval: 0.05)
-        return Outcome(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                       stderr: String(decoding: errData.withLock { $0 }, as: UTF8.self))
+        let run = try TestProcess.run([try Fixture.launchExecutable] + arguments, input: stdin.map { Data($0.utf8) },
+                                      environment: ProcessInfo.processInfo.environment.merging(environment) { $1 },
+                                      currentDirectory: root)
+        return Outcome(status: run.status, stdout: run.stdoutText, stderr: run.stderrText)
     }
 
     @Test("`launch plan --json` prints {qemu, virtiofsd, cmdline, runtimeDir} for each bundled x86 profile",
@@ -52,18 +35,76 @@ struct CLITests {
         #expect((object["runtimeDir"] as? String)?.contains("/launch-") == true)
     }
 
-    @Test("an invalid profile exits 65 and lists every problem with its path")
+    @Test("an invalid profile exits 65 and lists every problem at once, the JSON's and the host's, under one header")
     func invalidProfile() throws {
         let folder = try Fixture.temporaryDirectory("bad")
         defer { try? FileManager.default.removeItem(at: folder) }
         let profile = folder.appendingPathComponent("bad.json")
-        try Data(#"{"name": "bad", "memroy": "1G", "machine": "virt", "cpus": "two", "shares": [{"tag": "a", "path": "/nonexistent"}]}"#.utf8).write(to: profile)
-        for subcommand in ["plan", "run"] {
+        // Decode-level problems (unknown key, bad size, wrong type) beside semantic and host
+        // ones (a machine the arch can't have, a missing share folder, a duplicate tag).
+        try Data("""
+            {"name": "bad", "kernel": "auto", "memroy": "1G", "memory": "lots", "machine": "virt", "cpus": "two",
+             "shares": [{"tag": "a", "path": "/nonexistent"}, {"tag": "a", "path": "\(folder.path)"}]}
+            """.utf8).write(to: profile)
+        let expected = """
+            launch: invalid profile \(profile.path): 6 problems
+              - memroy: unknown key "memroy" in a profile (fix: did you mean "memory"?)
+              - cpus: expected a whole number of CPUs
+              - memory: expected a size like "512M" or "2G" (not a size: "lots")
+              - machine: the virt machine is for aarch64; an x86_64 guest can't have it (fix: use "microvm", "q35" or "pc")
+              - shares[0].path: no folder at /nonexistent (fix: create it or fix the path)
+              - shares[1].tag: duplicate tag "a" (also shares[0].tag) (fix: give every share its own tag)
+
+            """
+        for subcommand in ["plan", "run", "batch"] {
             let outcome = try Self.launch([subcommand, profile.path])
-            #expect(outcome.status == 65)
-            #expect(outcome.stderr.contains("memroy: unknown key \"memroy\""))
-            #expect(outcome.stderr.contains("did you mean \"memory\"?"))
-            #expect(outcome.stderr.contains("cpus: expected a whole number of CPUs"))
+            #expect(outcome.status == 65, "\(subcommand)")
+            #expect(outcome.stderr == expected, "\(subcommand)")
+        }
+    }
+
+    @Test("exit codes as numbers: 70 when QEMU fails, 71 for a host problem, each with what, why and the fix")
+    func failureExitCodes() throws {
+        let folder = try Fixture.temporaryDirectory("ec")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var qemuFails = try Fixture.guestProfile("qemufails", command: ["true"])
+        qemuFails.runtimeDir = folder.path
+        // Past the capability check (QEMU knows -smp), refused by QEMU itself.
+        qemuFails.qemu.extraArgs = ["-smp", "cpus=banana"]
+        let qemuURL = folder.appendingPathComponent("qemu.json")
+        try JSONEncoder().encode(qemuFails).write(to: qemuURL)
+        let failed = try Self.launch(["run", qemuURL.path])
+        #expect(failed.status == 70, "\(failed.stderr)")
+        #expect(failed.stderr.contains("launch: QEMU failed: "), "\(failed.stderr)")
+        #expect(failed.stderr.contains("-smp cpus=banana"))
+
+        var hostProblem = try Fixture.guestProfile("hostproblem", command: ["true"])
+        // /proc takes no new folders, even from root.
+        hostProblem.runtimeDir = "/proc/launch-no-such-folder"
+        let hostURL = folder.appendingPathComponent("host.json")
+        try JSONEncoder().encode(hostProblem).write(to: hostURL)
+        let refused = try Self.launch(["run", hostURL.path])
+        #expect(refused.status == 71, "\(refused.stderr)")
+        #expect(refused.stderr.contains("launch: host problem: cannot create the runtime dir under /proc/launch-no-such-folder"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("fix: "))
+    }
+
+    @Test("a kernel built for another arch than the profile's is refused before QEMU starts, with the fix")
+    func kernelArchMismatch() throws {
+        let folder = try Fixture.temporaryDirectory("arch")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var profile = try Fixture.guestProfile("archmismatch", command: ["true"])
+        profile.arch = .aarch64
+        profile.machine = .virt
+        let kernel = try Fixture.kernel
+        let url = folder.appendingPathComponent("arm.json")
+        try JSONEncoder().encode(profile).write(to: url)
+        for subcommand in ["plan", "run"] {
+            let outcome = try Self.launch([subcommand, url.path])
+            #expect(outcome.status == 65, "\(subcommand): \(outcome.stderr)")
+            #expect(outcome.stderr.contains("the kernel \(kernel) is an x86_64 image, but the profile's arch is aarch64"), "\(outcome.stderr)")
+            #expect(outcome.stderr.contains("set \"arch\": \"x86_64\", or use a aarch64 kernel") || outcome.stderr.contains("set \"arch\": \"x86_64\""))
+            #expect(Fixture.processes(mentioning: "archmismatch").isEmpty)
         }
     }
 
@@ -166,8 +207,20 @@ struct CLITests {
         #expect(ok.status == 3, "\(ok.stderr)")
         #expect(ok.stdout.contains("[hello#1] first\n"))
         #expect(ok.stdout.contains("[hello#2] second\n"))
-        #expect(ok.stderr.contains("JOB"))
-        #expect(ok.stderr.contains("guest-poweroff"))
+        // The summary ends stderr: a header, then one row per job in job order.
+        let lines = ok.stderr.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let header = try #require(lines.lastIndex { $0.hasPrefix("JOB ") }, "no summary table: \(ok.stderr)")
+        #expect(lines[header].split(separator: " ") == ["JOB", "EXIT", "DURATION", "SHUTDOWN"])
+        let rows = lines[(header + 1)...].filter { !$0.isEmpty }.map { $0.split(separator: " ").map(String.init) }
+        #expect(rows.count == 2, "\(rows)")
+        for (row, expected) in zip(rows, [("hello#1", "0"), ("hello#2", "3")]) {
+            // label, exit, duration as "N.NN s" (or "N ms"), shutdown step.
+            #expect(row.count == 5, "\(row)")
+            guard row.count == 5 else { continue }
+            #expect(row[0] == expected.0 && row[1] == expected.1, "\(row)")
+            #expect(Double(row[2]) != nil && ["s", "ms", "min"].contains(row[3]), "\(row)")
+            #expect(row[4] == "guest-poweroff", "\(row)")
+        }
 
         let folder = try Fixture.temporaryDirectory("bat")
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -209,16 +262,36 @@ struct CLITests {
         defer { try? FileManager.default.removeItem(at: tree) }
         let kernel = try Fixture.kernel
         let release = try #require(KernelLocator.newest()?.release)
-        try FileManager.default.createDirectory(at: tree.appendingPathComponent("arch/x86/boot"), withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: kernel, toPath: tree.appendingPathComponent("arch/x86/boot/bzImage").path)
-        // An INSTALL_MOD_PATH-style root: <root>/lib/modules/<release>.
-        let modules = tree.appendingPathComponent("mods/lib/modules")
+        let image = tree.appendingPathComponent("arch/x86/boot/bzImage")
+        try FileManager.default.createDirectory(at: image.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: kernel, toPath: image.path)
+        // An INSTALL_MOD_PATH-style root, <root>/lib/modules/<release>, that differs from the
+        // host's where it shows: its modules.dep has no evdev (the host's has), so the
+        // initramfs line can only say "not in this kernel: evdev" if --modules was used.
+        let host = URL(fileURLWithPath: "/lib/modules/\(release)")
+        let modules = tree.appendingPathComponent("mods/lib/modules/\(release)")
         try FileManager.default.createDirectory(at: modules, withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: modules.appendingPathComponent(release).path, withDestinationPath: "/lib/modules/\(release)")
-        let outcome = try Self.launch(["run", "Profiles/hello.json", "--kernel-tree", tree.path, "--modules", tree.appendingPathComponent("mods").path, "--", "uname", "-r"])
+        try FileManager.default.createSymbolicLink(atPath: modules.appendingPathComponent("kernel").path,
+                                                   withDestinationPath: host.appendingPathComponent("kernel").path)
+        try FileManager.default.copyItem(at: host.appendingPathComponent("modules.builtin"), to: modules.appendingPathComponent("modules.builtin"))
+        let dep = try String(contentsOf: host.appendingPathComponent("modules.dep"), encoding: .utf8)
+        let withoutEvdev = dep.split(separator: "\n").filter { !$0.hasPrefix("kernel/drivers/input/evdev.ko") }
+        try #require(withoutEvdev.count < dep.split(separator: "\n").count, "the host's modules.dep lists evdev")
+        try Data((withoutEvdev.joined(separator: "\n") + "\n").utf8).write(to: modules.appendingPathComponent("modules.dep"))
+        let arguments = ["--kernel-tree", tree.path, "--modules", tree.appendingPathComponent("mods").path]
+
+        // The plan names the tree's image (without fast boot, which would name a cached vmlinux).
+        let plan = try Self.launch(["plan", "Profiles/hello.json", "--no-fast-boot"] + arguments)
+        #expect(plan.status == 0, "\(plan.stderr)")
+        #expect(plan.stdout.contains(" -kernel \(image.path) "), "\(plan.stdout)")
+
+        let outcome = try Self.launch(["run", "Profiles/hello.json"] + arguments + ["--", "uname", "-r"])
         #expect(outcome.status == 0, "\(outcome.stderr)")
         #expect(outcome.stdout == release + "\n")
-        #expect(outcome.stderr.contains("fast boot"))
+        // A fresh copy has a new identity, so its vmlinux is extracted now, from the tree's image.
+        #expect(outcome.stderr.contains("fast boot: extracted the PVH vmlinux from \(image.path) "), "\(outcome.stderr)")
+        let initramfsLine = outcome.stderr.split(separator: "\n").first { $0.hasPrefix("launch: initramfs: ") } ?? ""
+        #expect(initramfsLine.contains("power button: button;") && initramfsLine.contains("not in this kernel: evdev"), "\(initramfsLine)")
     }
 
     @Test("--kernel may name an uncompressed vmlinux: it boots through its PVH entry")

@@ -102,3 +102,69 @@ struct SpawnTests {
         }.count
     }
 }
+
+import CLaunchShim
+
+/// How every child of the launcher is spawned: probes and tools too, not only QEMU.
+@Suite("One way to spawn: the shim, for probes and tools too, and its failures reported", .serialized)
+struct ShimSpawnPathTests {
+    /// "pid sid" of the process that read /proc/self/stat.
+    static func pidAndSession(_ stat: String) -> (pid: Int, session: Int)? {
+        // Fields after the command name (which is in parentheses): state ppid pgrp session ...
+        guard let close = stat.lastIndex(of: ")"), let pid = Int(stat.prefix(while: { $0 != " " })) else { return nil }
+        let rest = stat[stat.index(after: close)...].split(separator: " ")
+        guard rest.count > 3, let session = Int(rest[3]) else { return nil }
+        return (pid, session)
+    }
+
+    @Test("a host probe (HostProbe.capture) runs through the shim: its child leads a session of its own")
+    func probeThroughShim() throws {
+        // Foundation's Process keeps the launcher's session; the shim calls setsid() (and
+        // sets the parent-death signal in the same step).
+        let output = try HostProbe.capture(["/bin/sh", "-c", "exec cat /proc/self/stat"])
+        let ids = try #require(Self.pidAndSession(output), "\(output)")
+        #expect(ids.session == ids.pid, "\(output)")
+        #expect(ids.session != Int(getsid(0)))
+    }
+
+    @Test("a probe that hangs is killed at its deadline and the error says so")
+    func probeDeadline() throws {
+        let started = ContinuousClock.now
+        do {
+            _ = try HostProbe.capture(["/bin/sleep", "600"], timeout: .milliseconds(300))
+            Issue.record("a hanging probe returned")
+        } catch {
+            #expect(error.code == .hostProblem)
+            #expect(error.message.contains("did not finish within 300 ms"), "\(error)")
+        }
+        // A hang guard, not a timing claim: the probe must not wait for sleep's 600 s.
+        #expect(started.duration(to: .now) < .seconds(120))
+    }
+
+    @Test("when the shim can't start its spawner thread, spawn fails with the reason instead of waiting forever")
+    func spawnerThreadFailure() async throws {
+        cls_test_fail_spawner_start(1)
+        defer { cls_test_fail_spawner_start(0) }
+        // On a thread of its own: a regression blocks in the shim, and the test must still end.
+        let outcome = Mutex<Result<ChildProcess, LaunchError>?>(nil)
+        let thread = Thread {
+            let result = Result { () throws(LaunchError) in
+                try ChildProcess.spawn(name: "true", argv: ["/bin/true"], environment: [:])
+            }
+            outcome.withLock { $0 = result }
+        }
+        thread.start()
+        for _ in 0..<600 where outcome.withLock({ $0 == nil }) { try await Task.sleep(for: .milliseconds(100)) }
+        switch outcome.withLock({ $0 }) {
+        case nil:
+            Issue.record("spawn still waits 60 s after the spawner thread failed to start")
+        case .success(let child):
+            Issue.record("spawn succeeded without a spawner thread")
+            _ = await child.wait()
+        case .failure(let error):
+            #expect(error.code == .hostProblem)
+            #expect(error.message.contains("Resource temporarily unavailable"), "\(error)")
+            #expect(error.fix?.contains("ulimit -u") == true)
+        }
+    }
+}

@@ -2,6 +2,7 @@ import Foundation
 @_exported import Synchronization
 import GuestKit
 import QEMULaunch
+import TestSupport
 import Testing
 
 /// Shared fixtures for tests that boot real guests.
@@ -88,17 +89,7 @@ enum Fixture {
     /// Runs a helper program to completion; throws when it fails.
     @discardableResult
     static func run(_ argv: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: argv[0])
-        process.arguments = Array(argv.dropFirst())
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        try #require(process.terminationStatus == 0, "\(argv.joined(separator: " ")): \(output)")
-        return output
+        try TestProcess.capture(argv)
     }
 
     /// The `launch` executable built next to the tests.

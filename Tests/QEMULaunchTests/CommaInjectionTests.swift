@@ -1,5 +1,6 @@
 import Foundation
 import QMP
+import TestSupport
 import Testing
 
 @testable import QEMULaunch
@@ -134,16 +135,9 @@ struct ShellQuoteTests {
     @Test("/bin/sh reads a quoted line back as the same words")
     func roundTripThroughShell() throws {
         let line = "printf '%s\\0' " + QEMUSyntax.shellLine(Self.words)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", line]
-        process.environment = ["HOME": "/should-not-expand", "PATH": "/usr/bin:/bin"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
+        let run = try TestProcess.run(["/bin/sh", "-c", line], environment: ["HOME": "/should-not-expand", "PATH": "/usr/bin:/bin"])
+        let data = run.stdout
+        #expect(run.status == 0)
         let words = data.split(separator: 0, omittingEmptySubsequences: false).dropLast().map { String(decoding: $0, as: UTF8.self) }
         #expect(words == Self.words)
     }

@@ -5,6 +5,8 @@ import Testing
 
 @Suite("Doctor and accelerator diagnosis with injected host facts")
 struct DoctorTests {
+    init() { #expect(GoldenFiles.ready) }
+
     func kvmCheck(_ status: AcceleratorStatus) -> HostCheck {
         var host = Hosts.x86KVM
         host.kvm = status

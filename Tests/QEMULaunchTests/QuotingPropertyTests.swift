@@ -1,5 +1,6 @@
 import Foundation
 import PropertyBased
+import TestSupport
 import Testing
 
 @testable import QEMULaunch
@@ -74,15 +75,8 @@ struct QuotingPropertyTests {
     func shellLine() async {
         await propertyCheck(count: 40, input: words.array(of: 1...6)) { argv in
             let expected = argv.map(word)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/bin/sh")
-            process.arguments = ["-c", "printf '%s\\0' " + QEMUSyntax.shellLine(expected)]
-            process.environment = ["PATH": "/usr/bin:/bin"]
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            try process.run()
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
+            let data = try TestProcess.run(["/bin/sh", "-c", "printf '%s\\0' " + QEMUSyntax.shellLine(expected)],
+                                           environment: ["PATH": "/usr/bin:/bin"]).stdout
             let words = data.split(separator: 0, omittingEmptySubsequences: false).dropLast()
                 .map { String(decoding: $0, as: UTF8.self) }
             #expect(words == expected, "\(QEMUSyntax.shellLine(expected))")

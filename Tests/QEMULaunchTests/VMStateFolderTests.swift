@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import TestSupport
 import Testing
 
 @testable import QEMULaunch
@@ -449,17 +450,6 @@ extension GoldenCase {
 private enum Tool {
     /// Runs a program; its stdout, or a thrown failure with its stderr.
     static func capture(_ argv: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: argv[0])
-        process.arguments = Array(argv.dropFirst())
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        if process.terminationStatus != 0 { throw TestFailure("\(argv.joined(separator: " ")): \(errors)") }
-        return output
+        try TestProcess.capture(argv)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import LaunchSupport
 import Testing
 
 @testable import QMP
@@ -76,22 +77,23 @@ struct ConnectErrorTests {
         await server.finish()
     }
 
-    @Test("every error's description names what happened", arguments: [
-        QMP.Error.connectFailed(path: "/tmp/x", errno: ECONNREFUSED),
-        .socketPathTooLong(path: "/long", limit: 107),
-        .greetingTimeout(.seconds(10)),
-        .negotiationFailed(reason: "nope"),
-        .commandFailed(command: "cont", errorClass: "GenericError", description: "boom"),
-        .timeout(command: "query-status", after: .seconds(30)),
-        .eventTimeout(name: "SHUTDOWN", after: .seconds(5)),
-        .eventTimeout(name: nil, after: .seconds(5)),
-        .disconnected(cause: "the peer closed the connection"),
-        .malformedMessage(reason: "expected a JSON object", excerpt: "[1]"),
-        .lineTooLong(limit: 1024),
-        .cancelled(operation: "stop"),
+    @Test("every error's description names what happened, with its values, in a sentence", arguments: [
+        (QMP.Error.connectFailed(path: "/tmp/x", errno: ECONNREFUSED), "Could not connect to the QMP socket /tmp/x: "),
+        (.socketPathTooLong(path: "/long", limit: 107), "The QMP socket path is 5 bytes but Unix socket paths are limited to 107 bytes"),
+        (.greetingTimeout(.seconds(10)), "sent no greeting within 10 s. "),
+        (.negotiationFailed(reason: "nope"), "QMP negotiation failed: nope. "),
+        (.commandFailed(command: "cont", errorClass: "GenericError", description: "boom"), "QEMU rejected cont: GenericError: boom"),
+        (.timeout(command: "query-status", after: .seconds(4.991634049)), "No reply to query-status within 4.99 s. "),
+        (.eventTimeout(name: "SHUTDOWN", after: .milliseconds(500)), "No event SHUTDOWN arrived within 500 ms. "),
+        (.eventTimeout(name: nil, after: .seconds(5)), "No any event arrived within 5 s. "),
+        (.disconnected(cause: "the peer closed the connection"), "The QMP connection is closed: the peer closed the connection."),
+        (.malformedMessage(reason: "expected a JSON object", excerpt: "[1]"), "The QMP peer sent a malformed message (expected a JSON object): [1]. "),
+        (.lineTooLong(limit: 1024), "The QMP peer sent a line longer than 1024 bytes"),
+        (.cancelled(operation: "stop"), "The task waiting for stop was cancelled; the connection stays open."),
     ])
-    func descriptions(error: QMP.Error) {
-        #expect(error.description.count > 30)
+    func descriptions(error: QMP.Error, expected: String) {
+        #expect(error.description.hasPrefix(expected) || error.description.contains(expected), "\(error.description)")
         #expect(!error.description.contains("QMP.Error"))
+        #expect(!error.description.contains("seconds"), "durations read as \"5 s\", not Duration's own text")
     }
 }

@@ -16,11 +16,14 @@ struct FloodTests {
         let count = 200_000
         let server = try FakeQMPServer { peer in
             try peer.negotiate()
-            // A batch of events in one write, again and again: the client's reader must keep up.
-            let line = Array((FakePeer.eventLine("FLOOD", data: #"{"padding": "0123456789012345678901234567890123456789"}"#) + "\r\n").utf8)
-            var batch: [UInt8] = []
-            for _ in 0..<1000 { batch += line }
-            for _ in 0..<(count / 1000) { try peer.send(bytes: batch) }
+            // A batch of numbered events in one write, again and again: the client's reader must keep up.
+            for first in stride(from: 0, to: count, by: 1000) {
+                var batch: [UInt8] = []
+                for seq in first..<(first + 1000) {
+                    batch += Array((FakePeer.eventLine("FLOOD", data: #"{"seq": \#(seq), "padding": "0123456789012345678901234567890123456789"}"#) + "\r\n").utf8)
+                }
+                try peer.send(bytes: batch)
+            }
             let command = try peer.readCommand(timeout: .seconds(30))
             try peer.reply(to: command, returning: #"{"status": "running", "running": true}"#)
             try peer.waitForClientClose(timeout: .seconds(30))
@@ -28,17 +31,18 @@ struct FloodTests {
         let client = try await QMP.Client.connect(unixPath: server.path)
         let before = Self.residentKiB()
         let stream = client.events()   // never read until the end
-        // Every event passes through the subscriber; wait until the last one is in recentEvents.
-        #expect(await eventually(timeout: .seconds(60)) { client.recentEvents.count == 64 })
-        let status = try await client.queryStatus(timeout: .seconds(30))
+        // The reply comes after every event on the same stream: once it is here, all were read.
+        let status = try await client.queryStatus(timeout: .seconds(60))
         #expect(status.running)
+        #expect(client.recentEvents.count == 64)
+        #expect(client.recentEvents.last?.data["seq"]?.intValue == count - 1, "the newest event is the last one sent")
         let growth = Self.residentKiB() - before
         // 200k events of ~150 bytes are 30 MB on the wire; the client may hold only its bounded buffers.
         #expect(growth < 16 * 1024, "RSS grew \(growth) KiB")
         client.close()
-        let kept = await stream.reduce(0) { count, _ in count + 1 }
-        #expect(kept <= 1024)
-        #expect(kept > 0)
+        let kept = await stream.reduce(into: [Int]()) { seqs, event in seqs.append(event.data["seq"]?.intValue ?? -1) }
+        // Exactly the newest 1024, in order: the oldest were dropped, none of the newest.
+        #expect(kept == Array((count - 1024)..<count), "kept \(kept.count), first \(kept.first ?? -1)")
         await server.finish()
     }
 }

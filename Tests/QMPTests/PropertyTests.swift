@@ -1,5 +1,6 @@
 import Foundation
 import PropertyBased
+import TestSupport
 import Testing
 
 @testable import QMP
@@ -39,7 +40,7 @@ struct PropertyTests {
     @Test("any JSON value survives writing and parsing unchanged")
     func roundTrip() async throws {
         await propertyCheck(count: 300, input: Gen.uint64()) { seed in
-            var generator = SplitMix(seed: seed)
+            var generator = SplitMix64(seed: seed)
             let value = randomJSON(depth: 0, using: &generator)
             let text = value.jsonText
             let parsed = try QMP.JSONValue(parsing: text)
@@ -97,20 +98,8 @@ struct PropertyTests {
     }
 }
 
-/// A tiny deterministic generator, so a failing seed reproduces its JSON value.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
-func randomJSON(depth: Int, using generator: inout SplitMix) -> QMP.JSONValue {
+func randomJSON(depth: Int, using generator: inout SplitMix64) -> QMP.JSONValue {
     let kind = Int.random(in: 0..<(depth >= 4 ? 5 : 7), using: &generator)
     switch kind {
     case 0: return .null

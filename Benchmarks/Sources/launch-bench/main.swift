@@ -1,4 +1,4 @@
-// launch-bench: the Swift side of Benchmarks/run-issue6.sh.
+// launch-bench: the Swift side of Benchmarks/run-supervision.sh.
 //
 //   launch-bench rtt   --socket PATH [--n 2000] [--window 64] [--reps 2] [--warmup 200] [--executor global|io]
 //   launch-bench spawn --qemu BIN --dir DIR [--runs 6] [--warmup 1] [--poll-ms 2] [--transport socket|socketpair]
@@ -6,7 +6,7 @@
 //   launch-bench spawn-call [--program /bin/true] [--runs 50]
 //
 // Each prints one JSON object per measurement on stdout (the driver,
-// Benchmarks/issue6.py, collects them) and diagnostics on stderr. It measures;
+// Benchmarks/supervision.py, collects them) and diagnostics on stderr. It measures;
 // it never judges a figure.
 import Foundation
 import QEMULaunch
@@ -169,7 +169,7 @@ struct BenchError: Error, CustomStringConvertible {
 }
 
 /// QEMU accepted the connection (and may have greeted) but never answered: the QEMU
-/// 7.2 listener race, where its main thread blocks in accept4() (see RESULTS-issue6.md).
+/// 7.2 listener race, where its main thread blocks in accept4() (see RESULTS-supervision.md).
 struct Hung: Error, CustomStringConvertible {
     let pid: pid_t
     let error: QMP.Error

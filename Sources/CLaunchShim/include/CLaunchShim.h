@@ -18,7 +18,7 @@
 /// worker threads come and go.
 ///
 /// Returns the child's pid, or -1 with `*error_out` set to the errno of the
-/// failing step (fork, or execve in the child).
+/// failing step (starting the spawner thread, fork, or execve in the child).
 pid_t cls_spawn(const char *path, char *const argv[], char *const envp[],
                 const int *fd_map, int fd_map_count, int new_session,
                 int death_signal, int *error_out);
@@ -43,4 +43,8 @@ int cls_epoll_create(void);
 int cls_epoll_add(int epfd, int fd, uint64_t id);
 int cls_epoll_remove(int epfd, int fd);
 int cls_epoll_wait(int epfd, uint64_t *ids, int max_ids, int timeout_ms);
+
+/// Tests only: when non-zero, starting the spawner thread fails with EAGAIN, as
+/// pthread_create does when the process is out of threads.
+void cls_test_fail_spawner_start(int on);
 #endif

@@ -1,4 +1,5 @@
 import Foundation
+import LaunchSupport
 import Logging
 import QEMULaunch
 
@@ -18,7 +19,8 @@ enum FastBoot {
         let started = ContinuousClock.now
         do {
             let image = try KernelImage.extractVmlinux(fromBzImage: URL(fileURLWithPath: kernel), to: cached)
-            logger.info("fast boot: extracted the PVH vmlinux from \(kernel) in \(started.duration(to: .now)) (cached at \(cached.path))",
+            let took = formatDuration(started.duration(to: .now))
+            logger.info("fast boot: extracted the PVH vmlinux from \(kernel) in \(took) (cached at \(cached.path))",
                         metadata: ["kernel.format": .string(image.format.description)])
             return cached
         } catch {

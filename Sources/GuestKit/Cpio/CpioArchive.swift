@@ -1,4 +1,5 @@
 import Foundation
+import LaunchSupport
 
 /// An in-memory cpio archive in the "newc" format (magic `070701`), the format the
 /// Linux kernel unpacks as an initramfs.
@@ -29,7 +30,6 @@ public struct CpioArchive: Sendable, Hashable {
         case file(Data)
         case symlink(target: String)
         case characterDevice(major: UInt32, minor: UInt32)
-        case blockDevice(major: UInt32, minor: UInt32)
     }
 
     /// One archive member. `path` is relative and normalised (`bin/sh`).
@@ -90,12 +90,6 @@ public struct CpioArchive: Sendable, Hashable {
         _ path: String, major: UInt32, minor: UInt32, mode: UInt32 = 0o600
     ) throws(Error) {
         try add(path, .characterDevice(major: major, minor: minor), mode: mode)
-    }
-
-    public mutating func addBlockDevice(
-        _ path: String, major: UInt32, minor: UInt32, mode: UInt32 = 0o600
-    ) throws(Error) {
-        try add(path, .blockDevice(major: major, minor: minor), mode: mode)
     }
 
     /// The entry stored at `path`, if any.
@@ -186,7 +180,7 @@ public struct CpioArchive: Sendable, Hashable {
             case .directory: data = Data()
             case .file(let contents): data = contents
             case .symlink(let target): data = Data(target.utf8)
-            case .characterDevice(let major, let minor), .blockDevice(let major, let minor):
+            case .characterDevice(let major, let minor):
                 data = Data()
                 rdev = (major, minor)
             }
@@ -210,7 +204,7 @@ public struct CpioArchive: Sendable, Hashable {
     /// Writes `finish()` to `url` atomically (temporary file, then rename).
     public func write(to url: URL) throws(Error) {
         do {
-            try finish().write(to: url, options: .atomic)
+            try AtomicFile.write(finish(), to: url.path)
         } catch {
             throw .writeFailed(url, reason: "\(error.localizedDescription)")
         }
@@ -263,7 +257,6 @@ extension CpioArchive.Kind {
         case .file: 0o100000
         case .symlink: 0o120000
         case .characterDevice: 0o020000
-        case .blockDevice: 0o060000
         }
     }
 
@@ -281,7 +274,6 @@ extension CpioArchive.Kind {
         case .file: "regular file"
         case .symlink: "symlink"
         case .characterDevice: "character device"
-        case .blockDevice: "block device"
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import LaunchSupport
 import Logging
 import QEMULaunch
 import Synchronization

@@ -1,4 +1,5 @@
 import Foundation
+import LaunchSupport
 
 /// A cache key over the inputs of a built artefact: each file's path, size,
 /// modification time and inode, plus any extra text (the init script, the format
@@ -34,11 +35,5 @@ struct Fingerprint {
 /// (another launch running at the same time) never sees half a file.
 func writeAtomically(_ data: Data, to url: URL) throws {
     try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-    let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(getpid()).tmp")
-    try data.write(to: temporary)
-    if rename(temporary.path, url.path) != 0 {
-        let err = errno
-        try? FileManager.default.removeItem(at: temporary)
-        throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: url.path, NSUnderlyingErrorKey: NSError(domain: NSPOSIXErrorDomain, code: Int(err))])
-    }
+    try AtomicFile.write(data, to: url.path)
 }

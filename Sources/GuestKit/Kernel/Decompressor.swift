@@ -1,4 +1,9 @@
 import Foundation
+import LaunchSupport
+import QEMULaunch
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Why a host decompression tool could not do its job.
 public enum DecompressionError: Swift.Error, Sendable, Hashable, CustomStringConvertible {
@@ -57,57 +62,34 @@ enum Decompressor {
     }
 
     /// Decompresses the file at `input` into the file at `output` (created or
-    /// truncated).
+    /// truncated). The tool is spawned through the shim like every child, so it dies
+    /// with the launcher; its stderr is read while it runs (a pipe nobody reads would
+    /// stall a chatty tool).
     static func run(_ format: Compression, input: URL, output: URL) throws(DecompressionError) -> Outcome {
         let tool = try toolURL(for: format)
-        guard FileManager.default.createFile(atPath: output.path, contents: nil) else {
-            throw .io("can't create \(output.path); check that its folder exists and is writable")
+        let inputFd = open(input.path, O_RDONLY | O_CLOEXEC)
+        guard inputFd >= 0 else {
+            throw .io("can't open \(input.path) for decompression: \(POSIX.describe(errno)); check that it exists and is readable")
         }
-        // stderr goes to a file, not a pipe: a pipe nobody reads while waiting for the
-        // exit would stall a chatty tool forever.
-        let errorLog = output.deletingLastPathComponent()
-            .appendingPathComponent(".\(output.lastPathComponent).stderr")
-        guard FileManager.default.createFile(atPath: errorLog.path, contents: nil) else {
-            throw .io("can't create \(errorLog.path); check that its folder is writable")
+        defer { close(inputFd) }
+        let outputFd = open(output.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard outputFd >= 0 else {
+            throw .io("can't create \(output.path): \(POSIX.describe(errno)); check that its folder exists and is writable")
         }
-        defer { try? FileManager.default.removeItem(at: errorLog) }
-
-        let stdin: FileHandle
-        let stdout: FileHandle
-        let stderr: FileHandle
+        defer { close(outputFd) }
+        let result: (status: ExitStatus, output: String, timedOut: Bool)
         do {
-            stdin = try FileHandle(forReadingFrom: input)
-            stdout = try FileHandle(forWritingTo: output)
-            stderr = try FileHandle(forWritingTo: errorLog)
+            result = try ChildProcess.run(name: format.tool, argv: [tool.path] + format.decompressArguments,
+                                          stdin: inputFd, stdout: outputFd, outputLimit: 64 << 10)
         } catch {
-            throw .io("can't open \(input.path) for decompression: \(error.localizedDescription)")
+            throw .launchFailed(format, tool: tool.path, reason: error.message)
         }
-        defer {
-            try? stdin.close()
-            try? stdout.close()
-            try? stderr.close()
+        let tail = result.output.split(separator: "\n").suffix(5).joined(separator: " / ")
+        let (status, signalled): (Int32, Bool) = switch result.status {
+        case .exited(let code): (code, false)
+        case .signalled(let sig): (sig, true)
         }
-
-        let process = Process()
-        process.executableURL = tool
-        process.arguments = format.decompressArguments
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stderr
-        do {
-            try process.run()
-        } catch {
-            throw .launchFailed(format, tool: tool.path, reason: error.localizedDescription)
-        }
-        process.waitUntilExit()
-
-        let message = (try? String(contentsOf: errorLog, encoding: .utf8)) ?? ""
-        let tail = message.split(separator: "\n").suffix(5).joined(separator: " / ")
-        return Outcome(
-            status: process.terminationStatus,
-            signalled: process.terminationReason == .uncaughtSignal,
-            stderr: String(tail.prefix(1000))
-        )
+        return Outcome(status: status, signalled: signalled, stderr: String(tail.prefix(1000)))
     }
 
     /// Decompresses a whole file into memory; any non-zero exit is an error.

@@ -1,4 +1,5 @@
 import Foundation
+import LaunchSupport
 
 #if canImport(Glibc)
     import Glibc
@@ -75,7 +76,7 @@ extension KernelImage {
         }
         defer { try? FileManager.default.removeItem(at: scratch) }
         // Next to the destination, so the final rename stays on one file system.
-        let temporary = folder.appendingPathComponent(".\(destination.lastPathComponent).\(UUID().uuidString).tmp")
+        let temporary = URL(fileURLWithPath: AtomicFile.temporaryPath(for: destination.path))
         defer { try? FileManager.default.removeItem(at: temporary) }
 
         var lastError: Error?
@@ -139,7 +140,7 @@ extension KernelImage {
     /// or the new one, never a partial one.
     private static func install(_ temporary: URL, at destination: URL) throws(Error) {
         guard chmod(temporary.path, 0o644) == 0, rename(temporary.path, destination.path) == 0 else {
-            throw .writeFailed(destination, reason: String(cString: strerror(errno)))
+            throw .writeFailed(destination, reason: POSIX.describe(errno))
         }
     }
 }

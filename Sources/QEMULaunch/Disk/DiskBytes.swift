@@ -1,3 +1,4 @@
+import LaunchSupport
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -56,7 +57,7 @@ final class FileBytes: DiskBytes {
                 pread(fd, raw.baseAddress! + done, count - done, off_t(offset) + off_t(done))
             }
             if n < 0 && errno == EINTR { continue }
-            if n < 0 { throw Unreadable("read failed at byte \(offset + UInt64(done)): \(String(cString: strerror(errno)))") }
+            if n < 0 { throw Unreadable("read failed at byte \(offset + UInt64(done)): \(POSIX.describe(errno))") }
             if n == 0 { throw Unreadable("the image ends before byte \(offset + UInt64(count))", isPastEnd: true) }
             done += n
         }

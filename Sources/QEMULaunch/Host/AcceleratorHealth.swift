@@ -1,4 +1,5 @@
 import Foundation
+import LaunchSupport
 import Logging
 #if canImport(Glibc)
 import Glibc
@@ -18,7 +19,9 @@ public enum AcceleratorHealth {
     /// `given` facts as they are, or this host's, probed for `profile` with KVM tried for real.
     public static func hostFacts(for profile: Profile, given: HostFacts?, logger: Logger) async -> HostFacts {
         if let given { return given }
-        return await verified(HostProbe.current(for: profile), for: profile, logger: logger)
+        // Probing runs tools (virtiofsd --help): on a thread of its own, off the cooperative pool.
+        let probed = await onOwnThread { HostProbe.current(for: profile) }
+        return await verified(probed, for: profile, logger: logger)
     }
 
     /// Host facts with `kvm` downgraded to `.unusable` when the probe says so.
@@ -57,14 +60,14 @@ public enum AcceleratorHealth {
         case .progressed:
             return .usable
         case .stalled(let last):
-            return .unusable(reason: "/dev/kvm opens, but a test guest made no progress under KVM in \(deadline) (its console stopped at: \"\(last)\")", fix: fix)
+            return .unusable(reason: "/dev/kvm opens, but a test guest made no progress under KVM in \(formatDuration(deadline)) (its console stopped at: \"\(last)\")", fix: fix)
         case .failed(let said):
             let reason = "/dev/kvm opens, but QEMU can't run a guest with -cpu host (\(said))"
             switch await boot(qemu: qemu, kernel: kernel, arch: arch, cpu: nil, deadline: deadline) {
             case .progressed:
                 return .unusable(reason: reason + "; with QEMU's default CPU model the guest does boot", fix: "set \"cpu\" in the profile to a model KVM accepts here, or \"accel\": \"tcg\". " + fix)
             case .stalled(let last):
-                return .unusable(reason: reason + ", and with QEMU's default CPU model the guest made no progress in \(deadline) (its console stopped at: \"\(last)\")", fix: fix)
+                return .unusable(reason: reason + ", and with QEMU's default CPU model the guest made no progress in \(formatDuration(deadline)) (its console stopped at: \"\(last)\")", fix: fix)
             case .failed(let said2):
                 return .unusable(reason: reason + ", nor with its default CPU model (\(said2))", fix: fix)
             }

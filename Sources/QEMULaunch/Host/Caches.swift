@@ -1,4 +1,5 @@
 import Foundation
+import LaunchSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -35,7 +36,6 @@ struct JSONFileCache<Value: Codable> {
         all[key] = value
         guard let data = try? JSONEncoder().encode(all) else { return }
         try? FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
-        let temporary = file.appendingPathExtension("\(getpid()).tmp")
-        if (try? data.write(to: temporary)) != nil { rename(temporary.path, file.path) }
+        try? AtomicFile.write(data, to: file.path)
     }
 }

@@ -1,20 +1,30 @@
 import Foundation
+import LaunchSupport
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Reads `HostFacts` off the machine this runs on.
 public enum HostProbe {
+    /// The facts that need no program run: arch, OS, /dev/kvm, limits, the runtime base.
+    /// Enough for `ProfileValidator.hostProblems`.
+    public static func basics() -> HostFacts {
+        // The launcher builds for Linux only (see Package.swift); HostFacts.OS.macOS is
+        // for planning on other hosts' facts. HVF is never assumed: no probe exists yet.
+        var facts = HostFacts(arch: .host, os: .linux)
+        facts.kvm = kvmStatus()
+        facts.hvf = .absent("Hypervisor.framework exists only on macOS, and this launcher runs on Linux only")
+        facts.tscKHz = tscKHz()
+        facts.memlockLimitBytes = memlockLimit()
+        facts.isRoot = geteuid() == 0
+        facts.runtimeBase = runtimeBase()
+        return facts
+    }
+
     /// Probes this host. `profile` adds the binaries it names (its QEMU and virtiofsd).
+    /// Runs tools (`virtiofsd --help`) the first time: async callers use `onOwnThread`.
     public static func current(for profile: Profile? = nil) -> HostFacts {
-        #if os(macOS)
-        let os = HostFacts.OS.macOS
-        #else
-        let os = HostFacts.OS.linux
-        #endif
-        var facts = HostFacts(arch: .host, os: os)
-        facts.kvm = os == .linux ? kvmStatus() : .absent("KVM exists only on Linux")
-        facts.hvf = os == .macOS ? .usable : .absent("Hypervisor.framework exists only on macOS")
+        var facts = basics()
         for arch in Profile.Arch.allCases {
             if let path = findProgram(arch.qemuSystemBinary) { facts.qemu[arch] = QEMUBinary(path: path) }
         }
@@ -39,10 +49,6 @@ public enum HostProbe {
                 if let firmware = FirmwareLocator.find(arch: arch) { facts.firmware[arch] = firmware }
             }
         }
-        facts.tscKHz = tscKHz()
-        facts.memlockLimitBytes = memlockLimit()
-        facts.isRoot = geteuid() == 0
-        facts.runtimeBase = runtimeBase()
         return facts
     }
 
@@ -58,7 +64,7 @@ public enum HostProbe {
                 return .unusable(reason: "no permission to open /dev/kvm",
                                  fix: "add yourself to the kvm group: sudo usermod -aG kvm $USER, then log in again")
             }
-            return .unusable(reason: "opening /dev/kvm failed: \(String(cString: strerror(err)))", fix: "check the kvm module (dmesg)")
+            return .unusable(reason: "opening /dev/kvm failed: \(POSIX.describe(err))", fix: "check the kvm module (dmesg)")
         }
         close(fd)
         return .usable
@@ -128,18 +134,16 @@ public enum HostProbe {
         return "/tmp"
     }
 
-    /// Runs a short probe command and returns its stdout and stderr.
-    static func capture(_ argv: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: argv[0])
-        process.arguments = Array(argv.dropFirst())
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+    /// Runs a short probe command and returns its stdout and stderr. Spawned through the
+    /// shim like every child (it dies with the launcher); blocks the calling thread, so
+    /// async callers run it on a thread of their own (`onOwnThread`).
+    static func capture(_ argv: [String], timeout: Duration = .seconds(30)) throws(LaunchError) -> String {
+        let name = argv[0].split(separator: "/").last.map(String.init) ?? argv[0]
+        let result = try ChildProcess.run(name: name, argv: argv, timeout: timeout)
+        if result.timedOut {
+            throw LaunchError(.hostProblem, "\(QEMUSyntax.shellLine(argv)) did not finish within \(formatDuration(timeout)), and was killed",
+                              fix: "check that \(argv[0]) runs by hand; a host this loaded may need fewer VMs at once")
+        }
+        return result.output
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import LaunchSupport
 import Logging
 #if canImport(Glibc)
 import Glibc
@@ -130,7 +131,7 @@ extension VMStateFolder {
     /// renamed into place: an overlay file always has its record.
     private func makeOverlay(_ overlay: Plan.PersistentOverlay, qemuImg: String, environment: [String: String]) async throws(LaunchError) {
         try create()
-        let temporary = overlay.path + Self.temporarySuffix()
+        let temporary = AtomicFile.temporaryPath(for: overlay.path)
         unlink(temporary)
         defer { unlink(temporary) }
         try await runToCompletion(overlay.createCommand(qemuImg: qemuImg, output: temporary), environment: environment)
@@ -140,12 +141,12 @@ extension VMStateFolder {
         do {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            try (encoder.encode(record) + Data("\n".utf8)).write(to: URL(fileURLWithPath: overlay.baseRecord), options: .atomic)
+            try AtomicFile.write(encoder.encode(record) + Data("\n".utf8), to: overlay.baseRecord)
         } catch {
             throw LaunchError(.hostProblem, "cannot write \(overlay.baseRecord)", fix: "check that \(path) is writable", cause: error)
         }
         if rename(temporary, overlay.path) != 0 {
-            throw LaunchError(.hostProblem, "cannot move the new overlay into place at \(overlay.path): \(String(cString: strerror(errno)))",
+            throw LaunchError(.hostProblem, "cannot move the new overlay into place at \(overlay.path): \(POSIX.describe(errno))",
                               fix: "check that \(path) is writable")
         }
     }

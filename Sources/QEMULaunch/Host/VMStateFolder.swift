@@ -1,4 +1,5 @@
 import Foundation
+import LaunchSupport
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -103,7 +104,7 @@ public struct VMStateFolder: Sendable, Hashable {
         if let stored = try storedIdentity() { return (stored, false) }
         try create()
         let file = path + "/" + Self.identityFile
-        let temporary = file + Self.temporarySuffix()
+        let temporary = AtomicFile.temporaryPath(for: file)
         let made = MachineIdentity.random()
         defer { unlink(temporary) }
         do {
@@ -117,15 +118,10 @@ public struct VMStateFolder: Sendable, Hashable {
         if link(temporary, file) != 0 {
             let err = errno
             if err == EEXIST, let stored = try storedIdentity() { return (stored, false) }
-            throw LaunchError(.hostProblem, "cannot store the machine identity \(file): \(String(cString: strerror(err)))",
+            throw LaunchError(.hostProblem, "cannot store the machine identity \(file): \(POSIX.describe(err))",
                               fix: "check that \(path) is writable")
         }
         return (made, true)
-    }
-
-    /// A name no other launcher, nor another task of this one, writes at the same time.
-    static func temporarySuffix() -> String {
-        ".tmp-\(getpid())-\(UInt32.random(in: .min ... .max))"
     }
 
     // MARK: - listing and reset

@@ -4,6 +4,41 @@ extension Profile {
     /// Decodes a profile from JSON bytes, collecting every problem.
     /// Relative paths are resolved against `baseDirectory` when it is given.
     public static func decode(_ data: Data, source: String = "<profile>", baseDirectory: URL? = nil) throws(ProfileProblems) -> Profile {
+        let (profile, problems) = decodeCollectingProblems(data, source: source, baseDirectory: baseDirectory)
+        guard let profile, problems.isEmpty else { throw ProfileProblems(source: source, problems: problems) }
+        return profile
+    }
+
+    /// Reads and decodes a profile file; relative paths resolve against its folder.
+    public static func load(contentsOf url: URL) throws(ProfileProblems) -> Profile {
+        let data = try read(url)
+        return try decode(data, source: url.path, baseDirectory: url.deletingLastPathComponent())
+    }
+
+    /// Reads a profile file and reports every problem in one pass: those of the JSON
+    /// itself (unknown keys, bad sizes, wrong types) together with those found by
+    /// checking it against `host` (missing share folders, duplicate tags, a machine the
+    /// arch can't have; `ProfileValidator.hostProblems`). A value that failed to decode
+    /// is checked with its default in its place, and nothing more is said at its path.
+    public static func load(contentsOf url: URL, checkingAgainst host: HostFacts) throws(ProfileProblems) -> Profile {
+        let data = try read(url)
+        let (decoded, problems) = decodeCollectingProblems(data, source: url.path, baseDirectory: url.deletingLastPathComponent())
+        guard let decoded else { throw ProfileProblems(source: url.path, problems: problems) }
+        // A clean decode is checked against the host where it is planned (Machine.start,
+        // `launch plan`), with the planner's own checks; here only to list it all at once.
+        if problems.isEmpty { return decoded }
+        let decodePaths = problems.map(\.path)
+        let semantic = ProfileValidator.hostProblems(decoded, host: host).filter { problem in
+            !decodePaths.contains { path in
+                path == "$" || problem.path == path || problem.path.hasPrefix(path + ".") || problem.path.hasPrefix(path + "[")
+            }
+        }
+        throw ProfileProblems(source: url.path, problems: problems + semantic)
+    }
+
+    /// Decodes what can be decoded: the profile with defaults where a value was bad
+    /// (nil only when the bytes are not a JSON object), and every problem found.
+    static func decodeCollectingProblems(_ data: Data, source: String, baseDirectory: URL?) -> (Profile?, [ProfileProblem]) {
         let collector = ProblemCollector()
         let decoder = JSONDecoder()
         decoder.userInfo[.profileProblems] = collector
@@ -17,24 +52,18 @@ extension Profile {
                 path: "$", message: "not valid JSON: \(jsonSyntaxDetail(error))",
                 fix: "check the file with `python3 -m json.tool \(source)`"))
         }
-        guard var profile, collector.problems.isEmpty else {
-            throw ProfileProblems(source: source, problems: collector.problems)
-        }
-        if let baseDirectory { profile = profile.resolvingPaths(against: baseDirectory) }
-        return profile
+        if let baseDirectory { profile = profile?.resolvingPaths(against: baseDirectory) }
+        return (profile, collector.problems)
     }
 
-    /// Reads and decodes a profile file; relative paths resolve against its folder.
-    public static func load(contentsOf url: URL) throws(ProfileProblems) -> Profile {
-        let data: Data
+    private static func read(_ url: URL) throws(ProfileProblems) -> Data {
         do {
-            data = try Data(contentsOf: url)
+            return try Data(contentsOf: url)
         } catch {
             throw ProfileProblems(source: url.path, problems: [ProfileProblem(
                 path: "$", message: "cannot read the profile: \(error.localizedDescription)",
                 fix: "check that \(url.path) exists and is readable")])
         }
-        return try decode(data, source: url.path, baseDirectory: url.deletingLastPathComponent())
     }
 
     /// The same profile with every relative host path made absolute against `base`.

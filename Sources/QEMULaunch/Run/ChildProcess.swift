@@ -1,5 +1,6 @@
 import CLaunchShim
 import Foundation
+import LaunchSupport
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -93,14 +94,72 @@ public final class ChildProcess: Sendable {
         name: String, argv: [String], environment: [String: String],
         stdin: Int32? = nil, logPath: String? = nil, extraFileDescriptors: [(source: Int32, target: Int32)] = []
     ) throws(LaunchError) -> ChildProcess {
+        let (pid, outputFd) = try start(name: name, argv: argv, environment: environment, stdin: stdin,
+                                        stdout: nil, extraFileDescriptors: extraFileDescriptors)
+        let child = ChildProcess(pid: pid, argv: argv, name: name)
+        child.startReaders(outputFd: outputFd, logPath: logPath)
+        return child
+    }
+
+    /// Runs `argv` to its end and returns how it ended and its output (stderr, and stdout
+    /// unless `stdout` is given), at most the last `outputLimit` bytes. Blocks the calling
+    /// thread: call it from a thread of its own (`onOwnThread`), never from the cooperative
+    /// pool. Spawned like every child (parent-death signal, new session, exact fds); killed
+    /// with SIGKILL when `timeout` passes first (then `timedOut` is true).
+    public static func run(
+        name: String, argv: [String], environment: [String: String] = ProcessInfo.processInfo.environment,
+        stdin: Int32? = nil, stdout: Int32? = nil, timeout: Duration? = nil, outputLimit: Int = 1 << 20
+    ) throws(LaunchError) -> (status: ExitStatus, output: String, timedOut: Bool) {
+        let (pid, outputFd) = try start(name: name, argv: argv, environment: environment, stdin: stdin,
+                                        stdout: stdout, extraFileDescriptors: [])
+        let deadline = timeout.map { ContinuousClock.now + $0 }
+        var output: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        var timedOut = false
+        while true {
+            var pollFd = pollfd(fd: outputFd, events: Int16(POLLIN), revents: 0)
+            var waitMs: Int32 = -1
+            if let deadline {
+                let left = deadline - ContinuousClock.now
+                if left <= .zero {
+                    timedOut = true
+                    kill(pid, SIGKILL)
+                    break
+                }
+                waitMs = Int32(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)
+            }
+            let ready = poll(&pollFd, 1, waitMs)
+            if ready < 0 && errno == EINTR { continue }
+            if ready == 0 { continue }
+            let n = buffer.withUnsafeMutableBytes { read(outputFd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            output += buffer[0..<n]
+            if output.count > outputLimit { output.removeFirst(output.count - outputLimit) }
+        }
+        close(outputFd)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return (ExitStatus(waitStatus: status), String(decoding: output, as: UTF8.self), timedOut)
+    }
+
+    /// The one place a child is spawned: through the shim, with the parent-death signal,
+    /// in a new session, with exactly stdin, stdout, stderr and `extraFileDescriptors`.
+    /// Returns the pid and the read end of the pipe that has its stderr (and stdout,
+    /// unless `stdout` is given).
+    private static func start(
+        name: String, argv: [String], environment: [String: String],
+        stdin: Int32?, stdout: Int32?, extraFileDescriptors: [(source: Int32, target: Int32)]
+    ) throws(LaunchError) -> (pid: pid_t, outputFd: Int32) {
         guard let program = argv.first else { throw LaunchError(.internalError, "empty argv for \(name)") }
         var pipeFds: [Int32] = [-1, -1]
         guard cls_pipe_cloexec(&pipeFds) == 0 else {
-            throw LaunchError(.internalError, "pipe() failed for \(name): \(String(cString: strerror(errno)))")
+            throw LaunchError(.internalError, "pipe() failed for \(name): \(POSIX.describe(errno))",
+                              fix: "the launcher may be out of file descriptors: raise `ulimit -n`")
         }
         let devNull = open("/dev/null", O_RDWR | O_CLOEXEC)
         defer { if devNull >= 0 { close(devNull) } }
-        let fdMap: [Int32] = [stdin ?? devNull, 0, pipeFds[1], 1, pipeFds[1], 2]
+        let fdMap: [Int32] = [stdin ?? devNull, 0, stdout ?? pipeFds[1], 1, pipeFds[1], 2]
             + extraFileDescriptors.flatMap { [$0.source, $0.target] }
         var spawnError: Int32 = 0
         let envList = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
@@ -114,15 +173,17 @@ public final class ChildProcess: Sendable {
         close(pipeFds[1])
         if pid < 0 {
             close(pipeFds[0])
-            let reason = String(cString: strerror(spawnError))
+            let reason = POSIX.describe(spawnError)
             if spawnError == ENOENT {
                 throw LaunchError(.missingProgram, "cannot start \(name): \(program) does not exist", fix: "install it or fix the path")
             }
+            if spawnError == EAGAIN {
+                throw LaunchError(.hostProblem, "cannot start \(name) (\(program)): \(reason): no new thread or process could be made",
+                                  fix: "the user's process or thread limit is reached: stop other processes, or raise `ulimit -u`")
+            }
             throw LaunchError(.internalError, "cannot start \(name) (\(program)): \(reason)")
         }
-        let child = ChildProcess(pid: pid, argv: argv, name: name)
-        child.startReaders(outputFd: pipeFds[0], logPath: logPath)
-        return child
+        return (pid, pipeFds[0])
     }
 
     private init(pid: pid_t, argv: [String], name: String) {
@@ -146,8 +207,7 @@ public final class ChildProcess: Sendable {
         })
         let pid = self.pid
         let reaped: @Sendable (Int32) -> Void = { [self] status in
-            // WIFEXITED / WEXITSTATUS / WTERMSIG, spelled out (they are macros in C).
-            let exit: ExitStatus = (status & 0x7f) == 0 ? .exited((status >> 8) & 0xff) : .signalled(status & 0x7f)
+            let exit = ExitStatus(waitStatus: status)
             let waiters = state.withLock { s in
                 s.status = exit
                 defer { s.waiters = [:] }
@@ -229,6 +289,13 @@ public final class ChildProcess: Sendable {
 
     /// One line for an error: the argv, shell-quoted.
     public var commandLine: String { QEMUSyntax.shellLine(argv) }
+}
+
+extension ExitStatus {
+    /// From waitpid's status: WIFEXITED / WEXITSTATUS / WTERMSIG, spelled out (they are macros in C).
+    init(waitStatus status: Int32) {
+        self = (status & 0x7f) == 0 ? .exited((status >> 8) & 0xff) : .signalled(status & 0x7f)
+    }
 }
 
 /// Names the calling thread for ps/top (Linux keeps 15 bytes); Foundation's

@@ -15,17 +15,22 @@ let goldenRuntimeDir = "/run/user/1000/launch-test0001"
 enum GoldenFiles {
     static let root = "/tmp/qlt-golden"
 
-    /// Creates the files once per process; idempotent, so concurrent runs are fine.
+    static let folders = ["src", "data", "a,readonly=off"]
+    static let files = ["vmlinuz", "vmlinux", "Image", "initrd.img", "disk.img", "disk.qcow2", "d,readonly=off.img"]
+
+    /// Creates the files once per process (idempotent, so concurrent runs are fine);
+    /// true only when every one of them is there afterwards.
     static let ready: Bool = {
         let fm = FileManager.default
-        for dir in ["src", "data", "a,readonly=off"] {
+        for dir in folders {
             try? fm.createDirectory(atPath: "\(root)/\(dir)", withIntermediateDirectories: true)
         }
-        for file in ["vmlinuz", "vmlinux", "Image", "initrd.img", "disk.img", "disk.qcow2", "d,readonly=off.img"]
-        where !fm.fileExists(atPath: "\(root)/\(file)") {
+        for file in files where !fm.fileExists(atPath: "\(root)/\(file)") {
             _ = fm.createFile(atPath: "\(root)/\(file)", contents: Data())
         }
-        return true
+        var isFolder: ObjCBool = false
+        return folders.allSatisfy { fm.fileExists(atPath: "\(root)/\($0)", isDirectory: &isFolder) && isFolder.boolValue }
+            && files.allSatisfy { fm.fileExists(atPath: "\(root)/\($0)", isDirectory: &isFolder) && !isFolder.boolValue }
     }()
 }
 

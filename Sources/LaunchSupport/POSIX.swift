@@ -6,22 +6,23 @@ import Musl
 import Darwin
 #endif
 
-/// The few socket and thread calls the client needs, with the Linux/Darwin
-/// differences in one place.
-enum POSIX {
+/// The socket, errno and thread calls QMP and QEMULaunch share, with the
+/// Linux/Darwin differences in one place. `package` access: our modules' plumbing,
+/// not API for importers.
+package enum POSIX {
     /// Usable bytes of `sockaddr_un.sun_path` (one is the terminating NUL):
     /// 107 on Linux, 103 on macOS.
-    static let unixPathLimit = MemoryLayout.size(ofValue: sockaddr_un().sun_path) - 1
+    package static let unixPathLimit = MemoryLayout.size(ofValue: sockaddr_un().sun_path) - 1
 
     /// `send(2)` flags: never block (the caller may be on the cooperative pool), and
     /// on Linux never raise SIGPIPE (Darwin uses SO_NOSIGPIPE instead).
     #if canImport(Darwin)
-    static let sendFlags: Int32 = MSG_DONTWAIT
+    package static let sendFlags: Int32 = MSG_DONTWAIT
     #else
-    static let sendFlags: Int32 = Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)
+    package static let sendFlags: Int32 = Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)
     #endif
 
-    static var errno: Int32 {
+    package static var errno: Int32 {
         #if canImport(Glibc) || canImport(Musl)
         return Glibc.errno
         #else
@@ -30,7 +31,7 @@ enum POSIX {
     }
 
     /// A new close-on-exec stream socket of `domain`; returns errno on failure.
-    static func makeStreamSocket() -> Result<Int32, Errno> {
+    package static func makeStreamSocket() -> Result<Int32, Errno> {
         #if canImport(Darwin)
         let fd = socket(AF_UNIX, SOCK_STREAM, 0)
         #else
@@ -42,7 +43,7 @@ enum POSIX {
     }
 
     /// A connected pair of close-on-exec stream sockets (the wake channel).
-    static func makeSocketPair() -> Result<(Int32, Int32), Errno> {
+    package static func makeSocketPair() -> Result<(Int32, Int32), Errno> {
         var fds: [Int32] = [-1, -1]
         #if canImport(Darwin)
         let rc = socketpair(AF_UNIX, SOCK_STREAM, 0, &fds)
@@ -57,7 +58,7 @@ enum POSIX {
 
     /// Close-on-exec, so children spawned later (QEMU, virtiofsd) don't inherit the
     /// monitor; on Darwin, no SIGPIPE from writes to a closed peer.
-    static func prepare(_ fd: Int32) {
+    package static func prepare(_ fd: Int32) {
         let flags = fcntl(fd, F_GETFD)
         if flags >= 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
         #if canImport(Darwin)
@@ -66,13 +67,13 @@ enum POSIX {
         #endif
     }
 
-    static func isOpen(_ fd: Int32) -> Bool {
+    package static func isOpen(_ fd: Int32) -> Bool {
         fcntl(fd, F_GETFD) != -1
     }
 
     /// Blocking `connect(2)` to a Unix socket path. Linux bounds the wait (a full
     /// backlog) by SO_SNDTIMEO, which is set to `timeout` first.
-    static func connect(_ fd: Int32, path: String, timeout: Duration) -> Errno? {
+    package static func connect(_ fd: Int32, path: String, timeout: Duration) -> Errno? {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         #if canImport(Darwin)
@@ -97,9 +98,36 @@ enum POSIX {
         return rc == 0 ? nil : Errno(errno)
     }
 
+    /// A new close-on-exec socket connected to the Unix socket at `path` (no
+    /// deadline: for sockets that are known to be listening); the fd or the errno.
+    package static func connectedSocket(path: String, timeout: Duration = .seconds(10)) -> Result<Int32, Errno> {
+        switch makeStreamSocket() {
+        case .failure(let error):
+            return .failure(error)
+        case .success(let fd):
+            if let error = connect(fd, path: path, timeout: timeout) {
+                _ = closeFD(fd)
+                return .failure(error)
+            }
+            return .success(fd)
+        }
+    }
+
+    /// close(2), named so it doesn't collide with methods called `close`.
+    @discardableResult
+    package static func closeFD(_ fd: Int32) -> Int32 {
+        #if canImport(Glibc)
+        return Glibc.close(fd)
+        #elseif canImport(Musl)
+        return Musl.close(fd)
+        #else
+        return Darwin.close(fd)
+        #endif
+    }
+
     /// Sends what the socket takes now without blocking; returns the count sent,
     /// 0 when the socket buffer is full, or the error.
-    static func sendNow(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Result<Int, Errno> {
+    package static func sendNow(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Result<Int, Errno> {
         while true {
             let sent = send(fd, bytes.baseAddress, bytes.count, sendFlags)
             if sent >= 0 { return .success(sent) }
@@ -110,15 +138,22 @@ enum POSIX {
         }
     }
 
-    struct Errno: Error, Sendable {
-        var code: Int32
-        init(_ code: Int32) { self.code = code }
-        var text: String { "\(String(cString: strerror(code))) (errno \(code))" }
+    /// An errno value, as a typed error.
+    package struct Errno: Error, Sendable, Hashable, CustomStringConvertible {
+        package var code: Int32
+        package init(_ code: Int32) { self.code = code }
+        /// "No such file or directory (errno 2)".
+        package var text: String { "\(POSIX.describe(code)) (errno \(code))" }
+        /// "No such file or directory".
+        package var description: String { POSIX.describe(code) }
     }
+
+    /// strerror(code) as a String.
+    package static func describe(_ code: Int32) -> String { String(cString: strerror(code)) }
 }
 
 extension timeval {
-    init(_ duration: Duration) {
+    package init(_ duration: Duration) {
         let (seconds, attoseconds) = duration.components
         self.init()
         tv_sec = .init(max(0, seconds))
@@ -143,7 +178,7 @@ private func Glibc_or_Darwin_connect(
 
 /// Starts a detached POSIX thread running `body`. A plain pthread rather than
 /// Foundation's `Thread` keeps this module free of Foundation.
-func startDetachedThread(name: String, _ body: @escaping @Sendable () -> Void) -> Bool {
+package func startDetachedThread(name: String, _ body: @escaping @Sendable () -> Void) -> Bool {
     final class Box {
         let name: String
         let body: @Sendable () -> Void

@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
-"""Issue 6 benchmarks: the QMP client and the supervisor against their floors and
-against QEMU's own Python `qemu.qmp`. Run through Benchmarks/run-issue6.sh, which
+"""Benchmarks of the QMP client and the supervisor against their floors and
+against QEMU's own Python `qemu.qmp`. Run through Benchmarks/run-supervision.sh, which
 builds the binaries and the venv first.
 
-    python3 Benchmarks/issue6.py                 # everything (about 10 to 15 min on 2 busy cores)
-    python3 Benchmarks/issue6.py --quick         # fewer rounds, a look in about 3 min
-    python3 Benchmarks/issue6.py --only rtt,spawn --no-write
-    python3 Benchmarks/issue6.py --only hang --hang-runs 50   # count QEMU's QMP hangs
-    python3 Benchmarks/issue6.py --report-only .build-bench6/issue6-records.json  # re-render
+    python3 Benchmarks/supervision.py                 # everything (about 10 to 15 min on 2 busy cores)
+    python3 Benchmarks/supervision.py --quick         # fewer rounds, a look in about 3 min
+    python3 Benchmarks/supervision.py --only rtt,spawn --no-write
+    python3 Benchmarks/supervision.py --only hang --hang-runs 50   # count QEMU's QMP hangs
+    python3 Benchmarks/supervision.py --report-only .build-bench-supervision/supervision-records.json  # re-render
 
 Sections (each interleaves its contenders round by round, rotating the order, so
 load swings on a shared machine hit every contender alike):
@@ -19,7 +19,7 @@ load swings on a shared machine hit every contender alike):
 4. launch: 8 x `launch run Profiles/hello.json` against `launch batch` of 8 copies, --jobs 2.
 5. qemu-reads: strace of QEMU while the raw client runs: QEMU's syscalls per command.
 
-It writes Benchmarks/RESULTS-issue6.md (--out) and every raw record to --json. It
+It writes Benchmarks/RESULTS-supervision.md (--out) and every raw record to --json. It
 fails only when a tool is missing or a run gives a wrong answer, never because of a
 figure.
 """
@@ -42,7 +42,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRATCH = os.path.join(ROOT, ".build-bench6")
+SCRATCH = os.path.join(ROOT, ".build-bench-supervision")
 BENCH = os.path.join(SCRATCH, "release", "launch-bench")
 LAUNCH = os.path.join(SCRATCH, "release", "launch")
 VENV_PY = os.path.join(SCRATCH, "venv", "bin", "python")
@@ -466,62 +466,13 @@ def ratio(a, b):
     return a / b if a and b and a == a and b == b else float("nan")
 
 
-HISTORY_BEGIN = "<!-- issue6 runs: begin -->"
-HISTORY_END = "<!-- issue6 runs: end -->"
-HISTORY_HEADER = ("| date (UTC) | load avg | host busy % | seq ours/raw | pipe ours/raw (window) | seq ours/qemu.qmp "
-                  "| pipe ours/qemu.qmp (window) | CPU µs/cmd seq ours / raw / qemu.qmp | ready ms ours / raw "
-                  "| spawn call ms ours / Popen | RSS KiB per VM | batch / sequential | raw seq µs alone / beside a spinner "
-                  "| ours on the I/O thread / raw: seq, pipe (window) |")
-
-
-def previous_history(path):
-    try:
-        with open(path) as f:
-            text = f.read()
-    except OSError:
-        return []
-    if HISTORY_BEGIN not in text or HISTORY_END not in text:
-        return []
-    block = text.split(HISTORY_BEGIN, 1)[1].split(HISTORY_END, 1)[0]
-    return [line for line in block.splitlines() if line.startswith("| ")]
-
-
-def summary_row(facts, records, args, busy):
-    def med(section, client, field, mode=None, **cond):
-        xs = [x[field] for x in records if x.get("section") == section and x.get("client") == client
-              and (mode is None or x.get("mode") == mode) and not x.get("hung") and field in x]
-        return median(xs) if xs else float("nan")
-    loads = [x["loadavg"] for x in records if "loadavg" in x]
-    sc = [x for x in records if x.get("section") == "scale" and x["client"] == "swift" and not x["hung"]]
-    per_vm = median([(x["hwm_after_kib"] - x["hwm_before_kib"]) / x["count"] for x in sc]) if sc else float("nan")
-    cells = [
-        facts["date"].replace(" UTC", ""),
-        fmt(median(loads), 2) if loads else "—",
-        fmt(median(busy), 0) if busy else "—",
-        fmt(ratio(med("rtt", "swift", "us_per_cmd", "seq"), med("rtt", "raw", "us_per_cmd", "seq")), 2),
-        fmt(ratio(med("rtt", "swift", "us_per_cmd", "pipe-window"), med("rtt", "raw", "us_per_cmd", "pipe-batch")), 2),
-        fmt(ratio(med("rtt", "swift", "us_per_cmd", "seq"), med("rtt", "qemuqmp", "us_per_cmd", "seq")), 2),
-        fmt(ratio(med("rtt", "swift", "us_per_cmd", "pipe-window"), med("rtt", "qemuqmp", "us_per_cmd", "pipe-window")), 2),
-        "%s / %s / %s" % (fmt(med("rtt", "swift", "cpu_us_per_cmd", "seq")), fmt(med("rtt", "raw", "cpu_us_per_cmd", "seq")),
-                          fmt(med("rtt", "qemuqmp", "cpu_us_per_cmd", "seq"))),
-        "%s / %s" % (fmt(med("spawn", "swift", "ready_ms")), fmt(med("spawn", "raw", "ready_ms"))),
-        "%s / %s" % (fmt(med("spawn-call", "swift", "spawn_ms"), 2), fmt(med("spawn-call", "raw", "spawn_ms"), 2)),
-        fmt(per_vm, 0),
-        fmt(ratio(med("launch", "batch", "wall_s"), med("launch", "sequential", "wall_s")), 2),
-        "%s / %s" % (fmt(spinner_med(records, "raw", "seq", False)), fmt(spinner_med(records, "raw", "seq", True))),
-        "%s, %s" % (fmt(ratio(med("rtt", "swift-io", "us_per_cmd", "seq"), med("rtt", "raw", "us_per_cmd", "seq")), 2),
-                    fmt(ratio(med("rtt", "swift-io", "us_per_cmd", "pipe-window"), med("rtt", "raw", "us_per_cmd", "pipe-batch")), 2)),
-    ]
-    return "| " + " | ".join(cells) + " |"
-
-
 def report(args, facts, records, wall):
     records_spin_helps = [None]
     L = []
     A = L.append
-    A("# Issue 6 results: QMP client, spawn, scale and batch, measured")
+    A("# QMP client, spawn, scale and batch: measured")
     A("")
-    A("Written by `Benchmarks/run-issue6.sh` (driver `Benchmarks/issue6.py`); every figure below")
+    A("Written by `Benchmarks/run-supervision.sh` (driver `Benchmarks/supervision.py`); every figure below")
     A("comes from the run recorded here, nothing is typed in by hand. Medians unless said otherwise.")
     A("")
     A("| machine | |")
@@ -542,31 +493,31 @@ def report(args, facts, records, wall):
     if busy and median(busy) >= 90:
         A("**This run's host was saturated** (all CPUs busy most of the time, this benchmark's own work included):")
         A("wall times include waiting for a CPU, and ratios between contenders are less reliable than usual.")
-        A("See the history of runs at the end.")
+        A("Earlier runs are in git's history of this file.")
         A("")
     A("Commands:")
     A("")
     A("```sh")
-    A("bash Benchmarks/run-issue6.sh %s" % " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    A("bash Benchmarks/run-supervision.sh %s" % " ".join(shlex.quote(a) for a in sys.argv[1:]))
     A("# which runs:")
-    A("swift build -c release --scratch-path .build-bench6 --product launch-bench")
-    A("swift build -c release --scratch-path .build-bench6 --product launch")
-    A("python3 -m venv .build-bench6/venv && .build-bench6/venv/bin/pip install qemu.qmp")
-    A(".build-bench6/venv/bin/python Benchmarks/issue6.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
-    A("# and issue6.py runs, per round, contenders like:")
+    A("swift build -c release --scratch-path .build-bench-supervision --product launch-bench")
+    A("swift build -c release --scratch-path .build-bench-supervision --product launch")
+    A("python3 -m venv .build-bench-supervision/venv && .build-bench-supervision/venv/bin/pip install qemu.qmp")
+    A(".build-bench-supervision/venv/bin/python Benchmarks/supervision.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    A("# and supervision.py runs, per round, contenders like:")
     A("qemu-system-x86_64 -M none -S -nodefaults -display none -qmp unix:$TMP/rtt0.sock,server=on,wait=off")
-    A(".build-bench6/release/launch-bench rtt --socket $TMP/rtt0.sock --n %d --window %d --reps %d --warmup 200"
+    A(".build-bench-supervision/release/launch-bench rtt --socket $TMP/rtt0.sock --n %d --window %d --reps %d --warmup 200"
       % (args.n, args.window, args.rtt_reps))
-    A(".build-bench6/venv/bin/python Benchmarks/qmp_peer.py rtt --client raw|raw-noid|qemuqmp --socket $TMP/rtt0.sock --n %d --window %d --reps %d --warmup 200"
+    A(".build-bench-supervision/venv/bin/python Benchmarks/qmp_peer.py rtt --client raw|raw-noid|qemuqmp --socket $TMP/rtt0.sock --n %d --window %d --reps %d --warmup 200"
       % (args.n, args.window, args.rtt_reps))
-    A(".build-bench6/release/launch-bench spawn --qemu %s --dir $TMP --runs %d --warmup 1 [--transport socketpair]"
+    A(".build-bench-supervision/release/launch-bench spawn --qemu %s --dir $TMP --runs %d --warmup 1 [--transport socketpair]"
       % (args.qemu, args.spawn_runs))
-    A(".build-bench6/venv/bin/python Benchmarks/qmp_peer.py spawn --client raw|qemuqmp --qemu %s --dir $TMP --runs %d --warmup 1 [--transport socketpair]"
+    A(".build-bench-supervision/venv/bin/python Benchmarks/qmp_peer.py spawn --client raw|qemuqmp --qemu %s --dir $TMP --runs %d --warmup 1 [--transport socketpair]"
       % (args.qemu, args.spawn_runs))
-    A(".build-bench6/release/launch-bench scale --qemu %s --dir $TMP --count %d [--transport socketpair]" % (args.qemu, args.count))
-    A(".build-bench6/venv/bin/python Benchmarks/qmp_peer.py scale --client qemuqmp|raw --qemu %s --dir $TMP --count %d" % (args.qemu, args.count))
-    A(".build-bench6/release/launch run Profiles/hello.json            # 8 times in a row")
-    A(".build-bench6/release/launch batch Profiles/hello.json ... (8 copies) --jobs 2")
+    A(".build-bench-supervision/release/launch-bench scale --qemu %s --dir $TMP --count %d [--transport socketpair]" % (args.qemu, args.count))
+    A(".build-bench-supervision/venv/bin/python Benchmarks/qmp_peer.py scale --client qemuqmp|raw --qemu %s --dir $TMP --count %d" % (args.qemu, args.count))
+    A(".build-bench-supervision/release/launch run Profiles/hello.json            # 8 times in a row")
+    A(".build-bench-supervision/release/launch batch Profiles/hello.json ... (8 copies) --jobs 2")
     A("```")
     A("")
 
@@ -620,30 +571,28 @@ def report(args, facts, records, wall):
         A("Ratios (ours / other): of the medians above, and the median of per-round ratios (same QEMU, adjacent")
         A("in time; less sensitive to load drifting between rounds).")
         A("")
-        A("| comparison | of medians | per-round median [min–max] | target |")
-        A("| --- | ---: | ---: | --- |")
+        A("| comparison | of medians | per-round median [min–max] |")
+        A("| --- | ---: | ---: |")
         verdicts = []
-        for label, c1, m1, c2, m2, target in [
-            ("seq: ours / raw", "swift", "seq", "raw", "seq", 1.1),
-            ("pipelined: ours window / raw batch", "swift", "pipe-window", "raw", "pipe-batch", 1.1),
-            ("pipelined: ours batch / raw batch", "swift", "pipe-batch", "raw", "pipe-batch", 1.1),
-            ("seq: ours / qemu.qmp", "swift", "seq", "qemuqmp", "seq", 1.0),
-            ("pipelined window: ours / qemu.qmp", "swift", "pipe-window", "qemuqmp", "pipe-window", 1.0),
-            ("pipelined batch: ours / qemu.qmp", "swift", "pipe-batch", "qemuqmp", "pipe-batch", 1.0),
-            ("seq: ours on the I/O thread / raw", "swift-io", "seq", "raw", "seq", 1.1),
-            ("pipelined: ours on the I/O thread, window / raw batch", "swift-io", "pipe-window", "raw", "pipe-batch", 1.1),
-            ("pipelined: ours on the I/O thread, batch / raw batch", "swift-io", "pipe-batch", "raw", "pipe-batch", 1.1),
-            ("seq: ours on the I/O thread / qemu.qmp", "swift-io", "seq", "qemuqmp", "seq", 1.0),
-            ("pipelined window: ours on the I/O thread / qemu.qmp", "swift-io", "pipe-window", "qemuqmp", "pipe-window", 1.0),
+        for label, c1, m1, c2, m2 in [
+            ("seq: ours / raw", "swift", "seq", "raw", "seq"),
+            ("pipelined: ours window / raw batch", "swift", "pipe-window", "raw", "pipe-batch"),
+            ("pipelined: ours batch / raw batch", "swift", "pipe-batch", "raw", "pipe-batch"),
+            ("seq: ours / qemu.qmp", "swift", "seq", "qemuqmp", "seq"),
+            ("pipelined window: ours / qemu.qmp", "swift", "pipe-window", "qemuqmp", "pipe-window"),
+            ("pipelined batch: ours / qemu.qmp", "swift", "pipe-batch", "qemuqmp", "pipe-batch"),
+            ("seq: ours on the I/O thread / raw", "swift-io", "seq", "raw", "seq"),
+            ("pipelined: ours on the I/O thread, window / raw batch", "swift-io", "pipe-window", "raw", "pipe-batch"),
+            ("pipelined: ours on the I/O thread, batch / raw batch", "swift-io", "pipe-batch", "raw", "pipe-batch"),
+            ("seq: ours on the I/O thread / qemu.qmp", "swift-io", "seq", "qemuqmp", "seq"),
+            ("pipelined window: ours on the I/O thread / qemu.qmp", "swift-io", "pipe-window", "qemuqmp", "pipe-window"),
         ]:
             of_medians = ratio(med.get((c1, m1)), med.get((c2, m2)))
             per_round = paired(c1, m1, c2, m2)
-            met = of_medians <= target
-            verdicts.append((label, of_medians, target, met))
-            A("| %s | %s | %s [%s–%s] | %s %s |" % (
+            verdicts.append((label, of_medians))
+            A("| %s | %s | %s [%s–%s] |" % (
                 label, fmt(of_medians, 2), fmt(median(per_round), 2), fmt(min(per_round, default=float("nan")), 2),
-                fmt(max(per_round, default=float("nan")), 2),
-                "≤ %.1f:" % target if target != 1.0 else "< 1 (faster):", "met" if met else "**not met**"))
+                fmt(max(per_round, default=float("nan")), 2)))
         A("")
         A("The client's own CPU time per command (user + system, all threads, from `getrusage`; independent of")
         A("how long QEMU takes) and its context switches per command:")
@@ -869,8 +818,8 @@ def report(args, facts, records, wall):
         if ours:
             per_vm = median([x["hwm_after_kib"] - x["hwm_before_kib"] for x in ours]) / args.count
             A("")
-            A("Target: supervisor overhead under 2 MB (2048 KiB) per VM: %s per VM (peak RSS growth / %d) — %s."
-              % (fmt(per_vm, 0) + " KiB", args.count, "met" if per_vm < 2048 else "**not met**"))
+            A("Supervisor memory: %s per VM (peak RSS growth / %d)."
+              % (fmt(per_vm, 0) + " KiB", args.count))
             tpv = median([(x["threads_at_ready"] - x["threads_before"]) / x["count"] for x in ours])
             A("Threads per VM in ours: %s (ChildProcess: an output reader and a reaper, Foundation `Thread`s;"
               % fmt(tpv, 1))
@@ -932,7 +881,7 @@ def report(args, facts, records, wall):
     if la:
         A("## 4. `launch run` x 8 in a row against `launch batch` of 8, `--jobs 2`")
         A("")
-        A("Release `launch` (`.build-bench6/release/launch`), `Profiles/hello.json` (microvm, TCG here, virtiofs")
+        A("Release `launch` (`.build-bench-supervision/release/launch`), `Profiles/hello.json` (microvm, TCG here, virtiofs")
         A("share, runs a command). One unmeasured warm-up run first (the KVM probe and the caches are warm).")
         A("%d repetitions each, alternating. Wall time of the whole set, and CPU time (user + system of all" % args.launch_reps)
         A("children, from `getrusage(RUSAGE_CHILDREN)`).")
@@ -968,14 +917,13 @@ def report(args, facts, records, wall):
         A("")
 
     # ---- verdicts and notes
-    A("## Targets and notes")
+    A("## Summary and notes")
     A("")
     if rtt:
-        for label, value, target, met in verdicts:
-            A("- %s = %s (target %s): %s" % (label, fmt(value, 2),
-                                            "≤ %.1f" % target if target != 1.0 else "< 1", "met" if met else "**not met**"))
+        for label, value in verdicts:
+            A("- %s = %s" % (label, fmt(value, 2)))
     if sc and ours:
-        A("- supervisor RSS per VM = %s KiB (target < 2048 KiB): %s" % (fmt(per_vm, 0), "met" if per_vm < 2048 else "**not met**"))
+        A("- supervisor RSS per VM = %s KiB" % fmt(per_vm, 0))
     A("")
     if rtt:
         def cpu(c, m):
@@ -1043,26 +991,10 @@ def report(args, facts, records, wall):
               " below for the `fork()` runs before." % fmt(r, 1))
         A("The 2 ms socket-file poll costs half its interval on average; the socketpair transport needs no poll.")
         A("")
-    # ---- history: this run's key figures, after those of earlier runs kept in the results file
-    row = summary_row(facts, records, args, busy)
-    A("## Runs so far")
-    A("")
-    A("Key figures of every run of this script whose results file was kept (older rows are carried over from")
-    A("the previous `RESULTS-issue6.md`, this run's is last), so one lucky or unlucky run can't hide the spread:")
-    A("")
-    A(HISTORY_HEADER)
-    A("| " + " | ".join("---" if i == 0 else "---:" for i in range(HISTORY_HEADER.count("|") - 1)) + " |")
-    A(HISTORY_BEGIN)
-    this_date = row.split("|")[1].strip()
-    for line in previous_history(args.out):
-        if line.split("|")[1].strip() != this_date:  # this run's own row, from an earlier rendering
-            A(line)
-    A(row)
-    A(HISTORY_END)
-    A("")
+    # Only this run's figures: earlier runs are in git's history of this file.
     A("Everything here ran on a shared 2-core VM with other jobs (see the load and busy figures at the top):")
     A("single figures move by tens of percent between rounds; compare medians and per-round ratios, and")
-    A("re-run `bash Benchmarks/run-issue6.sh` rather than trusting one number.")
+    A("re-run `bash Benchmarks/run-supervision.sh` rather than trusting one number.")
     A("")
     return "\n".join(L) + "\n"
 
@@ -1082,8 +1014,8 @@ def main():
     parser.add_argument("--scale-rounds", type=int, default=3)
     parser.add_argument("--count", type=int, default=32)
     parser.add_argument("--launch-reps", type=int, default=3)
-    parser.add_argument("--out", default=os.path.join(ROOT, "Benchmarks", "RESULTS-issue6.md"))
-    parser.add_argument("--json", default=os.path.join(SCRATCH, "issue6-records.json"))
+    parser.add_argument("--out", default=os.path.join(ROOT, "Benchmarks", "RESULTS-supervision.md"))
+    parser.add_argument("--json", default=os.path.join(SCRATCH, "supervision-records.json"))
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--report-only", metavar="JSON",
                         help="write the report again from a records file of an earlier run (no measuring)")
@@ -1106,7 +1038,7 @@ def main():
     only = set(args.only.split(","))
     for path in [BENCH, VENV_PY] + ([LAUNCH] if "launch" in only else []):
         if not os.path.exists(path):
-            raise SystemExit("missing %s: run Benchmarks/run-issue6.sh" % rel(path))
+            raise SystemExit("missing %s: run Benchmarks/run-supervision.sh" % rel(path))
     facts = machine_facts()
     records = []
     t0 = time.monotonic()
@@ -1141,16 +1073,16 @@ def main():
         with open(args.out, "w") as f:
             f.write(text)
         log("wrote %s and %s" % (rel(args.out), rel(args.json)))
-        if os.path.abspath(args.out) == os.path.abspath(os.path.join(ROOT, "Benchmarks", "RESULTS-issue6.md")):
+        if os.path.abspath(args.out) == os.path.abspath(os.path.join(ROOT, "Benchmarks", "RESULTS-supervision.md")):
             splice_into_benchmarks(text)
 
 
-BENCHMARKS_HEADER = "# QMP client, spawn, 32 VMs and batch (from `bash Benchmarks/run-issue6.sh`)"
+BENCHMARKS_HEADER = "# QMP client, spawn, 32 VMs and batch (from `bash Benchmarks/run-supervision.sh`)"
 
 
 def splice_into_benchmarks(text):
     """BENCHMARKS.md carries these figures after the boot figures (Benchmarks/boot.py
-    writes the same section from RESULTS-issue6.md): replace that section now, so the
+    writes the same section from RESULTS-supervision.md): replace that section now, so the
     file is current whichever script ran last."""
     path = os.path.join(ROOT, "BENCHMARKS.md")
     try:
@@ -1162,7 +1094,7 @@ def splice_into_benchmarks(text):
     body = text.split("\n", 1)[1] if "\n" in text else ""
     with open(path, "w") as f:
         f.write(head + "\n" + BENCHMARKS_HEADER + "\n\n" + body)
-    log("updated the issue-6 section of %s" % rel(path))
+    log("updated the QMP and supervision section of %s" % rel(path))
 
 
 if __name__ == "__main__":
