@@ -66,7 +66,9 @@ let package = Package(
             dependencies: [
                 "QEMULaunch", "QMP",
                 .product(name: "PropertyBased", package: "swift-property-based"),
-            ]
+            ],
+            // Recorded `help` outputs of QEMU 7.2 and 10.0, read by path (#filePath).
+            exclude: ["Fixtures"]
         ),
         .testTarget(
             name: "GuestKitTests",

@@ -46,6 +46,8 @@ struct GoldenArgvTests {
             Plan.Choice(topic: "accelerator", value: "kvm", reason: "auto: kvm is usable"),
             Plan.Choice(topic: "machine", value: "microvm", reason: "from the profile"),
             Plan.Choice(topic: "transport", value: "virtio-mmio", reason: "default for microvm"),
+            Plan.Choice(topic: "qemu", value: "7.2.22", reason: "read from /usr/bin/qemu-system-x86_64's --version and help"),
+            Plan.Choice(topic: "microvm firmware", value: "qboot, option ROMs off", reason: "its bios-microvm.bin is qboot, which loads the kernel itself"),
             Plan.Choice(topic: "virtiofsd", value: "legacy-c", reason: "detected from /usr/lib/qemu/virtiofsd's --help"),
             Plan.Choice(topic: "virtiofsd", value: "sandbox namespace", reason: "root: mount, pid and net namespaces around the shared folder"),
             Plan.Choice(topic: "kernel", value: "vmlinux (PVH entry)", reason: "booted directly, no in-guest decompression"),
@@ -128,7 +130,7 @@ extension GoldenCase {
     ]
 
     static let kvmMicrovm = GoldenCase(
-        title: "x86_64 Linux KVM, microvm: virtiofs (legacy C), exec ports for the command, PVH adds tsc_early_khz",
+        title: "x86_64 Linux KVM, QEMU 7.2 microvm: qboot without option ROMs, virtiofs (legacy C), exec ports for the command, PVH adds tsc_early_khz",
         host: Hosts.x86KVM,
         json: """
             {"name": "kvm-micro", "machine": "microvm", "cpus": 2, "memory": "1G",
@@ -261,7 +263,7 @@ extension GoldenCase {
         cmdline: "console=ttyS0 panic=-1")
 
     static let tcgMicrovm = GoldenCase(
-        title: "x86_64 Linux TCG-only, microvm (default machine): PIT and PIC on, read-only virtiofs (Rust), ephemeral qcow2 disk",
+        title: "x86_64 Linux TCG-only, QEMU 10.0 microvm (default machine): SeaBIOS keeps its option ROMs, PIT and PIC on, read-only virtiofs (Rust), ephemeral qcow2 disk",
         host: Hosts.x86TCG,
         json: """
             {"name": "tcg-micro", "kernel": "/tmp/qlt-golden/vmlinuz",
@@ -273,7 +275,7 @@ extension GoldenCase {
             "/usr/local/bin/qemu-system-x86_64",
             "-nodefaults", "-no-user-config", "-display", "none",
             "-name", "guest=tcg-micro",
-            "-machine", "microvm,pit=on,pic=on,rtc=on,isa-serial=on,x-option-roms=off,memory-backend=mem",
+            "-machine", "microvm,pit=on,pic=on,rtc=on,isa-serial=on,memory-backend=mem",
             "-accel", "tcg",
             "-cpu", "max",
             "-smp", "1",
@@ -312,7 +314,7 @@ extension GoldenCase {
         cmdline: "console=ttyS0 panic=-1 tsc_early_khz=2400000")
 
     static let tcgMicrovmPVH = GoldenCase(
-        title: "x86_64 Linux TCG-only, microvm PVH: tsc_early_khz before the caller's arguments, exec ports without a command, not paused",
+        title: "x86_64 Linux TCG-only, QEMU 10.0 microvm PVH: option ROMs on, tsc_early_khz before the caller's arguments, exec ports without a command, not paused",
         host: Hosts.x86TCG,
         json: #"{"name": "pvh", "accel": "tcg", "kernel": "/tmp/qlt-golden/vmlinux", "cmdline": "loglevel=4"}"#,
         options: PlanOptions(runtimeDir: goldenRuntimeDir, kernelEntry: .pvh, kernelArguments: ["rdinit=/init", "quiet"],
@@ -321,7 +323,7 @@ extension GoldenCase {
             "/usr/local/bin/qemu-system-x86_64",
             "-nodefaults", "-no-user-config", "-display", "none",
             "-name", "guest=pvh",
-            "-machine", "microvm,pit=on,pic=on,rtc=on,isa-serial=on,x-option-roms=off",
+            "-machine", "microvm,pit=on,pic=on,rtc=on,isa-serial=on",
             "-accel", "tcg",
             "-cpu", "max",
             "-smp", "1",

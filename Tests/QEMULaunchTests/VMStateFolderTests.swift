@@ -425,7 +425,7 @@ extension GoldenCase {
             "-nodefaults", "-no-user-config", "-display", "none",
             "-name", "guest=id-micro",
             "-uuid", "0f8fad5b-d9cb-469f-a165-70867728950e",
-            "-machine", "microvm,pit=on,pic=on,rtc=on,isa-serial=on,x-option-roms=off",
+            "-machine", "microvm,pit=on,pic=on,rtc=on,isa-serial=on",
             "-accel", "tcg",
             "-cpu", "max",
             "-smp", "1",

@@ -47,6 +47,11 @@ public enum Planner {
         let arch = profile.arch ?? host.arch
         let machine = profile.machine ?? defaultMachine(arch: arch, firmware: profile.firmware)
         var choices: [Plan.Choice] = []
+        // `"transport": "auto"` shares become virtiofs or 9p here, each said in one line.
+        let (profile, shareChoices) = resolvingShareTransports(profile, host: host)
+        // What this QEMU binary is; nil when not probed (then only options every QEMU takes).
+        let capabilities = profile.qemu.binary == nil || host.qemu[arch]?.path == profile.qemu.binary
+            ? host.qemu[arch]?.capabilities : nil
 
         // Accelerator.
         let accel: Accelerator
@@ -66,14 +71,18 @@ public enum Planner {
         choices.append(Plan.Choice(
             topic: "transport", value: transport == .mmio ? "virtio-mmio" : "virtio-pci",
             reason: profile.transport == .auto ? "default for \(machine.rawValue)" : "from the profile"))
+        if let capabilities {
+            choices.append(Plan.Choice(topic: "qemu", value: capabilities.shortVersion, reason: "read from \(host.qemu[arch]?.path ?? "the binary")'s --version and help"))
+        }
 
+        choices += shareChoices
         let qemuBinary = profile.qemu.binary ?? host.qemu[arch]?.path ?? arch.qemuSystemBinary
         let virtiofsShares = profile.shares.enumerated().filter { $0.element.transport == .virtiofs }
         if !virtiofsShares.isEmpty, profile.virtiofsd.binary == nil, host.virtiofsd == nil {
             problems.append(ProfileProblem(
                 path: "shares[\(virtiofsShares[0].offset)].transport",
-                message: "a virtiofs share needs virtiofsd, and none was found on this host",
-                fix: "install virtiofsd (Debian 12: package qemu-system-common ships /usr/lib/qemu/virtiofsd; newer: package virtiofsd), set virtiofsd.binary, or use \"transport\": \"9p\""))
+                message: "a virtiofs share needs virtiofsd, and none was found on this host" + noVirtiofsdReason(capabilities),
+                fix: installVirtiofsdFix + ", set virtiofsd.binary, or use \"transport\": \"9p\" (or \"auto\": 9p when no virtiofsd is found)"))
         }
         if profile.kernel == "auto" {
             problems.append(ProfileProblem(path: "kernel", message: "\"auto\" must be resolved to a file before planning",
@@ -92,7 +101,7 @@ public enum Planner {
                                                fix: arch == .x86_64 ? "install it: sudo apt-get install ovmf" : "install it: sudo apt-get install qemu-efi-aarch64"))
             }
         }
-        if let virtiofsd = host.virtiofsd, virtiofsd.flavor == .legacyC, !host.isRoot, let first = virtiofsShares.first {
+        if let virtiofsd = host.virtiofsd, virtiofsd.flavor == .legacyC, !host.isRoot, let first = virtiofsShares.first, profile.virtiofsd.binary == nil || profile.virtiofsd.binary == virtiofsd.path {
             problems.append(ProfileProblem(path: "shares[\(first.offset)].transport",
                                            message: "the C virtiofsd (\(virtiofsd.path)) runs only as root, and this launcher is not root",
                                            fix: "run as root, install the Rust virtiofsd (package virtiofsd on Debian 13 / Ubuntu 24.04), or use \"transport\": \"9p\""))
@@ -137,7 +146,22 @@ public enum Planner {
                 machineOptions += ["pit=off", "pic=off", "rtc=on"]
             }
             // ACPI stays on: with acpi=off a guest poweroff only halts and QEMU never exits.
-            machineOptions += ["isa-serial=on", "x-option-roms=off"]
+            machineOptions.append("isa-serial=on")
+            switch capabilities?.microvmFirmware {
+            case .qboot?:
+                // qboot loads the kernel from fw_cfg itself: QEMU's option ROMs are dead weight
+                // (Debian 12's QEMU 7.2 links bios-microvm.bin to qboot.rom).
+                machineOptions.append("x-option-roms=off")
+                choices.append(Plan.Choice(topic: "microvm firmware", value: "qboot, option ROMs off", reason: "its bios-microvm.bin is qboot, which loads the kernel itself"))
+            case .seabios?:
+                // SeaBIOS boots a -kernel only through the linuxboot_dma/pvh option ROMs: with
+                // x-option-roms=off QEMU 10.0.2 (Debian's bios-microvm.bin is SeaBIOS) never starts the guest.
+                choices.append(Plan.Choice(topic: "microvm firmware", value: "SeaBIOS, option ROMs on", reason: "its bios-microvm.bin is SeaBIOS, which boots the kernel through QEMU's option ROMs"))
+            case .unknown?, nil:
+                // Unknown firmware: keep the option ROMs, which every microvm firmware can boot with.
+                choices.append(Plan.Choice(topic: "microvm firmware", value: "option ROMs on",
+                                           reason: capabilities == nil ? "QEMU not probed: the setting that boots with every firmware" : "bios-microvm.bin is neither qboot nor SeaBIOS: the setting that boots with both"))
+            }
         case .virt:
             switch accel {
             // HVF on Apple silicon has no in-kernel GICv3 before QEMU 9.2: use GICv2.
@@ -226,7 +250,8 @@ public enum Planner {
                 args.add("-device", args.device("vhost-user-fs") + ",chardev=fs\(fsIndex),tag=\(QEMUSyntax.optionValue(share.tag))")
                 virtiofsdArgv.append(virtiofsdCommand(share: share, socket: socket, profile: profile, host: host))
                 fsIndex += 1
-            case .ninep:
+            case .ninep, .auto:
+                // (`auto` never gets here: resolvingShareTransports made it virtiofs or 9p.)
                 var fsdev = "local,id=p9fs\(index),path=\(QEMUSyntax.optionValue(share.path)),security_model=none"
                 if share.readOnly { fsdev += ",readonly=on" }
                 args.add("-fsdev", fsdev)
@@ -327,7 +352,8 @@ public enum Planner {
             qemu: args.argv, virtiofsd: virtiofsdArgv, prepare: prepare,
             cmdline: cmdline.joined(separator: " "), runtimeDir: run, sockets: sockets,
             arch: arch, machine: machine, accelerator: accel, transport: transport, choices: choices,
-            firmwareVars: firmwareVars, persistentOverlays: persistentOverlays)
+            firmwareVars: firmwareVars, persistentOverlays: persistentOverlays,
+            virtiofsTags: virtiofsShares.map(\.element.tag))
     }
 
     /// The machine, transport and accelerator a plan would use, for callers that
@@ -338,6 +364,52 @@ public enum Planner {
         let accel = try? chooseAccelerator(profile.accel, guest: arch, host: host).get().accelerator
         return (arch, machine, transport(machine: machine, requested: profile.transport), accel)
     }
+
+    /// `profile` with every `"transport": "auto"` share made virtiofs or 9p for this host,
+    /// and one line per such share saying which and why. virtiofs when a virtiofsd is
+    /// there and can run (the C one only as root) and QEMU has vhost-user-fs; else 9p,
+    /// with what to install for virtiofs. Shares that name a transport are kept as they are.
+    public static func resolvingShareTransports(_ profile: Profile, host: HostFacts) -> (profile: Profile, choices: [Plan.Choice]) {
+        guard profile.shares.contains(where: { $0.transport == .auto }) else { return (profile, []) }
+        let arch = profile.arch ?? host.arch
+        let capabilities = host.qemu[arch]?.capabilities
+        let machine = profile.machine ?? defaultMachine(arch: arch, firmware: profile.firmware)
+        let device = (transport(machine: machine, requested: profile.transport) == .mmio ? "vhost-user-fs-device" : "vhost-user-fs-pci")
+        // Why virtiofs can't be served here, or nil when it can.
+        var obstacle: String?
+        if profile.virtiofsd.binary == nil, host.virtiofsd == nil {
+            obstacle = "no virtiofsd on this host" + noVirtiofsdReason(capabilities)
+        } else if let virtiofsd = host.virtiofsd, virtiofsd.flavor == .legacyC, !host.isRoot {
+            obstacle = "the C virtiofsd \(virtiofsd.path) runs only as root"
+        } else if let capabilities, !capabilities.devices.contains(device) {
+            obstacle = "this QEMU has no \(device)"
+        }
+        var resolved = profile
+        var choices: [Plan.Choice] = []
+        for index in resolved.shares.indices where resolved.shares[index].transport == .auto {
+            let tag = resolved.shares[index].tag
+            if let obstacle {
+                resolved.shares[index].transport = .ninep
+                choices.append(Plan.Choice(topic: "shares[\(index)] \"\(tag)\"", value: "9p",
+                                           reason: "auto: \(obstacle); for virtiofs, \(installVirtiofsdFix)"))
+            } else {
+                resolved.shares[index].transport = .virtiofs
+                let daemon = profile.virtiofsd.binary ?? host.virtiofsd.map { "\($0.path), \($0.flavor.rawValue) flavor" } ?? "virtiofsd"
+                choices.append(Plan.Choice(topic: "shares[\(index)] \"\(tag)\"", value: "virtiofs", reason: "auto: virtiofsd found (\(daemon))"))
+            }
+        }
+        return (resolved, choices)
+    }
+
+    /// Why a host has no virtiofsd, when the QEMU version explains it.
+    static func noVirtiofsdReason(_ capabilities: QEMUCapabilities?) -> String {
+        guard let capabilities, capabilities.shipsLegacyVirtiofsd == false else { return "" }
+        return " (QEMU \(capabilities.shortVersion): QEMU >= 8 ships no C virtiofsd)"
+    }
+
+    /// How to get a virtiofsd, for messages. Debian 12 has no Rust virtiofsd package (backports
+    /// included) and Debian 13's needs glibc 2.39; its QEMU 7.2 ships the C one.
+    static let installVirtiofsdFix = "install the Rust virtiofsd (Debian 13 / Ubuntu 24.04 / Fedora: sudo apt-get install virtiofsd or dnf install virtiofsd; Debian 12: Debian's QEMU 7.2 package qemu-system-common ships the C one at /usr/lib/qemu/virtiofsd, or build the Rust one: cargo install virtiofsd)"
 
     static func transport(machine: Profile.MachineKind, requested: Profile.TransportChoice) -> Plan.Transport {
         switch (machine, requested) {
