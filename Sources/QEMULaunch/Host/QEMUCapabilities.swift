@@ -15,8 +15,12 @@ public struct QEMUCapabilities: Sendable, Hashable, Codable {
     public var machines: Set<String>
     public var devices: Set<String>
     public var accelerators: Set<String>
-    /// What `bios-microvm.bin` is for this binary; nil for binaries without microvm.
+    /// What `bios-microvm.bin`, microvm's default firmware, is for this binary; nil for
+    /// binaries without microvm.
     public var microvmFirmware: MicrovmFirmware?
+    /// Whether `qboot.rom` is in QEMU's data directories, so `-bios qboot.rom` works
+    /// (upstream QEMU and Debian's packages 7.2 to 10.0 ship it).
+    public var hasQboot: Bool
 
     /// The firmware microvm runs before the kernel, which decides whether its option
     /// ROMs may be turned off.
@@ -33,12 +37,13 @@ public struct QEMUCapabilities: Sendable, Hashable, Codable {
     }
 
     public init(version: String, machines: Set<String>, devices: Set<String>, accelerators: Set<String>,
-                microvmFirmware: MicrovmFirmware? = nil) {
+                microvmFirmware: MicrovmFirmware? = nil, hasQboot: Bool = false) {
         self.version = version
         self.machines = machines
         self.devices = devices
         self.accelerators = accelerators
         self.microvmFirmware = microvmFirmware
+        self.hasQboot = hasQboot
     }
 
     /// (major, minor, micro) from `version`, e.g. [10, 0, 2]; nil when it says no version.
@@ -59,11 +64,13 @@ public struct QEMUCapabilities: Sendable, Hashable, Codable {
 
     /// Capabilities as a binary's recorded help outputs describe them (what the probe reads).
     public static func parse(version: String, machineHelp: String, deviceHelp: String, accelHelp: String,
-                             microvmFirmware: MicrovmFirmware? = nil) -> QEMUCapabilities {
-        QEMUCapabilities(version: version.split(separator: "\n").first.map(String.init) ?? "?",
-                         machines: parseMachines(machineHelp), devices: parseDevices(deviceHelp),
-                         accelerators: parseAccelerators(accelHelp),
-                         microvmFirmware: parseMachines(machineHelp).contains("microvm") ? (microvmFirmware ?? .unknown) : nil)
+                             microvmFirmware: MicrovmFirmware? = nil, hasQboot: Bool = false) -> QEMUCapabilities {
+        let hasMicrovm = parseMachines(machineHelp).contains("microvm")
+        return QEMUCapabilities(version: version.split(separator: "\n").first.map(String.init) ?? "?",
+                                machines: parseMachines(machineHelp), devices: parseDevices(deviceHelp),
+                                accelerators: parseAccelerators(accelHelp),
+                                microvmFirmware: hasMicrovm ? (microvmFirmware ?? .unknown) : nil,
+                                hasQboot: hasMicrovm && hasQboot)
     }
 
     /// Reads (or recalls) the capabilities of `binary`. Runs the probes on a
@@ -75,13 +82,16 @@ public struct QEMUCapabilities: Sendable, Hashable, Codable {
             do {
                 let machineHelp = try HostProbe.capture([binary, "-machine", "help"])
                 var firmware: MicrovmFirmware?
+                var qboot = false
                 if parseMachines(machineHelp).contains("microvm") {
-                    firmware = microvmFirmware(dataDirectories: try HostProbe.capture([binary, "-L", "help"]))
+                    let directories = try HostProbe.capture([binary, "-L", "help"])
+                    firmware = microvmFirmware(dataDirectories: directories)
+                    qboot = dataFile("qboot.rom", dataDirectories: directories) != nil
                 }
                 return .success(parse(
                     version: try HostProbe.capture([binary, "--version"]), machineHelp: machineHelp,
                     deviceHelp: try HostProbe.capture([binary, "-device", "help"]),
-                    accelHelp: try HostProbe.capture([binary, "-accel", "help"]), microvmFirmware: firmware))
+                    accelHelp: try HostProbe.capture([binary, "-accel", "help"]), microvmFirmware: firmware, hasQboot: qboot))
             } catch {
                 return .failure(LaunchError(.missingProgram, "cannot run \(binary) to read its capabilities", cause: error))
             }
@@ -94,17 +104,22 @@ public struct QEMUCapabilities: Sendable, Hashable, Codable {
     /// Finds `bios-microvm.bin` along QEMU's data directories (`-L help`, in search
     /// order) and tells qboot from SeaBIOS: by the name it links to, else by its bytes.
     static func microvmFirmware(dataDirectories: String) -> MicrovmFirmware {
-        for directory in dataDirectories.split(separator: "\n").map({ $0.trimmingCharacters(in: .whitespaces) }) where directory.hasPrefix("/") {
-            let path = directory + "/bios-microvm.bin"
-            guard FileManager.default.fileExists(atPath: path) else { continue }
-            let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().lastPathComponent
-            if resolved.contains("qboot") { return .qboot }
-            guard let bytes = FileManager.default.contents(atPath: path) else { return .unknown }
-            if bytes.range(of: Data("SeaBIOS".utf8)) != nil { return .seabios }
-            if bytes.range(of: Data("qboot".utf8)) != nil { return .qboot }
-            return .unknown
-        }
+        guard let path = dataFile("bios-microvm.bin", dataDirectories: dataDirectories) else { return .unknown }
+        let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().lastPathComponent
+        if resolved.contains("qboot") { return .qboot }
+        guard let bytes = FileManager.default.contents(atPath: path) else { return .unknown }
+        if bytes.range(of: Data("SeaBIOS".utf8)) != nil { return .seabios }
+        if bytes.range(of: Data("qboot".utf8)) != nil { return .qboot }
         return .unknown
+    }
+
+    /// The first `name` along QEMU's data directories, as QEMU itself looks up `-bios NAME`.
+    static func dataFile(_ name: String, dataDirectories: String) -> String? {
+        for directory in dataDirectories.split(separator: "\n").map({ $0.trimmingCharacters(in: .whitespaces) }) where directory.hasPrefix("/") {
+            let path = directory + "/" + name
+            if FileManager.default.fileExists(atPath: path) { return path }
+        }
+        return nil
     }
 
     static func parseMachines(_ text: String) -> Set<String> {

@@ -101,6 +101,11 @@ public enum Planner {
                                                fix: arch == .x86_64 ? "install it: sudo apt-get install ovmf" : "install it: sudo apt-get install qemu-efi-aarch64"))
             }
         }
+        if machine == .microvm, let first = virtiofsShares.first, let capabilities, microvmFirmware(capabilities) == .optionROMs,
+           capabilities.microvmFirmware != .qboot {
+            problems.append(ProfileProblem(path: "shares[\(first.offset)].transport", message: microvmCantShareMemory(capabilities),
+                                           fix: "use \"transport\": \"9p\" (or \"auto\"), machine \"q35\" or \"pc\", or a QEMU that ships qboot.rom (upstream and Debian's do)"))
+        }
         if let virtiofsd = host.virtiofsd, virtiofsd.flavor == .legacyC, !host.isRoot, let first = virtiofsShares.first, profile.virtiofsd.binary == nil || profile.virtiofsd.binary == virtiofsd.path {
             problems.append(ProfileProblem(path: "shares[\(first.offset)].transport",
                                            message: "the C virtiofsd (\(virtiofsd.path)) runs only as root, and this launcher is not root",
@@ -135,6 +140,7 @@ public enum Planner {
 
         // Machine options.
         var machineOptions = [machine.rawValue]
+        var microvmBios: String?
         let needsSharedMemory = !virtiofsShares.isEmpty
         switch machine {
         case .microvm:
@@ -147,20 +153,25 @@ public enum Planner {
             }
             // ACPI stays on: with acpi=off a guest poweroff only halts and QEMU never exits.
             machineOptions.append("isa-serial=on")
-            switch capabilities?.microvmFirmware {
-            case .qboot?:
+            switch microvmFirmware(capabilities) {
+            case .defaultQboot:
                 // qboot loads the kernel from fw_cfg itself: QEMU's option ROMs are dead weight
                 // (Debian 12's QEMU 7.2 links bios-microvm.bin to qboot.rom).
                 machineOptions.append("x-option-roms=off")
                 choices.append(Plan.Choice(topic: "microvm firmware", value: "qboot, option ROMs off", reason: "its bios-microvm.bin is qboot, which loads the kernel itself"))
-            case .seabios?:
-                // SeaBIOS boots a -kernel only through the linuxboot_dma/pvh option ROMs: with
-                // x-option-roms=off QEMU 10.0.2 (Debian's bios-microvm.bin is SeaBIOS) never starts the guest.
-                choices.append(Plan.Choice(topic: "microvm firmware", value: "SeaBIOS, option ROMs on", reason: "its bios-microvm.bin is SeaBIOS, which boots the kernel through QEMU's option ROMs"))
-            case .unknown?, nil:
-                // Unknown firmware: keep the option ROMs, which every microvm firmware can boot with.
-                choices.append(Plan.Choice(topic: "microvm firmware", value: "option ROMs on",
-                                           reason: capabilities == nil ? "QEMU not probed: the setting that boots with every firmware" : "bios-microvm.bin is neither qboot nor SeaBIOS: the setting that boots with both"))
+            case .explicitQboot:
+                // Debian's QEMU 10.0.2 makes bios-microvm.bin SeaBIOS, which boots a -kernel only
+                // through the linuxboot/pvh option ROMs (with x-option-roms=off the guest never
+                // starts) and resets the guest at once when RAM is a memory backend (virtiofs; seen
+                // with 7.2 too). qboot, upstream's microvm default, still ships and does both.
+                microvmBios = "qboot.rom"
+                machineOptions.append("x-option-roms=off")
+                choices.append(Plan.Choice(topic: "microvm firmware", value: "qboot.rom (-bios), option ROMs off",
+                                           reason: "this QEMU's bios-microvm.bin is \(capabilities?.microvmFirmware == .seabios ? "SeaBIOS" : "not qboot"), which needs option ROMs and can't boot with shared guest memory"))
+            case .optionROMs:
+                // Unknown firmware and no qboot: keep the option ROMs, which every microvm firmware boots with.
+                choices.append(Plan.Choice(topic: "microvm firmware", value: "bios-microvm.bin, option ROMs on",
+                                           reason: capabilities == nil ? "QEMU not probed: the setting that boots with every firmware" : "no qboot.rom in this QEMU's data dirs"))
             }
         case .virt:
             switch accel {
@@ -177,6 +188,7 @@ public enum Planner {
             machineOptions.append("memory-backend=mem")
         }
         args.add("-machine", machineOptions.joined(separator: ","))
+        if let microvmBios { args.add("-bios", microvmBios) }
         args.add("-accel", accel.rawValue)
         args.add("-cpu", profile.cpu ?? cpuModel(arch: arch, accel: accel))
         args.add("-smp", String(profile.cpus))
@@ -383,6 +395,8 @@ public enum Planner {
             obstacle = "the C virtiofsd \(virtiofsd.path) runs only as root"
         } else if let capabilities, !capabilities.devices.contains(device) {
             obstacle = "this QEMU has no \(device)"
+        } else if machine == .microvm, let capabilities, microvmFirmware(capabilities) == .optionROMs, capabilities.microvmFirmware != .qboot {
+            obstacle = microvmCantShareMemory(capabilities)
         }
         var resolved = profile
         var choices: [Plan.Choice] = []
@@ -399,6 +413,27 @@ public enum Planner {
             }
         }
         return (resolved, choices)
+    }
+
+    enum MicrovmBoot: Equatable {
+        /// bios-microvm.bin is qboot: no -bios, option ROMs off.
+        case defaultQboot
+        /// `-bios qboot.rom`, option ROMs off.
+        case explicitQboot
+        /// The default firmware with QEMU's option ROMs (SeaBIOS can't share guest memory).
+        case optionROMs
+    }
+
+    /// How a microvm of this QEMU boots a -kernel. Unprobed: the default firmware with option ROMs,
+    /// which boots on every version (shared memory included when it is qboot, as on 7.2).
+    static func microvmFirmware(_ capabilities: QEMUCapabilities?) -> MicrovmBoot {
+        guard let capabilities else { return .optionROMs }
+        if capabilities.microvmFirmware == .qboot { return .defaultQboot }
+        return capabilities.hasQboot ? .explicitQboot : .optionROMs
+    }
+
+    static func microvmCantShareMemory(_ capabilities: QEMUCapabilities) -> String {
+        "this QEMU's microvm firmware (bios-microvm.bin, not qboot) resets the guest at once when its RAM is the shared memory backend virtiofs needs, and it has no qboot.rom to boot instead"
     }
 
     /// Why a host has no virtiofsd, when the QEMU version explains it.

@@ -43,12 +43,14 @@ enum RecordedQEMU {
     /// `version` is "7.2" or "10.0"; `arch` "x86_64" or "aarch64".
     static func capabilities(_ version: String, _ arch: Profile.Arch) -> QEMUCapabilities {
         let a = arch.rawValue
-        let firmware = text(version, "\(a).microvm-firmware.txt").split(separator: " ").first
-            .flatMap { QEMUCapabilities.MicrovmFirmware(rawValue: String($0)) }
+        // "bios-microvm.bin: KIND (...)" and "qboot.rom: present|absent (...)".
+        let firmwareLines = text(version, "\(a).microvm-firmware.txt").split(separator: "\n").map { $0.split(separator: " ") }
+        let firmware = firmwareLines.first { $0.first == "bios-microvm.bin:" }.flatMap { $0.count > 1 ? QEMUCapabilities.MicrovmFirmware(rawValue: String($0[1])) : nil }
+        let qboot = firmwareLines.contains { $0.first == "qboot.rom:" && $0.dropFirst().first == "present" }
         return QEMUCapabilities.parse(
             version: text(version, "\(a).version.txt"), machineHelp: text(version, "\(a).machine-help.txt"),
             deviceHelp: text(version, "\(a).device-help.txt"), accelHelp: text(version, "\(a).accel-help.txt"),
-            microvmFirmware: firmware)
+            microvmFirmware: firmware, hasQboot: qboot)
     }
 
     static let v7_2 = (x86: capabilities("7.2", .x86_64), arm: capabilities("7.2", .aarch64))
