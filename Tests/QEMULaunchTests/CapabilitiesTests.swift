@@ -153,4 +153,26 @@ struct CapabilitiesTests {
         #expect(QEMUCapabilities.microvmFirmware(dataDirectories: dirs("empty")) == .unknown)
         #expect(QEMUCapabilities.dataFile("qboot.rom", dataDirectories: dirs("seabios", "qboot")) == root.appendingPathComponent("qboot/qboot.rom").path)
     }
+
+    @Test("doctor says what the QEMU version implies: 10.0 ships no C virtiofsd and boots microvm through qboot.rom; 7.2's microvm firmware is qboot")
+    func doctorOnEachVersion() {
+        var new = VersionedGolden.host("10.0")
+        new.virtiofsd = nil
+        let checks = HostDoctor.checks(new)
+        let virtiofsd = checks.first { $0.name == "virtiofsd" }
+        #expect(virtiofsd?.status == .warn)
+        #expect(virtiofsd?.detail.hasPrefix("not found, and QEMU 10.0.2 ships none (QEMU >= 8 dropped the C virtiofsd)") == true)
+        #expect(virtiofsd?.fix == Planner.installVirtiofsdFix)
+        #expect(checks.first { $0.name == "qemu x86_64" }?.detail.contains("10.0.2") == true)
+        #expect(checks.first { $0.name == "qemu x86_64 microvm" }?.detail.hasSuffix("microvm plans boot qboot.rom instead") == true)
+        #expect(!checks.contains { $0.name == "qemu aarch64 microvm" })
+
+        let old = HostDoctor.checks(VersionedGolden.host("7.2"))
+        #expect(old.first { $0.name == "qemu x86_64 microvm" }?.detail == "bios-microvm.bin is qboot: microvm guests boot without option ROMs")
+        #expect(old.first { $0.name == "virtiofsd" }?.detail == "/usr/lib/qemu/virtiofsd (legacy-c flavor)")
+
+        var seabiosOnly = VersionedGolden.host("10.0")
+        seabiosOnly.qemu[.x86_64]?.capabilities?.hasQboot = false
+        #expect(HostDoctor.checks(seabiosOnly).first { $0.name == "qemu x86_64 microvm" }?.status == .warn)
+    }
 }

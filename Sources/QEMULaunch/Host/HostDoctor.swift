@@ -93,9 +93,12 @@ public enum HostDoctor {
             return HostCheck(name, .ok, "bios-microvm.bin is qboot: microvm guests boot without option ROMs")
         case (.explicitQboot, let firmware):
             return HostCheck(name, .ok, "bios-microvm.bin is \(firmware == .seabios ? "SeaBIOS" : "not qboot") (it needs option ROMs and resets with shared memory): microvm plans boot qboot.rom instead")
-        case (.optionROMs, _):
-            return HostCheck(name, .warn, "bios-microvm.bin is not qboot and there is no qboot.rom: microvm guests boot through option ROMs and can't use virtiofs",
+        case (.optionROMs, .seabios?):
+            return HostCheck(name, .warn, "bios-microvm.bin is SeaBIOS and there is no qboot.rom: microvm guests boot through option ROMs and can't use virtiofs (SeaBIOS resets them with shared memory)",
                              fix: "use 9p shares (or \"auto\") or machine q35/pc for virtiofs; or install a QEMU that ships qboot.rom")
+        case (.optionROMs, _):
+            return HostCheck(name, .warn, "bios-microvm.bin is neither qboot nor SeaBIOS and there is no qboot.rom: microvm guests boot through option ROMs, untested here",
+                             fix: "if microvm guests don't start, use machine q35/pc")
         }
     }
 

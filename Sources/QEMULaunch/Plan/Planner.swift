@@ -101,12 +101,11 @@ public enum Planner {
                                                fix: arch == .x86_64 ? "install it: sudo apt-get install ovmf" : "install it: sudo apt-get install qemu-efi-aarch64"))
             }
         }
-        if machine == .microvm, let first = virtiofsShares.first, let capabilities, microvmFirmware(capabilities) == .optionROMs,
-           capabilities.microvmFirmware != .qboot {
+        if machine == .microvm, let first = virtiofsShares.first, let capabilities, seabiosOnly(capabilities) {
             problems.append(ProfileProblem(path: "shares[\(first.offset)].transport", message: microvmCantShareMemory(capabilities),
                                            fix: "use \"transport\": \"9p\" (or \"auto\"), machine \"q35\" or \"pc\", or a QEMU that ships qboot.rom (upstream and Debian's do)"))
         }
-        if let virtiofsd = host.virtiofsd, virtiofsd.flavor == .legacyC, !host.isRoot, let first = virtiofsShares.first, profile.virtiofsd.binary == nil || profile.virtiofsd.binary == virtiofsd.path {
+        if let virtiofsd = host.virtiofsd, virtiofsd.flavor == .legacyC, !host.isRoot, let first = virtiofsShares.first {
             problems.append(ProfileProblem(path: "shares[\(first.offset)].transport",
                                            message: "the C virtiofsd (\(virtiofsd.path)) runs only as root, and this launcher is not root",
                                            fix: "run as root, install the Rust virtiofsd (package virtiofsd on Debian 13 / Ubuntu 24.04), or use \"transport\": \"9p\""))
@@ -395,7 +394,7 @@ public enum Planner {
             obstacle = "the C virtiofsd \(virtiofsd.path) runs only as root"
         } else if let capabilities, !capabilities.devices.contains(device) {
             obstacle = "this QEMU has no \(device)"
-        } else if machine == .microvm, let capabilities, microvmFirmware(capabilities) == .optionROMs, capabilities.microvmFirmware != .qboot {
+        } else if machine == .microvm, let capabilities, seabiosOnly(capabilities) {
             obstacle = microvmCantShareMemory(capabilities)
         }
         var resolved = profile
@@ -432,8 +431,14 @@ public enum Planner {
         return capabilities.hasQboot ? .explicitQboot : .optionROMs
     }
 
+    /// microvm can boot only SeaBIOS here: it resets the guest at once when guest RAM is a
+    /// memory backend (seen with Debian's SeaBIOS 1.16 bios-microvm.bin on QEMU 7.2 and 10.0.2).
+    static func seabiosOnly(_ capabilities: QEMUCapabilities) -> Bool {
+        capabilities.microvmFirmware == .seabios && !capabilities.hasQboot
+    }
+
     static func microvmCantShareMemory(_ capabilities: QEMUCapabilities) -> String {
-        "this QEMU's microvm firmware (bios-microvm.bin, not qboot) resets the guest at once when its RAM is the shared memory backend virtiofs needs, and it has no qboot.rom to boot instead"
+        "this QEMU's microvm firmware (bios-microvm.bin) is SeaBIOS, which resets the guest at once when its RAM is the shared memory backend virtiofs needs, and it has no qboot.rom to boot instead"
     }
 
     /// Why a host has no virtiofsd, when the QEMU version explains it.
