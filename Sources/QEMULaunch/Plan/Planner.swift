@@ -137,7 +137,9 @@ public enum Planner {
                                        reason: "kept in the VM's state folder"))
         }
 
-        // Machine options.
+        // Machine options. Every option set here exists with the same meaning in QEMU 7.2 and
+        // 10.0 (their `-machine TYPE,help`, recorded in Tests/QEMULaunchTests/Fixtures); what
+        // changed is microvm's firmware, below.
         var machineOptions = [machine.rawValue]
         var microvmBios: String?
         let needsSharedMemory = !virtiofsShares.isEmpty
@@ -200,7 +202,8 @@ public enum Planner {
         }
         if transport == .mmio {
             // QEMU 7.2: virtio-mmio devices are legacy virtio unless told otherwise, and
-            // libvhost-user (virtiofsd) refuses legacy devices.
+            // libvhost-user (virtiofsd) refuses legacy devices. Still the default in 10.0.2
+            // (`-device virtio-mmio,help`: force-legacy default on).
             args.add("-global", "virtio-mmio.force-legacy=false")
         }
 
