@@ -31,6 +31,11 @@ extension GuestKit {
         let session = sessionSlots > 0
         profile = try profile.resolvingAutoKernel(logger: logger)
         let host = await AcceleratorHealth.hostFacts(for: profile, given: options.host, logger: logger)
+        // "transport": "auto" shares become virtiofs or 9p now: the init mounts them and
+        // the initramfs carries their modules. One line each says which and why.
+        let shares = Planner.resolvingShareTransports(profile, host: host)
+        profile = shares.profile
+        for choice in shares.choices { logger.info("\(choice.topic): \(choice.value) (\(choice.reason))") }
         guard let kernel = profile.kernel else {
             throw LaunchError(.invalidProfile, "the guest kit boots a kernel directly, and the profile has none", fix: "add \"kernel\": \"auto\" or a path")
         }
@@ -160,7 +165,8 @@ extension GuestKit {
             case .virtiofs:
                 mount = "mount -t virtiofs"
                 if share.readOnly { mount += " -o ro" }
-            case .ninep:
+            case .ninep, .auto:
+                // (`auto` never gets here: prepare resolved it to virtiofs or 9p.)
                 // 9p2000.L with a large msize: the defaults (8 KiB) make every read a round trip.
                 mount = "mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144" + (share.readOnly ? ",ro" : "")
             }

@@ -26,9 +26,10 @@ struct PlanCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = makeLogger(verbose: false, quiet: true)
         let profile = try overrides.loadProfile(self.profile)
-        let plan: Plan
+        var plan: Plan
         var qemuImg = "qemu-img"
         var newIdentityFile: String?
+        var shareChoices: [Plan.Choice] = []
         do {
             var options = overrides.guestOptions(logger: logger)
             // Validate first: a profile with problems must list them all, not fail in preparation.
@@ -36,6 +37,8 @@ struct PlanCommand: AsyncParsableCommand {
             let problems = ProfileValidator.hostProblems(profile, host: host)
             if !problems.isEmpty { throw LaunchError.invalid(ProfileProblems(source: self.profile, problems: problems)) }
             options.host = host
+            // What `auto` shares become here (prepare resolves them before planning).
+            shareChoices = Planner.resolvingShareTransports(profile, host: host).choices
             // What `run` boots: a one-command session when there is a command, else a console shell.
             let prepared = try await GuestKit.prepare(profile, options: options, sessionSlots: profile.command != nil ? 1 : 0)
             let runtimeDir = (profile.runtimeDir ?? host.runtimeBase) + "/launch-" + randomName()
@@ -68,6 +71,7 @@ struct PlanCommand: AsyncParsableCommand {
         } catch let error as LaunchError {
             throw fail(error)
         }
+        plan.choices = shareChoices + plan.choices
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -75,6 +79,8 @@ struct PlanCommand: AsyncParsableCommand {
             FileHandle.standardOutput.write(data + Data("\n".utf8))
             return
         }
+        // What was picked and why, as `run` says it (QEMU version, microvm firmware, transports, ...).
+        for choice in plan.choices { print("# \(choice.isWarning ? "warning: " : "")\(choice)") }
         // The one difference from `run`, which also hands QEMU its own QMP connection.
         print("# launch run adds: -chardev socket,id=control,fd=3 -mon chardev=control,mode=control (its QMP connection, a socketpair); qmp.sock is for other tools")
         if let newIdentityFile {

@@ -20,7 +20,7 @@ struct GuestRunTests {
         #expect(result.shutdown?.step == .guestPoweroff)
     }
 
-    @Test("a command runs on every x86 machine: microvm (virtio-mmio), q35 and pc (PCI)", arguments: [Profile.MachineKind.microvm, .q35, .pc])
+    @Test("a command runs on every x86 machine: microvm (virtio-mmio), q35 and pc (PCI)", .enabled(if: HostNeeds.virtiofsd, HostNeeds.virtiofsdMissing), arguments: [Profile.MachineKind.microvm, .q35, .pc])
     func everyMachine(machine: Profile.MachineKind) async throws {
         let folder = try Fixture.temporaryDirectory("m")
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -66,7 +66,7 @@ struct GuestRunTests {
         #expect(result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
     }
 
-    @Test("a virtiofs share is readable, and writable when not read-only")
+    @Test("a virtiofs share is readable, and writable when not read-only", .enabled(if: HostNeeds.virtiofsd, HostNeeds.virtiofsdMissing))
     func virtiofsShareReadWrite() async throws {
         let folder = try Fixture.temporaryDirectory("shr")
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -80,7 +80,7 @@ struct GuestRunTests {
         #expect(written == "from the guest\n")
     }
 
-    @Test("a read-only share refuses writes from the guest", arguments: [Profile.ShareTransport.virtiofs, .ninep])
+    @Test("a read-only share refuses writes from the guest", .enabled(if: HostNeeds.virtiofsd, HostNeeds.virtiofsdMissing), arguments: [Profile.ShareTransport.virtiofs, .ninep])
     func readOnlyShare(transport: Profile.ShareTransport) async throws {
         let folder = try Fixture.temporaryDirectory("ro")
         defer { try? FileManager.default.removeItem(at: folder) }

@@ -41,7 +41,7 @@ struct SecurityTests {
         await machine.shutdown(stepTimeout: .seconds(5), skipACPI: true)
     }
 
-    @Test("QEMU and virtiofsd are the launcher's own children (no shell between), with an explicit environment")
+    @Test("QEMU and virtiofsd are the launcher's own children (no shell between), with an explicit environment", .enabled(if: HostNeeds.virtiofsd, HostNeeds.virtiofsdMissing))
     func childrenAndEnvironment() async throws {
         let folder = try Fixture.temporaryDirectory("env")
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -81,7 +81,7 @@ struct SecurityTests {
         await machine.shutdown(stepTimeout: .seconds(5), skipACPI: true)
     }
 
-    @Test("a share whose path has hostile characters is read by the guest through virtiofs and 9p",
+    @Test("a share whose path has hostile characters is read by the guest through virtiofs and 9p", .enabled(if: HostNeeds.virtiofsd, HostNeeds.virtiofsdMissing),
           arguments: [Profile.ShareTransport.virtiofs, .ninep])
     func hostileSharePath(transport: Profile.ShareTransport) async throws {
         let folder = try Fixture.temporaryDirectory("sp")

@@ -80,7 +80,7 @@ struct SupervisionTests {
         #expect(Fixture.processes(mentioning: folder.path).isEmpty)
     }
 
-    @Test("a virtiofsd killed while the guest runs ends the run as a failure and stops QEMU")
+    @Test("a virtiofsd killed while the guest runs ends the run as a failure and stops QEMU", .enabled(if: HostNeeds.virtiofsd, HostNeeds.virtiofsdMissing))
     func virtiofsdKilled() async throws {
         let folder = try Fixture.temporaryDirectory("vfs")
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -143,7 +143,7 @@ struct SupervisionTests {
         #expect(Fixture.processes(mentioning: folder.path).isEmpty)
     }
 
-    @Test("killing the launcher with SIGKILL leaves no QEMU or virtiofsd behind")
+    @Test("killing the launcher with SIGKILL leaves no QEMU or virtiofsd behind", .enabled(if: HostNeeds.virtiofsd, HostNeeds.virtiofsdMissing))
     func launcherSigkill() async throws {
         let folder = try Fixture.temporaryDirectory("kil")
         defer { try? FileManager.default.removeItem(at: folder) }

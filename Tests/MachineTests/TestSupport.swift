@@ -5,6 +5,15 @@ import QEMULaunch
 import TestSupport
 import Testing
 
+/// What a test needs from this host beyond QEMU, for `.enabled(if:)` traits that skip
+/// visibly, saying what to install.
+enum HostNeeds {
+    /// A virtiofsd of either flavor: Debian 12's QEMU 7.2 ships the C one; QEMU >= 8
+    /// packages ship none (the Rust one is its own package where there is one).
+    static let virtiofsd = HostProbe.current().virtiofsd != nil
+    static let virtiofsdMissing: Comment = "needs a virtiofsd: none on this host (QEMU >= 8 ships no C virtiofsd; install the Rust one, package virtiofsd)"
+}
+
 /// Shared fixtures for tests that boot real guests.
 enum Fixture {
     /// The newest host kernel; the suites need one (CI installs linux-image-amd64).

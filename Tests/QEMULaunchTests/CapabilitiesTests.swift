@@ -80,4 +80,99 @@ struct CapabilitiesTests {
         #expect(caps.devices.isSuperset(of: ["vhost-user-fs-device", "vhost-user-fs-pci", "virtio-9p-pci", "virtserialport", "pvpanic"]))
         #expect(caps.accelerators.contains("tcg"))
     }
+
+    @Test("recorded help outputs of QEMU 7.2 and 10.0 parse to their version, machines, accelerators and microvm firmware")
+    func recordedVersions() {
+        let old = RecordedQEMU.v7_2, new = RecordedQEMU.v10_0
+        #expect(old.x86.versionNumbers == [7, 2, 22])
+        #expect(new.x86.versionNumbers == [10, 0, 2])
+        #expect(new.arm.shortVersion == "10.0.2")
+        #expect(old.x86.shipsLegacyVirtiofsd == true)
+        #expect(new.x86.shipsLegacyVirtiofsd == false)
+        for caps in [old.x86, new.x86] {
+            #expect(caps.machines.isSuperset(of: ["microvm", "q35", "pc"]))
+            #expect(caps.accelerators == ["kvm", "tcg"])
+            #expect(caps.targetFamily == "x86")
+        }
+        for caps in [old.arm, new.arm] {
+            #expect(caps.machines.contains("virt"))
+            #expect(caps.microvmFirmware == nil)
+            #expect(caps.targetFamily == "arm")
+        }
+        // Debian 12's 7.2 links bios-microvm.bin to qboot.rom; Debian's 10.0 takes SeaBIOS's.
+        #expect(old.x86.microvmFirmware == .qboot)
+        #expect(new.x86.microvmFirmware == .seabios)
+        #expect(new.x86.hasQboot)
+    }
+
+    @Test("version strings: Debian's, upstream's, a two-number one, and none")
+    func versionParsing() {
+        #expect(QEMUCapabilities.parseVersion("QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)") == [10, 0, 2])
+        #expect(QEMUCapabilities.parseVersion("QEMU emulator version 8.2.2") == [8, 2, 2])
+        #expect(QEMUCapabilities.parseVersion("QEMU emulator version 9.1") == [9, 1, 0])
+        #expect(QEMUCapabilities.parseVersion("something else") == nil)
+    }
+
+    @Test("every device, machine and accelerator of the bundled kinds of plan exists in both recorded QEMUs",
+          arguments: ["7.2", "10.0"], [Profile.MachineKind.microvm, .q35, .pc, .virt])
+    func plansFitRecordedQEMU(version: String, machine: Profile.MachineKind) throws {
+        #expect(GoldenFiles.ready)
+        let arch: Profile.Arch = machine == .virt ? .aarch64 : .x86_64
+        let host = VersionedGolden.host(version)
+        var p = Profile(name: "fit")
+        p.arch = arch
+        p.machine = machine
+        p.kernel = "/tmp/qlt-golden/vmlinuz"
+        p.command = ["true"]
+        p.shares = [Profile.Share(tag: "fs", path: "/tmp/qlt-golden/src"),
+                    Profile.Share(tag: "p9", path: "/tmp/qlt-golden/data", transport: .ninep)]
+        p.disks = [Profile.Disk(path: "/tmp/qlt-golden/disk.img")]
+        p.network = Profile.Network(mode: .user)
+        let plan = try Planner.plan(p, host: host, options: PlanOptions(runtimeDir: goldenRuntimeDir))
+        let caps = host.qemu[arch]!.capabilities!
+        #expect(caps.problems(with: plan, binary: plan.qemu[0]) == [])
+    }
+
+    @Test("bios-microvm.bin is told apart: a link to qboot.rom, SeaBIOS's bytes, or neither; qboot.rom found along the data dirs")
+    func microvmFirmwareDetection() throws {
+        let fm = FileManager.default
+        let root = fm.temporaryDirectory.appendingPathComponent("qlt-fw-\(getpid())")
+        defer { try? fm.removeItem(at: root) }
+        for dir in ["qboot", "seabios", "other", "empty"] {
+            try fm.createDirectory(at: root.appendingPathComponent(dir), withIntermediateDirectories: true)
+        }
+        try Data("qboot bytes".utf8).write(to: root.appendingPathComponent("qboot/qboot.rom"))
+        try fm.createSymbolicLink(atPath: root.appendingPathComponent("qboot/bios-microvm.bin").path, withDestinationPath: "qboot.rom")
+        try Data("\u{0}\u{1}SeaBIOS (version 1.16.3)\u{0}".utf8).write(to: root.appendingPathComponent("seabios/bios-microvm.bin"))
+        try Data([0, 1, 2, 3]).write(to: root.appendingPathComponent("other/bios-microvm.bin"))
+        func dirs(_ names: String...) -> String { names.map { root.appendingPathComponent($0).path }.joined(separator: "\n") + "\n" }
+        #expect(QEMUCapabilities.microvmFirmware(dataDirectories: dirs("empty", "qboot")) == .qboot)
+        // The first directory that has the file wins, as in QEMU's own lookup.
+        #expect(QEMUCapabilities.microvmFirmware(dataDirectories: dirs("seabios", "qboot")) == .seabios)
+        #expect(QEMUCapabilities.microvmFirmware(dataDirectories: dirs("other")) == .unknown)
+        #expect(QEMUCapabilities.microvmFirmware(dataDirectories: dirs("empty")) == .unknown)
+        #expect(QEMUCapabilities.dataFile("qboot.rom", dataDirectories: dirs("seabios", "qboot")) == root.appendingPathComponent("qboot/qboot.rom").path)
+    }
+
+    @Test("doctor says what the QEMU version implies: 10.0 ships no C virtiofsd and boots microvm through qboot.rom; 7.2's microvm firmware is qboot")
+    func doctorOnEachVersion() {
+        var new = VersionedGolden.host("10.0")
+        new.virtiofsd = nil
+        let checks = HostDoctor.checks(new)
+        let virtiofsd = checks.first { $0.name == "virtiofsd" }
+        #expect(virtiofsd?.status == .warn)
+        #expect(virtiofsd?.detail.hasPrefix("not found, and QEMU 10.0.2 ships none (QEMU >= 8 dropped the C virtiofsd)") == true)
+        #expect(virtiofsd?.fix == Planner.installVirtiofsdFix)
+        #expect(checks.first { $0.name == "qemu x86_64" }?.detail.contains("10.0.2") == true)
+        #expect(checks.first { $0.name == "qemu x86_64 microvm" }?.detail.hasSuffix("microvm plans boot qboot.rom instead") == true)
+        #expect(!checks.contains { $0.name == "qemu aarch64 microvm" })
+
+        let old = HostDoctor.checks(VersionedGolden.host("7.2"))
+        #expect(old.first { $0.name == "qemu x86_64 microvm" }?.detail == "bios-microvm.bin is qboot: microvm guests boot without option ROMs")
+        #expect(old.first { $0.name == "virtiofsd" }?.detail == "/usr/lib/qemu/virtiofsd (legacy-c flavor)")
+
+        var seabiosOnly = VersionedGolden.host("10.0")
+        seabiosOnly.qemu[.x86_64]?.capabilities?.hasQboot = false
+        #expect(HostDoctor.checks(seabiosOnly).first { $0.name == "qemu x86_64 microvm" }?.status == .warn)
+    }
 }

@@ -225,7 +225,7 @@ extension DecodeCase {
             title: "an unknown transport, firmware and share transport list their choices",
             json: #"{"name": "x", "transport": "ccw", "firmware": "bios", "shares": [{"tag": "a", "path": "/", "transport": "nfs"}]}"#,
             problems: [
-                problem("shares[0].transport", "\"nfs\" is not one of \"virtiofs\", \"9p\""),
+                problem("shares[0].transport", "\"nfs\" is not one of \"virtiofs\", \"9p\", \"auto\""),
                 problem("firmware", "\"bios\" is not one of \"none\", \"uefi\""),
                 problem("transport", "\"ccw\" is not one of \"auto\", \"mmio\", \"pci\""),
             ]),

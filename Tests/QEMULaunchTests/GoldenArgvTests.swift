@@ -49,6 +49,8 @@ struct GoldenArgvTests {
             Plan.Choice(topic: "accelerator", value: "kvm", reason: "auto: kvm is usable"),
             Plan.Choice(topic: "machine", value: "microvm", reason: "from the profile"),
             Plan.Choice(topic: "transport", value: "virtio-mmio", reason: "default for microvm"),
+            Plan.Choice(topic: "qemu", value: "7.2.22", reason: "read from /usr/bin/qemu-system-x86_64's --version and help"),
+            Plan.Choice(topic: "microvm firmware", value: "qboot, option ROMs off", reason: "its bios-microvm.bin is qboot, which loads the kernel itself"),
             Plan.Choice(topic: "virtiofsd", value: "legacy-c", reason: "detected from /usr/lib/qemu/virtiofsd's --help"),
             Plan.Choice(topic: "virtiofsd", value: "sandbox namespace", reason: "root: mount, pid and net namespaces around the shared folder"),
             Plan.Choice(topic: "kernel", value: "vmlinux (PVH entry)", reason: "booted directly, no in-guest decompression"),
@@ -131,7 +133,7 @@ extension GoldenCase {
     ]
 
     static let kvmMicrovm = GoldenCase(
-        title: "x86_64 Linux KVM, microvm: virtiofs (legacy C), exec ports for the command, PVH adds tsc_early_khz",
+        title: "x86_64 Linux KVM, QEMU 7.2 microvm: qboot without option ROMs, virtiofs (legacy C), exec ports for the command, PVH adds tsc_early_khz",
         host: Hosts.x86KVM,
         json: """
             {"name": "kvm-micro", "machine": "microvm", "cpus": 2, "memory": "1G",
@@ -264,7 +266,7 @@ extension GoldenCase {
         cmdline: "console=ttyS0 panic=-1")
 
     static let tcgMicrovm = GoldenCase(
-        title: "x86_64 Linux TCG-only, microvm (default machine): PIT and PIC on, read-only virtiofs (Rust), ephemeral qcow2 disk",
+        title: "x86_64 Linux TCG-only, QEMU 10.0 microvm (default machine): qboot.rom instead of SeaBIOS, PIT and PIC on, read-only virtiofs (Rust), ephemeral qcow2 disk",
         host: Hosts.x86TCG,
         json: """
             {"name": "tcg-micro", "kernel": "/tmp/qlt-golden/vmlinuz",
@@ -277,6 +279,8 @@ extension GoldenCase {
             "-nodefaults", "-no-user-config", "-display", "none",
             "-name", "guest=tcg-micro",
             "-machine", "microvm,pit=on,pic=on,rtc=on,isa-serial=on,x-option-roms=off,memory-backend=mem",
+            // QEMU 10.0: bios-microvm.bin is SeaBIOS, so the plan boots qboot.rom.
+            "-bios", "qboot.rom",
             "-accel", "tcg",
             "-cpu", "max",
             "-smp", "1",
@@ -315,7 +319,7 @@ extension GoldenCase {
         cmdline: "console=ttyS0 panic=-1 tsc_early_khz=2400000")
 
     static let tcgMicrovmPVH = GoldenCase(
-        title: "x86_64 Linux TCG-only, microvm PVH: tsc_early_khz before the caller's arguments, the guest kit's session ports without a command, not paused",
+        title: "x86_64 Linux TCG-only, QEMU 10.0 microvm PVH: qboot.rom, tsc_early_khz before the caller's arguments, the guest kit's session ports without a command, not paused",
         host: Hosts.x86TCG,
         json: #"{"name": "pvh", "accel": "tcg", "kernel": "/tmp/qlt-golden/vmlinux", "cmdline": "loglevel=4"}"#,
         options: PlanOptions(runtimeDir: goldenRuntimeDir, kernelEntry: .pvh, kernelArguments: ["rdinit=/init", "quiet"],
@@ -325,6 +329,8 @@ extension GoldenCase {
             "-nodefaults", "-no-user-config", "-display", "none",
             "-name", "guest=pvh",
             "-machine", "microvm,pit=on,pic=on,rtc=on,isa-serial=on,x-option-roms=off",
+            // QEMU 10.0: bios-microvm.bin is SeaBIOS, so the plan boots qboot.rom.
+            "-bios", "qboot.rom",
             "-accel", "tcg",
             "-cpu", "max",
             "-smp", "1",
@@ -651,4 +657,162 @@ extension GoldenCase {
             "-b", "/tmp/qlt-golden/disk.img", "/run/user/1000/launch-test0001/disk0.qcow2",
         ]],
         cmdline: "console=ttyAMA0 panic=-1")
+}
+
+/// Hosts that differ only in their QEMU: Debian 12's 7.2 (with its C virtiofsd) and
+/// bookworm-backports' 10.0 (no C virtiofsd; the Rust one, as on Debian 13), both
+/// described by their recorded help outputs. No KVM: the TCG plans CI runs.
+enum VersionedGolden {
+    static func host(_ version: String, virtiofsd: VirtiofsdBinary? = nil) -> HostFacts {
+        let recorded = version == "7.2" ? RecordedQEMU.v7_2 : RecordedQEMU.v10_0
+        var host = HostFacts(
+            arch: .x86_64, os: .linux, kvm: .absent("/dev/kvm does not exist"),
+            hvf: .absent("Hypervisor.framework exists only on macOS"),
+            qemu: [.x86_64: QEMUBinary(path: "/usr/bin/qemu-system-x86_64", capabilities: recorded.x86),
+                   .aarch64: QEMUBinary(path: "/usr/bin/qemu-system-aarch64", capabilities: recorded.arm)],
+            qemuImg: "/usr/bin/qemu-img",
+            virtiofsd: virtiofsd ?? (version == "7.2" ? VirtiofsdBinary(path: "/usr/lib/qemu/virtiofsd", flavor: .legacyC)
+                                                      : VirtiofsdBinary(path: "/usr/libexec/virtiofsd", flavor: .rust)),
+            tscKHz: 2_400_000, runtimeBase: "/tmp")
+        host.isRoot = true
+        return host
+    }
+
+    /// Profiles/hello.json as planned: microvm, a share with transport auto, a command.
+    static let hello = """
+        {"name": "hello", "machine": "microvm", "kernel": "/tmp/qlt-golden/vmlinux",
+         "shares": [{"tag": "shared", "path": "/tmp/qlt-golden/src", "transport": "auto"}],
+         "command": ["true"]}
+        """
+
+    /// The argv every hello plan shares after the machine options (console, session ports, share, rng, QMP).
+    static func helloTail(share: [String]) -> [String] {
+        let run = goldenRuntimeDir
+        var argv = ["-kernel", "/tmp/qlt-golden/vmlinux",
+                    "-append", "console=ttyS0 panic=-1 tsc_early_khz=2400000",
+                    "-chardev", "socket,id=console,path=\(run)/console.sock,server=on,wait=off", "-serial", "chardev:console",
+                    "-device", "virtio-serial-device,id=vser0"]
+        for (index, name) in sessionPorts.enumerated() {
+            argv += ["-chardev", "socket,id=port\(index),path=\(run)/port\(index).sock,server=on,wait=off",
+                     "-device", "virtserialport,bus=vser0.0,chardev=port\(index),name=\(name)"]
+        }
+        return argv + share + [
+            "-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", "virtio-rng-device,rng=rng0",
+            "-device", "pvpanic",
+            "-chardev", "socket,id=qmp,path=\(run)/qmp.sock,server=on,wait=off", "-mon", "chardev=qmp,mode=control",
+            "-no-reboot", "-S"]
+    }
+}
+
+@Suite("Golden argv per QEMU version: 7.2 and 10.0, from their recorded help outputs")
+struct VersionedGoldenArgvTests {
+    init() { #expect(GoldenFiles.ready) }
+
+    @Test("QEMU 7.2 microvm: its bios-microvm.bin is qboot, so no -bios and the option ROMs off; virtiofs through the C virtiofsd")
+    func microvmOn7_2() throws {
+        let plan = try Planner.plan(profile(VersionedGolden.hello), host: VersionedGolden.host("7.2"), options: PlanOptions(runtimeDir: goldenRuntimeDir, kernelEntry: .pvh, guestPorts: sessionPorts))
+        let virtiofs = ["-chardev", "socket,id=fs0,path=\(goldenRuntimeDir)/fs0.sock", "-device", "vhost-user-fs-device,chardev=fs0,tag=shared"]
+        #expect(plan.qemu == [
+            "/usr/bin/qemu-system-x86_64", "-nodefaults", "-no-user-config", "-display", "none", "-name", "guest=hello",
+            "-machine", "microvm,pit=on,pic=on,rtc=on,isa-serial=on,x-option-roms=off,memory-backend=mem",
+            "-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", "512M",
+            "-object", "memory-backend-memfd,id=mem,size=512M,share=on",
+            "-global", "virtio-mmio.force-legacy=false",
+        ] + VersionedGolden.helloTail(share: virtiofs))
+        #expect(plan.virtiofsd == [["/usr/lib/qemu/virtiofsd", "--socket-path=\(goldenRuntimeDir)/fs0.sock", "-o", "source=/tmp/qlt-golden/src",
+                                    "-o", "cache=auto", "-o", "sandbox=namespace"]])
+        #expect(plan.choices.contains(Plan.Choice(topic: "qemu", value: "7.2.22", reason: "read from /usr/bin/qemu-system-x86_64's --version and help")))
+        #expect(plan.choices.contains(Plan.Choice(topic: "shares[0] \"shared\"", value: "virtiofs", reason: "auto: virtiofsd found (/usr/lib/qemu/virtiofsd, legacy-c flavor)")))
+    }
+
+    @Test("QEMU 10.0 microvm: bios-microvm.bin is SeaBIOS, so -bios qboot.rom with the option ROMs off; virtiofs through the Rust virtiofsd")
+    func microvmOn10_0() throws {
+        let plan = try Planner.plan(profile(VersionedGolden.hello), host: VersionedGolden.host("10.0"), options: PlanOptions(runtimeDir: goldenRuntimeDir, kernelEntry: .pvh, guestPorts: sessionPorts))
+        let virtiofs = ["-chardev", "socket,id=fs0,path=\(goldenRuntimeDir)/fs0.sock", "-device", "vhost-user-fs-device,chardev=fs0,tag=shared"]
+        #expect(plan.qemu == [
+            "/usr/bin/qemu-system-x86_64", "-nodefaults", "-no-user-config", "-display", "none", "-name", "guest=hello",
+            "-machine", "microvm,pit=on,pic=on,rtc=on,isa-serial=on,x-option-roms=off,memory-backend=mem",
+            "-bios", "qboot.rom",
+            "-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", "512M",
+            "-object", "memory-backend-memfd,id=mem,size=512M,share=on",
+            "-global", "virtio-mmio.force-legacy=false",
+        ] + VersionedGolden.helloTail(share: virtiofs))
+        #expect(plan.virtiofsd == [["/usr/libexec/virtiofsd", "--socket-path=\(goldenRuntimeDir)/fs0.sock", "--shared-dir=/tmp/qlt-golden/src",
+                                    "--cache=auto", "--sandbox=namespace"]])
+        #expect(plan.choices.contains(Plan.Choice(topic: "microvm firmware", value: "qboot.rom (-bios), option ROMs off",
+                                                  reason: "this QEMU's bios-microvm.bin is SeaBIOS, which needs option ROMs and can't boot with shared guest memory")))
+    }
+
+    @Test("QEMU 10.0 with no virtiofsd: an auto share is 9p, said in one line with what to install; an explicit virtiofs share is refused with the same fix")
+    func noVirtiofsdOn10_0() throws {
+        var host = VersionedGolden.host("10.0")
+        host.virtiofsd = nil
+        let plan = try Planner.plan(profile(VersionedGolden.hello), host: host, options: PlanOptions(runtimeDir: goldenRuntimeDir, kernelEntry: .pvh, guestPorts: sessionPorts))
+        let ninep = ["-fsdev", "local,id=p9fs0,path=/tmp/qlt-golden/src,security_model=none", "-device", "virtio-9p-device,fsdev=p9fs0,mount_tag=shared"]
+        #expect(plan.qemu == [
+            "/usr/bin/qemu-system-x86_64", "-nodefaults", "-no-user-config", "-display", "none", "-name", "guest=hello",
+            "-machine", "microvm,pit=on,pic=on,rtc=on,isa-serial=on,x-option-roms=off",
+            "-bios", "qboot.rom",
+            "-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", "512M",
+            "-global", "virtio-mmio.force-legacy=false",
+        ] + VersionedGolden.helloTail(share: ninep))
+        #expect(plan.virtiofsd == [])
+        let shareLines = plan.choices.filter { $0.topic.hasPrefix("shares[") }
+        #expect(shareLines == [Plan.Choice(topic: "shares[0] \"shared\"", value: "9p",
+                                           reason: "auto: no virtiofsd on this host (QEMU 10.0.2: QEMU >= 8 ships no C virtiofsd); for virtiofs, " + Planner.installVirtiofsdFix)])
+        let explicit = try profile(VersionedGolden.hello.replacingOccurrences(of: "\"auto\"", with: "\"virtiofs\""))
+        #expect(throws: ProfileProblems.self) { try Planner.plan(explicit, host: host, options: PlanOptions(runtimeDir: goldenRuntimeDir)) }
+        do {
+            _ = try Planner.plan(explicit, host: host, options: PlanOptions(runtimeDir: goldenRuntimeDir))
+        } catch {
+            #expect(error.problems.map(\.path) == ["shares[0].transport"])
+            #expect(error.problems.first?.message.contains("QEMU 10.0.2: QEMU >= 8 ships no C virtiofsd") == true)
+        }
+    }
+
+    @Test("auto picks 9p when the only virtiofsd is the C one and the launcher is not root")
+    func cVirtiofsdUnprivileged() throws {
+        var host = VersionedGolden.host("7.2")
+        host.isRoot = false
+        let resolved = Planner.resolvingShareTransports(try profile(VersionedGolden.hello), host: host)
+        #expect(resolved.profile.shares.map(\.transport) == [.ninep])
+        #expect(resolved.choices.first?.reason.hasPrefix("auto: the C virtiofsd /usr/lib/qemu/virtiofsd runs only as root") == true)
+    }
+
+    @Test("a QEMU whose microvm firmware is SeaBIOS and that has no qboot.rom keeps the option ROMs, and can't serve virtiofs on microvm")
+    func seabiosWithoutQboot() throws {
+        var host = VersionedGolden.host("10.0")
+        host.qemu[.x86_64]?.capabilities?.hasQboot = false
+        let plan = try Planner.plan(profile(VersionedGolden.hello), host: host, options: PlanOptions(runtimeDir: goldenRuntimeDir, kernelEntry: .pvh, guestPorts: sessionPorts))
+        #expect(plan.qemu.contains("microvm,pit=on,pic=on,rtc=on,isa-serial=on"))
+        #expect(!plan.qemu.contains("-bios"))
+        #expect(plan.choices.contains { $0.topic == "shares[0] \"shared\"" && $0.value == "9p" && $0.reason.contains("resets the guest") })
+        let explicit = try profile(VersionedGolden.hello.replacingOccurrences(of: "\"auto\"", with: "\"virtiofs\""))
+        #expect(throws: ProfileProblems.self) { try Planner.plan(explicit, host: host, options: PlanOptions(runtimeDir: goldenRuntimeDir)) }
+    }
+
+    @Test("an unprobed QEMU gets the microvm options that boot on every version: bios-microvm.bin with its option ROMs")
+    func unprobed() throws {
+        var host = VersionedGolden.host("7.2")
+        host.qemu[.x86_64]?.capabilities = nil
+        let plan = try Planner.plan(profile(VersionedGolden.hello), host: host, options: PlanOptions(runtimeDir: goldenRuntimeDir, kernelEntry: .pvh, guestPorts: sessionPorts))
+        #expect(plan.qemu.contains("microvm,pit=on,pic=on,rtc=on,isa-serial=on,memory-backend=mem"))
+        #expect(!plan.qemu.contains("-bios"))
+        #expect(!plan.choices.contains { $0.topic == "qemu" })
+    }
+
+    @Test("q35, pc and virt plans are the same on QEMU 7.2 and 10.0 (only microvm's firmware differs)",
+          arguments: [Profile.MachineKind.q35, .pc, .virt])
+    func sameAcrossVersions(machine: Profile.MachineKind) throws {
+        var p = try profile(VersionedGolden.hello)
+        p.machine = machine
+        p.arch = machine == .virt ? .aarch64 : .x86_64
+        p.shares[0].transport = .ninep
+        let options = PlanOptions(runtimeDir: goldenRuntimeDir)
+        let old = try Planner.plan(p, host: VersionedGolden.host("7.2"), options: options)
+        let new = try Planner.plan(p, host: VersionedGolden.host("10.0"), options: options)
+        #expect(old.qemu == new.qemu)
+        let machineArgument = old.qemu[old.qemu.firstIndex(of: "-machine")! + 1]
+        #expect(machineArgument == (machine == .virt ? "virt,gic-version=3" : machine.rawValue))
+    }
 }

@@ -238,7 +238,7 @@ extension HostCase {
                  },
                  problems: [problem(
                     "shares[1].transport", "a virtiofs share needs virtiofsd, and none was found on this host",
-                    fix: "install virtiofsd (Debian 12: package qemu-system-common ships /usr/lib/qemu/virtiofsd; newer: package virtiofsd), set virtiofsd.binary, or use \"transport\": \"9p\"")]),
+                    fix: "install the Rust virtiofsd (Debian 13 / Ubuntu 24.04 / Fedora: sudo apt-get install virtiofsd or dnf install virtiofsd; Debian 12: Debian's QEMU 7.2 package qemu-system-common ships the C one at /usr/lib/qemu/virtiofsd, or build the Rust one: cargo install virtiofsd), set virtiofsd.binary, or use \"transport\": \"9p\" (or \"auto\": 9p when no virtiofsd is found)")]),
         // Disks.
         HostCase(title: "a disk both ephemeral and readOnly",
                  change: { $0.disks = [Profile.Disk(path: "/tmp/qlt-golden/disk.img"), Profile.Disk(path: "/tmp/qlt-golden/disk.img", readOnly: true, ephemeral: true)] },
@@ -387,13 +387,13 @@ struct HostValidationBoundaryTests {
         #expect(planProblems(p, host: Hosts.x86KVM) == [])
     }
 
-    @Test("26 consoles plus the 4 exec ports fit: port29.sock is the last socket")
+    @Test("26 consoles plus a one-slot guest-kit session's 4 ports fit: port29.sock is the last socket")
     func consolesWithCommand() throws {
         var p = Profile(name: "v")
         p.kernel = "/tmp/qlt-golden/vmlinuz"
         p.command = ["true"]
         p.consoles = (0..<26).map { "c\($0)" }
-        let plan = try Planner.plan(p, host: Hosts.x86KVM, options: PlanOptions(runtimeDir: goldenRuntimeDir))
+        let plan = try Planner.plan(p, host: Hosts.x86KVM, options: PlanOptions(runtimeDir: goldenRuntimeDir, guestPorts: sessionPorts))
         #expect(plan.sockets.ports.count == 30)
         #expect(plan.sockets.ports["c25"] == "/run/user/1000/launch-test0001/port29.sock")
     }

@@ -10,7 +10,10 @@ let profileFiles: [String] = {
     for folder in ["Profiles", "Examples"] {
         let base = packageRoot.appendingPathComponent(folder)
         guard let walker = FileManager.default.enumerator(at: base, includingPropertiesForKeys: nil) else { continue }
-        for case let url as URL in walker where url.pathExtension == "json" && url.lastPathComponent != "profile.schema.json" {
+        for case let url as URL in walker {
+            // An example package's build folder holds its dependencies' JSON, not profiles.
+            if url.lastPathComponent.hasPrefix(".build") { walker.skipDescendants(); continue }
+            guard url.pathExtension == "json", url.lastPathComponent != "profile.schema.json" else { continue }
             found.append(String(url.standardizedFileURL.path.dropFirst(packageRoot.standardizedFileURL.path.count + 1)))
         }
     }

@@ -417,7 +417,7 @@ extension GoldenCase {
         cmdline: "console=ttyS0 panic=-1")
 
     static let identityMicrovm = GoldenCase(
-        title: "x86_64 Linux TCG-only, microvm: identity without a network is only -uuid",
+        title: "x86_64 Linux TCG-only, QEMU 10.0 microvm: identity without a network is only -uuid",
         host: Hosts.x86TCG,
         json: #"{"name": "id-micro", "kernel": "/tmp/qlt-golden/vmlinuz"}"#,
         options: PlanOptions(runtimeDir: goldenRuntimeDir, identity: identity),
@@ -427,6 +427,8 @@ extension GoldenCase {
             "-name", "guest=id-micro",
             "-uuid", "0f8fad5b-d9cb-469f-a165-70867728950e",
             "-machine", "microvm,pit=on,pic=on,rtc=on,isa-serial=on,x-option-roms=off",
+            // QEMU 10.0: bios-microvm.bin is SeaBIOS, so the plan boots qboot.rom.
+            "-bios", "qboot.rom",
             "-accel", "tcg",
             "-cpu", "max",
             "-smp", "1",

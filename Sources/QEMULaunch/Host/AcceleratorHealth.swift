@@ -18,15 +18,18 @@ public enum AcceleratorHealth {
 
     /// `given` facts as they are, or this host's, probed for `profile` with KVM tried for real.
     public static func hostFacts(for profile: Profile, given: HostFacts?, logger: Logger) async -> HostFacts {
-        if let given { return given }
+        // Given facts are kept as they are; only the QEMU binary's capabilities are added.
+        if let given { return await HostProbe.withQEMUCapabilities(given, for: profile) }
         // Probing runs tools (virtiofsd --help): on a thread of its own, off the cooperative pool.
         let probed = await onOwnThread { HostProbe.current(for: profile) }
         return await verified(probed, for: profile, logger: logger)
     }
 
-    /// Host facts with `kvm` downgraded to `.unusable` when the probe says so.
-    /// Probes only when KVM opens and `profile` could use it.
+    /// Host facts with `kvm` downgraded to `.unusable` when the probe says so, and the
+    /// capabilities of the QEMU binary `profile` would run (`HostProbe.withQEMUCapabilities`).
+    /// Probes KVM only when it opens and `profile` could use it.
     public static func verified(_ host: HostFacts, for profile: Profile, logger: Logger) async -> HostFacts {
+        let host = await HostProbe.withQEMUCapabilities(host, for: profile)
         guard host.os == .linux, host.kvm.isUsable, profile.accel == .auto || profile.accel == .kvm,
               (profile.arch ?? host.arch) == host.arch,
               let qemu = host.qemu[host.arch]?.path else { return host }

@@ -27,8 +27,10 @@ public enum HostDoctor {
         for arch in Profile.Arch.allCases {
             let name = "qemu \(arch.rawValue)"
             if let binary = host.qemu[arch] {
-                let version = (try? HostProbe.capture([binary.path, "--version"]))?.split(separator: "\n").first.map(String.init) ?? "version unknown"
+                let version = binary.capabilities?.version
+                    ?? (try? HostProbe.capture([binary.path, "--version"]))?.split(separator: "\n").first.map(String.init) ?? "version unknown"
                 checks.append(HostCheck(name, .ok, "\(binary.path): \(version)"))
+                if let capabilities = binary.capabilities, let check = microvmCheck(capabilities, arch: arch) { checks.append(check) }
             } else {
                 let package = arch == .x86_64 ? "qemu-system-x86" : "qemu-system-arm"
                 checks.append(HostCheck(name, arch == host.arch ? .fail : .warn, "\(arch.qemuSystemBinary) not found",
@@ -43,11 +45,20 @@ public enum HostDoctor {
         case .macOS:
             checks.append(acceleratorCheck("hvf", host.hvf))
         }
+        // What the host's own QEMU implies for virtiofsd: QEMU >= 8 ships no C virtiofsd.
+        let hostQEMU = host.qemu[host.arch]?.capabilities
         if let virtiofsd = host.virtiofsd {
-            checks.append(HostCheck("virtiofsd", .ok, "\(virtiofsd.path) (\(virtiofsd.flavor.rawValue) flavor)"))
+            var detail = "\(virtiofsd.path) (\(virtiofsd.flavor.rawValue) flavor)"
+            if virtiofsd.flavor == .legacyC, let hostQEMU, hostQEMU.shipsLegacyVirtiofsd == false {
+                detail += "; left from an older QEMU: QEMU \(hostQEMU.shortVersion) ships none, and it works with it"
+            }
+            checks.append(HostCheck("virtiofsd", .ok, detail))
         } else {
-            checks.append(HostCheck("virtiofsd", .warn, "not found: virtiofs shares won't work (9p shares still do)",
-                                    fix: "Debian 12: sudo apt-get install qemu-system-common (ships /usr/lib/qemu/virtiofsd); newer: sudo apt-get install virtiofsd"))
+            let why = hostQEMU?.shipsLegacyVirtiofsd == false
+                ? "not found, and QEMU \(hostQEMU!.shortVersion) ships none (QEMU >= 8 dropped the C virtiofsd)"
+                : "not found"
+            checks.append(HostCheck("virtiofsd", .warn, why + ": virtiofs shares won't work; \"transport\": \"auto\" shares (Profiles/hello.json) use 9p",
+                                    fix: Planner.installVirtiofsdFix))
         }
         for arch in Profile.Arch.allCases {
             if let firmware = host.firmware[arch] {
@@ -70,6 +81,25 @@ public enum HostDoctor {
             checks.append(HostCheck("memlock", .ok, "locked-memory limit unlimited"))
         }
         return checks
+    }
+
+    /// What a QEMU's microvm firmware means for plans; nil for QEMUs without microvm.
+    static func microvmCheck(_ capabilities: QEMUCapabilities, arch: Profile.Arch) -> HostCheck? {
+        let name = "qemu \(arch.rawValue) microvm"
+        switch (Planner.microvmFirmware(capabilities), capabilities.microvmFirmware) {
+        case (_, nil):
+            return nil
+        case (.defaultQboot, _):
+            return HostCheck(name, .ok, "bios-microvm.bin is qboot: microvm guests boot without option ROMs")
+        case (.explicitQboot, let firmware):
+            return HostCheck(name, .ok, "bios-microvm.bin is \(firmware == .seabios ? "SeaBIOS" : "not qboot") (it needs option ROMs and resets with shared memory): microvm plans boot qboot.rom instead")
+        case (.optionROMs, .seabios?):
+            return HostCheck(name, .warn, "bios-microvm.bin is SeaBIOS and there is no qboot.rom: microvm guests boot through option ROMs and can't use virtiofs (SeaBIOS resets them with shared memory)",
+                             fix: "use 9p shares (or \"auto\") or machine q35/pc for virtiofs; or install a QEMU that ships qboot.rom")
+        case (.optionROMs, _):
+            return HostCheck(name, .warn, "bios-microvm.bin is neither qboot nor SeaBIOS and there is no qboot.rom: microvm guests boot through option ROMs, untested here",
+                             fix: "if microvm guests don't start, use machine q35/pc")
+        }
     }
 
     static func acceleratorCheck(_ name: String, _ status: AcceleratorStatus) -> HostCheck {

@@ -59,9 +59,14 @@ public struct QEMUBinary: Sendable, Hashable, Codable {
     public var path: String
     /// (major, minor, micro), e.g. 7.2.22; nil when not probed.
     public var version: [Int]?
-    public init(path: String, version: [Int]? = nil) {
+    /// What this binary can do and needs (its version, machines, devices, microvm
+    /// firmware); nil when not probed, and the planner then uses options that are safe
+    /// on every QEMU from 7.2 to 10.x.
+    public var capabilities: QEMUCapabilities?
+    public init(path: String, version: [Int]? = nil, capabilities: QEMUCapabilities? = nil) {
         self.path = path
-        self.version = version
+        self.version = version ?? capabilities?.versionNumbers
+        self.capabilities = capabilities
     }
 }
 

@@ -52,6 +52,21 @@ public enum HostProbe {
         return facts
     }
 
+    /// `host` with the capabilities of the QEMU binary `profile` would run (its own
+    /// `qemu.binary`, else the guest arch's), read once per binary and cached.
+    /// A binary that can't be probed is left without: the planner then stays on the
+    /// options every QEMU accepts, and the capability check names the problem.
+    public static func withQEMUCapabilities(_ host: HostFacts, for profile: Profile) async -> HostFacts {
+        let arch = profile.arch ?? host.arch
+        guard var binary = host.qemu[arch], binary.capabilities == nil else { return host }
+        guard let capabilities = try? await QEMUCapabilities.of(binary.path) else { return host }
+        binary.capabilities = capabilities
+        binary.version = capabilities.versionNumbers
+        var result = host
+        result.qemu[arch] = binary
+        return result
+    }
+
     /// Whether /dev/kvm can be opened. (Whether guests make progress is a separate probe.)
     static func kvmStatus() -> AcceleratorStatus {
         guard FileManager.default.fileExists(atPath: "/dev/kvm") else {

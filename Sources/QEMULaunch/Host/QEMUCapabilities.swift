@@ -3,20 +3,74 @@ import Foundation
 import Glibc
 #endif
 
-/// What one QEMU binary can do: its machines, devices and accelerators, read
-/// from its own `help` output once and cached by the binary's path, size and
-/// modification time.
+/// What one QEMU binary can do: its version, machines, devices and accelerators, and
+/// the firmware its microvm machine boots, read from its own `help` output once and
+/// cached by the binary's path, size and modification time.
+///
+/// The planner takes it as a value (`HostFacts.qemu[arch].capabilities`), so plans for
+/// QEMU 7.2 and 10.0 are golden-tested from recorded `help` outputs.
 public struct QEMUCapabilities: Sendable, Hashable, Codable {
+    /// `--version`'s first line, e.g. "QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2...)".
     public var version: String
     public var machines: Set<String>
     public var devices: Set<String>
     public var accelerators: Set<String>
+    /// What `bios-microvm.bin`, microvm's default firmware, is for this binary; nil for
+    /// binaries without microvm.
+    public var microvmFirmware: MicrovmFirmware?
+    /// Whether `qboot.rom` is in QEMU's data directories, so `-bios qboot.rom` works
+    /// (upstream QEMU and Debian's packages 7.2 to 10.0 ship it).
+    public var hasQboot: Bool
 
-    public init(version: String, machines: Set<String>, devices: Set<String>, accelerators: Set<String>) {
+    /// The firmware microvm runs before the kernel, which decides whether its option
+    /// ROMs may be turned off.
+    public enum MicrovmFirmware: String, Sendable, Hashable, Codable {
+        /// qboot loads the kernel (bzImage or PVH) from fw_cfg by itself: the linuxboot
+        /// and pvh option ROMs are not needed (Debian 12's QEMU 7.2 links
+        /// bios-microvm.bin to qboot.rom).
+        case qboot
+        /// SeaBIOS (upstream's bios-microvm.bin, and Debian's QEMU 10.0) boots the kernel
+        /// only through QEMU's linuxboot_dma.bin / pvh.bin option ROMs.
+        case seabios
+        /// Not found, or neither of the two.
+        case unknown
+    }
+
+    public init(version: String, machines: Set<String>, devices: Set<String>, accelerators: Set<String>,
+                microvmFirmware: MicrovmFirmware? = nil, hasQboot: Bool = false) {
         self.version = version
         self.machines = machines
         self.devices = devices
         self.accelerators = accelerators
+        self.microvmFirmware = microvmFirmware
+        self.hasQboot = hasQboot
+    }
+
+    /// (major, minor, micro) from `version`, e.g. [10, 0, 2]; nil when it says no version.
+    public var versionNumbers: [Int]? { Self.parseVersion(version) }
+
+    /// "10.0.2", or the whole `--version` line when it has no number.
+    public var shortVersion: String { versionNumbers.map { $0.map(String.init).joined(separator: ".") } ?? version }
+
+    /// QEMU 8.0 dropped the C virtiofsd from its tree: packages of QEMU >= 8 ship none,
+    /// and virtiofs needs the Rust virtiofsd (package `virtiofsd` on Debian 13, Ubuntu 24.04, Fedora).
+    public var shipsLegacyVirtiofsd: Bool? { versionNumbers.map { $0[0] < 8 } }
+
+    static func parseVersion(_ text: String) -> [Int]? {
+        guard let range = text.range(of: "version ") else { return nil }
+        let numbers = text[range.upperBound...].prefix { $0.isNumber || $0 == "." }.split(separator: ".").compactMap { Int($0) }
+        return numbers.isEmpty ? nil : numbers + Array(repeating: 0, count: max(0, 3 - numbers.count))
+    }
+
+    /// Capabilities as a binary's recorded help outputs describe them (what the probe reads).
+    public static func parse(version: String, machineHelp: String, deviceHelp: String, accelHelp: String,
+                             microvmFirmware: MicrovmFirmware? = nil, hasQboot: Bool = false) -> QEMUCapabilities {
+        let hasMicrovm = parseMachines(machineHelp).contains("microvm")
+        return QEMUCapabilities(version: version.split(separator: "\n").first.map(String.init) ?? "?",
+                                machines: parseMachines(machineHelp), devices: parseDevices(deviceHelp),
+                                accelerators: parseAccelerators(accelHelp),
+                                microvmFirmware: hasMicrovm ? (microvmFirmware ?? .unknown) : nil,
+                                hasQboot: hasMicrovm && hasQboot)
     }
 
     /// Reads (or recalls) the capabilities of `binary`. Runs the probes on a
@@ -26,11 +80,18 @@ public struct QEMUCapabilities: Sendable, Hashable, Codable {
         if let cached = cache.read()[key] { return cached }
         let result: Result<QEMUCapabilities, LaunchError> = await onOwnThread {
             do {
-                let version = try HostProbe.capture([binary, "--version"]).split(separator: "\n").first.map(String.init) ?? "?"
-                let machines = parseMachines(try HostProbe.capture([binary, "-machine", "help"]))
-                let devices = parseDevices(try HostProbe.capture([binary, "-device", "help"]))
-                let accelerators = parseAccelerators(try HostProbe.capture([binary, "-accel", "help"]))
-                return .success(QEMUCapabilities(version: version, machines: machines, devices: devices, accelerators: accelerators))
+                let machineHelp = try HostProbe.capture([binary, "-machine", "help"])
+                var firmware: MicrovmFirmware?
+                var qboot = false
+                if parseMachines(machineHelp).contains("microvm") {
+                    let directories = try HostProbe.capture([binary, "-L", "help"])
+                    firmware = microvmFirmware(dataDirectories: directories)
+                    qboot = dataFile("qboot.rom", dataDirectories: directories) != nil
+                }
+                return .success(parse(
+                    version: try HostProbe.capture([binary, "--version"]), machineHelp: machineHelp,
+                    deviceHelp: try HostProbe.capture([binary, "-device", "help"]),
+                    accelHelp: try HostProbe.capture([binary, "-accel", "help"]), microvmFirmware: firmware, hasQboot: qboot))
             } catch {
                 return .failure(LaunchError(.missingProgram, "cannot run \(binary) to read its capabilities", cause: error))
             }
@@ -38,6 +99,27 @@ public struct QEMUCapabilities: Sendable, Hashable, Codable {
         let capabilities = try result.get()
         cache.store(capabilities, forKey: key)
         return capabilities
+    }
+
+    /// Finds `bios-microvm.bin` along QEMU's data directories (`-L help`, in search
+    /// order) and tells qboot from SeaBIOS: by the name it links to, else by its bytes.
+    static func microvmFirmware(dataDirectories: String) -> MicrovmFirmware {
+        guard let path = dataFile("bios-microvm.bin", dataDirectories: dataDirectories) else { return .unknown }
+        let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().lastPathComponent
+        if resolved.contains("qboot") { return .qboot }
+        guard let bytes = FileManager.default.contents(atPath: path) else { return .unknown }
+        if bytes.range(of: Data("SeaBIOS".utf8)) != nil { return .seabios }
+        if bytes.range(of: Data("qboot".utf8)) != nil { return .qboot }
+        return .unknown
+    }
+
+    /// The first `name` along QEMU's data directories, as QEMU itself looks up `-bios NAME`.
+    static func dataFile(_ name: String, dataDirectories: String) -> String? {
+        for directory in dataDirectories.split(separator: "\n").map({ $0.trimmingCharacters(in: .whitespaces) }) where directory.hasPrefix("/") {
+            let path = directory + "/" + name
+            if FileManager.default.fileExists(atPath: path) { return path }
+        }
+        return nil
     }
 
     static func parseMachines(_ text: String) -> Set<String> {
@@ -129,7 +211,9 @@ public struct QEMUCapabilities: Sendable, Hashable, Codable {
         return "use a QEMU build that has \(device) (`-device help` lists them)"
     }
 
-    static var cache: JSONFileCache<QEMUCapabilities> { JSONFileCache(named: "qemu-capabilities.json") }
+    // v2: with the version numbers' source and microvmFirmware; entries of the first
+    // file lack the firmware, which would read as unknown.
+    static var cache: JSONFileCache<QEMUCapabilities> { JSONFileCache(named: "qemu-capabilities-v2.json") }
 
     static func cacheKey(_ binary: String) -> String {
         var info = stat()

@@ -25,6 +25,8 @@ public struct Plan: Sendable, Hashable, Codable {
     public var firmwareVars: FirmwareVars?
     /// Disks with `overlay: persistent`: overlays in the VM's state folder, made on the first run.
     public var persistentOverlays: [PersistentOverlay] = []
+    /// The tags of the virtiofs shares, in the order of `virtiofsd` (after `auto` was resolved).
+    public var virtiofsTags: [String] = []
 
     public struct FirmwareVars: Sendable, Hashable, Codable {
         public var template: String

@@ -48,6 +48,11 @@ public enum Planner {
         let arch = profile.arch ?? host.arch
         let machine = profile.machine ?? defaultMachine(arch: arch, firmware: profile.firmware)
         var choices: [Plan.Choice] = []
+        // `"transport": "auto"` shares become virtiofs or 9p here, each said in one line.
+        let (profile, shareChoices) = resolvingShareTransports(profile, host: host)
+        // What this QEMU binary is; nil when not probed (then only options every QEMU takes).
+        let capabilities = profile.qemu.binary == nil || host.qemu[arch]?.path == profile.qemu.binary
+            ? host.qemu[arch]?.capabilities : nil
 
         // Accelerator.
         let accel: Accelerator
@@ -67,14 +72,18 @@ public enum Planner {
         choices.append(Plan.Choice(
             topic: "transport", value: transport == .mmio ? "virtio-mmio" : "virtio-pci",
             reason: profile.transport == .auto ? "default for \(machine.rawValue)" : "from the profile"))
+        if let capabilities {
+            choices.append(Plan.Choice(topic: "qemu", value: capabilities.shortVersion, reason: "read from \(host.qemu[arch]?.path ?? "the binary")'s --version and help"))
+        }
 
+        choices += shareChoices
         let qemuBinary = profile.qemu.binary ?? host.qemu[arch]?.path ?? arch.qemuSystemBinary
         let virtiofsShares = profile.shares.enumerated().filter { $0.element.transport == .virtiofs }
         if !virtiofsShares.isEmpty, profile.virtiofsd.binary == nil, host.virtiofsd == nil {
             problems.append(ProfileProblem(
                 path: "shares[\(virtiofsShares[0].offset)].transport",
-                message: "a virtiofs share needs virtiofsd, and none was found on this host",
-                fix: "install virtiofsd (Debian 12: package qemu-system-common ships /usr/lib/qemu/virtiofsd; newer: package virtiofsd), set virtiofsd.binary, or use \"transport\": \"9p\""))
+                message: "a virtiofs share needs virtiofsd, and none was found on this host" + noVirtiofsdReason(capabilities),
+                fix: installVirtiofsdFix + ", set virtiofsd.binary, or use \"transport\": \"9p\" (or \"auto\": 9p when no virtiofsd is found)"))
         }
         if profile.kernel == "auto" {
             problems.append(ProfileProblem(path: "kernel", message: "\"auto\" must be resolved to a file before planning",
@@ -92,6 +101,10 @@ public enum Planner {
                 problems.append(ProfileProblem(path: "firmware", message: "no UEFI firmware for \(arch.rawValue) was found (looked at QEMU's firmware descriptors and the usual paths)",
                                                fix: arch == .x86_64 ? "install it: sudo apt-get install ovmf" : "install it: sudo apt-get install qemu-efi-aarch64"))
             }
+        }
+        if machine == .microvm, let first = virtiofsShares.first, let capabilities, seabiosOnly(capabilities) {
+            problems.append(ProfileProblem(path: "shares[\(first.offset)].transport", message: microvmCantShareMemory(capabilities),
+                                           fix: "use \"transport\": \"9p\" (or \"auto\"), machine \"q35\" or \"pc\", or a QEMU that ships qboot.rom (upstream and Debian's do)"))
         }
         if let virtiofsd = host.virtiofsd, virtiofsd.flavor == .legacyC, !host.isRoot, let first = virtiofsShares.first {
             problems.append(ProfileProblem(path: "shares[\(first.offset)].transport",
@@ -125,8 +138,11 @@ public enum Planner {
                                        reason: "kept in the VM's state folder"))
         }
 
-        // Machine options.
+        // Machine options. Every option set here exists with the same meaning in QEMU 7.2 and
+        // 10.0 (their `-machine TYPE,help`, recorded in Tests/QEMULaunchTests/Fixtures); what
+        // changed is microvm's firmware, below.
         var machineOptions = [machine.rawValue]
+        var microvmBios: String?
         let needsSharedMemory = !virtiofsShares.isEmpty
         switch machine {
         case .microvm:
@@ -138,7 +154,27 @@ public enum Planner {
                 machineOptions += ["pit=off", "pic=off", "rtc=on"]
             }
             // ACPI stays on: with acpi=off a guest poweroff only halts and QEMU never exits.
-            machineOptions += ["isa-serial=on", "x-option-roms=off"]
+            machineOptions.append("isa-serial=on")
+            switch microvmFirmware(capabilities) {
+            case .defaultQboot:
+                // qboot loads the kernel from fw_cfg itself: QEMU's option ROMs are dead weight
+                // (Debian 12's QEMU 7.2 links bios-microvm.bin to qboot.rom).
+                machineOptions.append("x-option-roms=off")
+                choices.append(Plan.Choice(topic: "microvm firmware", value: "qboot, option ROMs off", reason: "its bios-microvm.bin is qboot, which loads the kernel itself"))
+            case .explicitQboot:
+                // Debian's QEMU 10.0.2 makes bios-microvm.bin SeaBIOS, which boots a -kernel only
+                // through the linuxboot/pvh option ROMs (with x-option-roms=off the guest never
+                // starts) and resets the guest at once when RAM is a memory backend (virtiofs; seen
+                // with 7.2 too). qboot, upstream's microvm default, still ships and does both.
+                microvmBios = "qboot.rom"
+                machineOptions.append("x-option-roms=off")
+                choices.append(Plan.Choice(topic: "microvm firmware", value: "qboot.rom (-bios), option ROMs off",
+                                           reason: "this QEMU's bios-microvm.bin is \(capabilities?.microvmFirmware == .seabios ? "SeaBIOS" : "not qboot"), which needs option ROMs and can't boot with shared guest memory"))
+            case .optionROMs:
+                // Unknown firmware and no qboot: keep the option ROMs, which every microvm firmware boots with.
+                choices.append(Plan.Choice(topic: "microvm firmware", value: "bios-microvm.bin, option ROMs on",
+                                           reason: capabilities == nil ? "QEMU not probed: the setting that boots with every firmware" : "no qboot.rom in this QEMU's data dirs"))
+            }
         case .virt:
             switch accel {
             // HVF on Apple silicon has no in-kernel GICv3 before QEMU 9.2: use GICv2.
@@ -154,6 +190,7 @@ public enum Planner {
             machineOptions.append("memory-backend=mem")
         }
         args.add("-machine", machineOptions.joined(separator: ","))
+        if let microvmBios { args.add("-bios", microvmBios) }
         args.add("-accel", accel.rawValue)
         args.add("-cpu", profile.cpu ?? cpuModel(arch: arch, accel: accel))
         args.add("-smp", String(profile.cpus))
@@ -166,7 +203,8 @@ public enum Planner {
         }
         if transport == .mmio {
             // QEMU 7.2: virtio-mmio devices are legacy virtio unless told otherwise, and
-            // libvhost-user (virtiofsd) refuses legacy devices.
+            // libvhost-user (virtiofsd) refuses legacy devices. Still the default in 10.0.2
+            // (`-device virtio-mmio,help`: force-legacy default on).
             args.add("-global", "virtio-mmio.force-legacy=false")
         }
 
@@ -227,7 +265,8 @@ public enum Planner {
                 args.add("-device", args.device("vhost-user-fs") + ",chardev=fs\(fsIndex),tag=\(QEMUSyntax.optionValue(share.tag))")
                 virtiofsdArgv.append(virtiofsdCommand(share: share, socket: socket, profile: profile, host: host))
                 fsIndex += 1
-            case .ninep:
+            case .ninep, .auto:
+                // (`auto` never gets here: resolvingShareTransports made it virtiofs or 9p.)
                 var fsdev = "local,id=p9fs\(index),path=\(QEMUSyntax.optionValue(share.path)),security_model=none"
                 if share.readOnly { fsdev += ",readonly=on" }
                 args.add("-fsdev", fsdev)
@@ -328,7 +367,8 @@ public enum Planner {
             qemu: args.argv, virtiofsd: virtiofsdArgv, prepare: prepare,
             cmdline: cmdline.joined(separator: " "), runtimeDir: run, sockets: sockets,
             arch: arch, machine: machine, accelerator: accel, transport: transport, choices: choices,
-            firmwareVars: firmwareVars, persistentOverlays: persistentOverlays)
+            firmwareVars: firmwareVars, persistentOverlays: persistentOverlays,
+            virtiofsTags: virtiofsShares.map(\.element.tag))
     }
 
     /// The machine, transport and accelerator a plan would use, for callers that
@@ -339,6 +379,81 @@ public enum Planner {
         let accel = try? chooseAccelerator(profile.accel, guest: arch, host: host).get().accelerator
         return (arch, machine, transport(machine: machine, requested: profile.transport), accel)
     }
+
+    /// `profile` with every `"transport": "auto"` share made virtiofs or 9p for this host,
+    /// and one line per such share saying which and why. virtiofs when a virtiofsd is
+    /// there and can run (the C one only as root) and QEMU has vhost-user-fs; else 9p,
+    /// with what to install for virtiofs. Shares that name a transport are kept as they are.
+    public static func resolvingShareTransports(_ profile: Profile, host: HostFacts) -> (profile: Profile, choices: [Plan.Choice]) {
+        guard profile.shares.contains(where: { $0.transport == .auto }) else { return (profile, []) }
+        let arch = profile.arch ?? host.arch
+        let capabilities = host.qemu[arch]?.capabilities
+        let machine = profile.machine ?? defaultMachine(arch: arch, firmware: profile.firmware)
+        let device = (transport(machine: machine, requested: profile.transport) == .mmio ? "vhost-user-fs-device" : "vhost-user-fs-pci")
+        // Why virtiofs can't be served here, or nil when it can.
+        var obstacle: String?
+        if profile.virtiofsd.binary == nil, host.virtiofsd == nil {
+            obstacle = "no virtiofsd on this host" + noVirtiofsdReason(capabilities)
+        } else if let virtiofsd = host.virtiofsd, virtiofsd.flavor == .legacyC, !host.isRoot {
+            obstacle = "the C virtiofsd \(virtiofsd.path) runs only as root"
+        } else if let capabilities, !capabilities.devices.contains(device) {
+            obstacle = "this QEMU has no \(device)"
+        } else if machine == .microvm, let capabilities, seabiosOnly(capabilities) {
+            obstacle = microvmCantShareMemory(capabilities)
+        }
+        var resolved = profile
+        var choices: [Plan.Choice] = []
+        for index in resolved.shares.indices where resolved.shares[index].transport == .auto {
+            let tag = resolved.shares[index].tag
+            if let obstacle {
+                resolved.shares[index].transport = .ninep
+                choices.append(Plan.Choice(topic: "shares[\(index)] \"\(tag)\"", value: "9p",
+                                           reason: "auto: \(obstacle); for virtiofs, \(installVirtiofsdFix)"))
+            } else {
+                resolved.shares[index].transport = .virtiofs
+                let daemon = profile.virtiofsd.binary ?? host.virtiofsd.map { "\($0.path), \($0.flavor.rawValue) flavor" } ?? "virtiofsd"
+                choices.append(Plan.Choice(topic: "shares[\(index)] \"\(tag)\"", value: "virtiofs", reason: "auto: virtiofsd found (\(daemon))"))
+            }
+        }
+        return (resolved, choices)
+    }
+
+    enum MicrovmBoot: Equatable {
+        /// bios-microvm.bin is qboot: no -bios, option ROMs off.
+        case defaultQboot
+        /// `-bios qboot.rom`, option ROMs off.
+        case explicitQboot
+        /// The default firmware with QEMU's option ROMs (SeaBIOS can't share guest memory).
+        case optionROMs
+    }
+
+    /// How a microvm of this QEMU boots a -kernel. Unprobed: the default firmware with option ROMs,
+    /// which boots on every version (shared memory included when it is qboot, as on 7.2).
+    static func microvmFirmware(_ capabilities: QEMUCapabilities?) -> MicrovmBoot {
+        guard let capabilities else { return .optionROMs }
+        if capabilities.microvmFirmware == .qboot { return .defaultQboot }
+        return capabilities.hasQboot ? .explicitQboot : .optionROMs
+    }
+
+    /// microvm can boot only SeaBIOS here: it resets the guest at once when guest RAM is a
+    /// memory backend (seen with Debian's SeaBIOS 1.16 bios-microvm.bin on QEMU 7.2 and 10.0.2).
+    static func seabiosOnly(_ capabilities: QEMUCapabilities) -> Bool {
+        capabilities.microvmFirmware == .seabios && !capabilities.hasQboot
+    }
+
+    static func microvmCantShareMemory(_ capabilities: QEMUCapabilities) -> String {
+        "this QEMU's microvm firmware (bios-microvm.bin) is SeaBIOS, which resets the guest at once when its RAM is the shared memory backend virtiofs needs, and it has no qboot.rom to boot instead"
+    }
+
+    /// Why a host has no virtiofsd, when the QEMU version explains it.
+    static func noVirtiofsdReason(_ capabilities: QEMUCapabilities?) -> String {
+        guard let capabilities, capabilities.shipsLegacyVirtiofsd == false else { return "" }
+        return " (QEMU \(capabilities.shortVersion): QEMU >= 8 ships no C virtiofsd)"
+    }
+
+    /// How to get a virtiofsd, for messages. Debian 12 has no Rust virtiofsd package (backports
+    /// included) and Debian 13's needs glibc 2.39; its QEMU 7.2 ships the C one.
+    static let installVirtiofsdFix = "install the Rust virtiofsd (Debian 13 / Ubuntu 24.04 / Fedora: sudo apt-get install virtiofsd or dnf install virtiofsd; Debian 12: Debian's QEMU 7.2 package qemu-system-common ships the C one at /usr/lib/qemu/virtiofsd, or build the Rust one: cargo install virtiofsd)"
 
     static func transport(machine: Profile.MachineKind, requested: Profile.TransportChoice) -> Plan.Transport {
         switch (machine, requested) {

@@ -88,6 +88,9 @@ public struct Profile: Sendable, Hashable {
     public enum ShareTransport: String, Sendable, Hashable, Codable, CaseIterable {
         case virtiofs
         case ninep = "9p"
+        /// virtiofs when this host can serve it (a usable virtiofsd, a QEMU with
+        /// vhost-user-fs), else 9p; the plan says which and why in one line.
+        case auto
     }
 
     public struct Disk: Sendable, Hashable {

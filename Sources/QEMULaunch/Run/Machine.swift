@@ -208,7 +208,7 @@ public final class Machine: Sendable {
                 try await waitFor(daemon, deadline: deadline, what: "its socket \(plan.sockets.virtiofs[index])") {
                     FileManager.default.fileExists(atPath: plan.sockets.virtiofs[index])
                 }
-                logger.debug("virtiofsd ready for share \"\(profile.shares.filter { $0.transport == .virtiofs }[index].tag)\" (pid \(daemon.pid))")
+                logger.debug("virtiofsd ready for share \"\(plan.virtiofsTags[index])\" (pid \(daemon.pid))")
             }
             // The launcher's QMP connection: one end of a socketpair, the other QEMU's fd 3.
             var pair: [Int32] = [-1, -1]

@@ -35,26 +35,53 @@ enum GoldenFiles {
 }
 
 /// Host facts for the hosts the golden tests plan for.
+/// Capabilities as QEMU 7.2 and 10.0 describe themselves, from the help outputs
+/// recorded in Tests/QEMULaunchTests/Fixtures (see its README).
+enum RecordedQEMU {
+    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures")
+
+    static func text(_ version: String, _ file: String) -> String {
+        (try? String(contentsOf: folder.appendingPathComponent("qemu-\(version)/\(file)"), encoding: .utf8)) ?? ""
+    }
+
+    /// `version` is "7.2" or "10.0"; `arch` "x86_64" or "aarch64".
+    static func capabilities(_ version: String, _ arch: Profile.Arch) -> QEMUCapabilities {
+        let a = arch.rawValue
+        // "bios-microvm.bin: KIND (...)" and "qboot.rom: present|absent (...)".
+        let firmwareLines = text(version, "\(a).microvm-firmware.txt").split(separator: "\n").map { $0.split(separator: " ") }
+        let firmware = firmwareLines.first { $0.first == "bios-microvm.bin:" }.flatMap { $0.count > 1 ? QEMUCapabilities.MicrovmFirmware(rawValue: String($0[1])) : nil }
+        let qboot = firmwareLines.contains { $0.first == "qboot.rom:" && $0.dropFirst().first == "present" }
+        return QEMUCapabilities.parse(
+            version: text(version, "\(a).version.txt"), machineHelp: text(version, "\(a).machine-help.txt"),
+            deviceHelp: text(version, "\(a).device-help.txt"), accelHelp: text(version, "\(a).accel-help.txt"),
+            microvmFirmware: firmware, hasQboot: qboot)
+    }
+
+    static let v7_2 = (x86: capabilities("7.2", .x86_64), arm: capabilities("7.2", .aarch64))
+    static let v10_0 = (x86: capabilities("10.0", .x86_64), arm: capabilities("10.0", .aarch64))
+}
+
 enum Hosts {
-    /// x86_64 Linux whose /dev/kvm works; QEMU 7.2 with the legacy C virtiofsd.
+    /// x86_64 Linux whose /dev/kvm works; Debian 12's QEMU 7.2 (recorded) with the legacy C virtiofsd.
     static let x86KVM = HostFacts(
         arch: .x86_64, os: .linux, kvm: .usable,
         hvf: .absent("Hypervisor.framework exists only on macOS"),
         qemu: [
-            .x86_64: QEMUBinary(path: "/usr/bin/qemu-system-x86_64", version: [7, 2, 22]),
-            .aarch64: QEMUBinary(path: "/usr/bin/qemu-system-aarch64", version: [7, 2, 22]),
+            .x86_64: QEMUBinary(path: "/usr/bin/qemu-system-x86_64", capabilities: RecordedQEMU.v7_2.x86),
+            .aarch64: QEMUBinary(path: "/usr/bin/qemu-system-aarch64", capabilities: RecordedQEMU.v7_2.arm),
         ],
         qemuImg: "/usr/bin/qemu-img",
         virtiofsd: VirtiofsdBinary(path: "/usr/lib/qemu/virtiofsd", flavor: .legacyC),
         tscKHz: 2_995_200, runtimeBase: "/run/user/1000")
 
-    /// x86_64 Linux without KVM (a cloud VM without nesting); the Rust virtiofsd.
+    /// x86_64 Linux without KVM (a cloud VM without nesting); QEMU 10.0 (recorded) and the Rust virtiofsd.
     static let x86TCG = HostFacts(
         arch: .x86_64, os: .linux, kvm: .absent("/dev/kvm does not exist"),
         hvf: .absent("Hypervisor.framework exists only on macOS"),
         qemu: [
-            .x86_64: QEMUBinary(path: "/usr/local/bin/qemu-system-x86_64", version: [10, 0, 0]),
-            .aarch64: QEMUBinary(path: "/usr/local/bin/qemu-system-aarch64", version: [10, 0, 0]),
+            .x86_64: QEMUBinary(path: "/usr/local/bin/qemu-system-x86_64", capabilities: RecordedQEMU.v10_0.x86),
+            .aarch64: QEMUBinary(path: "/usr/local/bin/qemu-system-aarch64", capabilities: RecordedQEMU.v10_0.arm),
         ],
         qemuImg: "/usr/local/bin/qemu-img",
         virtiofsd: VirtiofsdBinary(path: "/usr/libexec/virtiofsd", flavor: .rust),
