@@ -49,6 +49,15 @@ extension GuestKit {
         }
         let decisions = Planner.decisions(profile, host: host)
 
+        // A root filesystem for the command: its shares join the profile's (so the plan serves
+        // them), and the setup script mounts it and runs the command in it.
+        var root: (guestRoot: GuestRoot, workingDirectory: String, environment: [(String, String)])?
+        if let rootfs = profile.rootfs, profile.command != nil {
+            root = try rootSetup(&profile, rootfs, arch: decisions.arch, options: options)
+        } else if profile.rootfs != nil {
+            logger.warning("rootfs: used by commands only; the console shell runs in the guest kit's busybox initramfs")
+        }
+
         // Fast boot: a PVH vmlinux instead of a self-decompressing bzImage under TCG.
         var entry = KernelEntry.standard
         if case .elf(_, true)? = inspected?.format {
@@ -83,6 +92,7 @@ extension GuestKit {
         if profile.shares.contains(where: { $0.transport == .ninep }) { later += ["9pnet_virtio", "9p"] }
         if !profile.disks.isEmpty { later.append("virtio_blk") }
         if profile.network.mode == .user { later.append("virtio_net") }
+        if let root { later += root.guestRoot.modules.filter { !later.contains($0) } }
         // pvpanic's ISA device is described in ACPI on pc/q35 (the pvpanic-mmio driver binds it).
         // Optional: a panic is also caught from the console and the reset panic=-1 makes.
         var optional: [String] = []
@@ -120,18 +130,37 @@ extension GuestKit {
             // Kernel chatter on an emulated UART costs boot time; the console log keeps the rest.
             if options.quietKernel { arguments.append("quiet") }
         }
-        let script = setupScript(profile: profile, laterModules: image.laterModules, workingDirectory: options.workingDirectory)
+        let script = setupScript(profile: profile, laterModules: image.laterModules, workingDirectory: options.workingDirectory,
+                                 root: root.map { GuestRootCommand(root: $0.guestRoot, workingDirectory: $0.workingDirectory, environment: $0.environment) })
         return Prepared(profile: profile, host: host, kernelEntry: entry, kernelArguments: arguments,
                         setupScript: script, initramfs: image)
     }
 
+    /// A command to run in a root filesystem: the root, and the cwd and environment it runs with.
+    public struct GuestRootCommand: Sendable {
+        public var root: GuestRoot
+        public var workingDirectory: String
+        public var environment: [(String, String)]
+    }
+
     /// The stage-2 script: load modules, mount shares, set the command. Pure.
-    public static func setupScript(profile: Profile, laterModules: [String], workingDirectory: String?) -> String {
+    /// With `root`, the root's boot lines replace the share mounts and the command runs `in_root`.
+    public static func setupScript(profile: Profile, laterModules: [String], workingDirectory: String?, root: GuestRootCommand? = nil) -> String {
         let q = QEMUSyntax.shellQuote
         var lines: [String] = []
         for module in laterModules {
             // The power-button watcher may have loaded a dependency both need: loaded is loaded.
             lines.append("insmod /lib/modules/\(q(module)).ko || [ -d /sys/module/\(q(module)) ] || say \(q("insmod \(module) failed"))")
+        }
+        if let root {
+            // The exec protocol's failure report: an "error" line on launch.status (fd 5), then off.
+            lines.append("launch_fail() { echo \"error $*\" >&5; poweroff -f; }")
+            lines.append(GuestRoot.functions)
+            lines += root.root.bootLines
+            if let command = profile.command {
+                lines.append("set -- " + GuestRoot.command(workingDirectory: root.workingDirectory, environment: root.environment, argv: command))
+            }
+            return lines.joined(separator: "\n") + "\n"
         }
         for share in profile.shares {
             let dir = share.mountPoint
@@ -154,6 +183,71 @@ extension GuestKit {
             lines.append("set -- " + command.map(q).joined(separator: " "))
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Adds a root filesystem's shares to `profile` and says what the guest does with them.
+    static func rootSetup(_ profile: inout Profile, _ rootfs: Profile.RootFS, arch: Profile.Arch, options: Options) throws(LaunchError)
+        -> (guestRoot: GuestRoot, workingDirectory: String, environment: [(String, String)]) {
+        let logger = options.logger
+        let hostEnvironment = ProcessInfo.processInfo.environment
+        // The profile's own shares are mounted inside the root, at their guest paths.
+        var mounts = profile.shares.map { GuestRoot.Mount(tag: $0.tag, path: $0.mountPoint, readOnly: $0.readOnly, transport: $0.transport) }
+        var rwMounts: [GuestRoot.Mount] = []
+        for (index, dir) in rootfs.rwdirs.enumerated() {
+            let tag = GuestRoot.rwdirTag(index)
+            profile.shares.append(Profile.Share(tag: tag, path: dir, readOnly: false, transport: rootfs.transport))
+            rwMounts.append(GuestRoot.Mount(tag: tag, path: dir, readOnly: false, transport: rootfs.transport))
+        }
+        mounts = rwMounts + mounts
+        let source: GuestRoot.Source
+        var overlays: [String]?
+        let workingDirectory: String
+        let environment: [(String, String)]
+        var how: String
+        switch rootfs.source {
+        case .host, .folder:
+            var path = "/"
+            if case .folder(let folder) = rootfs.source { path = folder }
+            profile.shares.append(Profile.Share(tag: GuestRoot.rootTag, path: path, readOnly: true, transport: rootfs.transport))
+            source = .share(tag: GuestRoot.rootTag, transport: rootfs.transport)
+            how = "\(rootfs.transport.rawValue), read-only (enforced on the host: \(rootfs.transport == .ninep ? "QEMU's readonly=on" : "virtiofsd serves a read-only bind mount"))"
+            if case .host = rootfs.source {
+                workingDirectory = options.workingDirectory ?? FileManager.default.currentDirectoryPath
+                environment = GuestRoot.hostEnvironment(hostEnvironment)
+                // The user's home is where tools keep caches and histories: writable, not kept.
+                var list = GuestRoot(source: source).overlays
+                if let home = hostEnvironment["HOME"], home != "/", !list.contains(home) { list.append(home) }
+                overlays = list
+            } else {
+                workingDirectory = options.workingDirectory ?? "/"
+                environment = GuestRoot.foreignEnvironment(hostEnvironment)
+            }
+        case .disk(let index):
+            let disk = profile.disks[index]
+            let found: DiskRoot.Found
+            switch DiskRoot.find(path: disk.path, format: disk.format, arch: arch) {
+            case .success(let f): found = f
+            case .failure(let problem):
+                throw LaunchError(.invalidProfile, "\(problem.path): \(problem.message) (disks[\(index)] is \(disk.path))", fix: problem.fix)
+            }
+            source = .partition(uuid: found.uuid, filesystem: found.filesystem, readOnly: disk.readOnly)
+            how = "partition \(found.partition) of \(disk.path) (\(found.filesystem), UUID \(found.uuid)), \(disk.readOnly ? "read-only" : disk.ephemeral ? "writes discarded at exit (ephemeral disk)" : "read-write: the guest's writes change the image")"
+            workingDirectory = options.workingDirectory ?? "/"
+            environment = GuestRoot.foreignEnvironment(hostEnvironment)
+        }
+        let guestRoot = GuestRoot(source: source, overlayAll: rootfs.overlay, overlays: overlays, mounts: mounts)
+        var line = "rootfs: \(rootfs.summary) over \(how)"
+        if rootfs.overlay {
+            line += "; a throw-away overlay over all of it"
+        } else if case .partition(_, _, false) = source {
+        } else {
+            line += "; overlays (writes kept in guest RAM) on \(guestRoot.overlays.joined(separator: " ")) where present"
+        }
+        line += "; empty tmpfs on \(guestRoot.scratch.joined(separator: " "))"
+        if !rootfs.rwdirs.isEmpty { line += "; read-write on the host: \(rootfs.rwdirs.joined(separator: " ")) (the guest's writes there change the host's files)" }
+        line += "; command in \(workingDirectory) with \(environment.map(\.0).joined(separator: " "))"
+        logger.info("\(line)")
+        return (guestRoot, workingDirectory, environment)
     }
 
     /// A modules folder given as `/lib/modules/<release>` itself, an INSTALL_MOD_PATH root

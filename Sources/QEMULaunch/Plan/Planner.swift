@@ -217,6 +217,7 @@ public enum Planner {
 
         // Shares.
         var virtiofsdArgv: [[String]] = []
+        var virtiofsdViews: [Plan.ReadOnlyView?] = []
         var fsIndex = 0
         for (index, share) in profile.shares.enumerated() {
             switch share.transport {
@@ -224,7 +225,16 @@ public enum Planner {
                 let socket = sockets.virtiofs[fsIndex]
                 args.add("-chardev", "socket,id=fs\(fsIndex),path=\(QEMUSyntax.optionValue(socket))")
                 args.add("-device", args.device("vhost-user-fs") + ",chardev=fs\(fsIndex),tag=\(QEMUSyntax.optionValue(share.tag))")
-                virtiofsdArgv.append(virtiofsdCommand(share: share, socket: socket, profile: profile, host: host))
+                var served = share
+                var view: Plan.ReadOnlyView?
+                if share.readOnly, (host.virtiofsd?.flavor ?? .rust) == .legacyC {
+                    // The C virtiofsd has no read-only mode: it serves a read-only bind of the
+                    // folder made in a mount namespace of its own (Plan.ReadOnlyView).
+                    view = Plan.ReadOnlyView(source: share.path, view: run + "/ro\(fsIndex)")
+                    served.path = view!.view
+                }
+                virtiofsdViews.append(view)
+                virtiofsdArgv.append(virtiofsdCommand(share: served, socket: socket, profile: profile, host: host))
                 fsIndex += 1
             case .ninep:
                 var fsdev = "local,id=p9fs\(index),path=\(QEMUSyntax.optionValue(share.path)),security_model=none"
@@ -243,9 +253,9 @@ public enum Planner {
             } else {
                 choices.append(Plan.Choice(topic: "virtiofsd", value: "sandbox namespace", reason: "root: mount, pid and net namespaces around the shared folder"))
             }
-            if virtiofsd.flavor == .legacyC, let share = virtiofsShares.first(where: { $0.element.readOnly }) {
-                choices.append(Plan.Choice(topic: "virtiofsd", value: "read-only share \"\(share.element.tag)\" enforced in the guest only",
-                                           reason: "the C virtiofsd has no read-only mode; the guest mounts it ro, but the daemon itself could write", isWarning: true))
+            if virtiofsd.flavor == .legacyC, virtiofsShares.contains(where: { $0.element.readOnly }) {
+                choices.append(Plan.Choice(topic: "virtiofsd", value: "read-only shares served from read-only bind mounts",
+                                           reason: "the C virtiofsd has no read-only mode: each runs in a mount namespace of its own where its folder is bound read-only, so the host's kernel refuses every write"))
             }
         }
 
@@ -327,7 +337,7 @@ public enum Planner {
             qemu: args.argv, virtiofsd: virtiofsdArgv, prepare: prepare,
             cmdline: cmdline.joined(separator: " "), runtimeDir: run, sockets: sockets,
             arch: arch, machine: machine, accelerator: accel, transport: transport, choices: choices,
-            firmwareVars: firmwareVars, persistentOverlays: persistentOverlays)
+            firmwareVars: firmwareVars, persistentOverlays: persistentOverlays, virtiofsdViews: virtiofsdViews)
     }
 
     /// The machine, transport and accelerator a plan would use, for callers that

@@ -89,9 +89,12 @@ public final class ChildProcess: Sendable {
     private let state: Mutex<State>
 
     /// Spawns `argv`. Its stdout and stderr go to `outputTail` and, when given, to `logPath`.
+    /// With `readOnlyView`, the child runs in a mount namespace of its own where the view's
+    /// folder is a recursive, read-only bind of its source (see `Plan.ReadOnlyView`).
     public static func spawn(
         name: String, argv: [String], environment: [String: String],
-        stdin: Int32? = nil, logPath: String? = nil, extraFileDescriptors: [(source: Int32, target: Int32)] = []
+        stdin: Int32? = nil, logPath: String? = nil, extraFileDescriptors: [(source: Int32, target: Int32)] = [],
+        readOnlyView: Plan.ReadOnlyView? = nil
     ) throws(LaunchError) -> ChildProcess {
         guard let program = argv.first else { throw LaunchError(.internalError, "empty argv for \(name)") }
         var pipeFds: [Int32] = [-1, -1]
@@ -107,7 +110,8 @@ public final class ChildProcess: Sendable {
         let pid = withCStrings(argv) { cArgv in
             withCStrings(envList) { cEnv in
                 fdMap.withUnsafeBufferPointer { map in
-                    cls_spawn(program, cArgv, cEnv, map.baseAddress, Int32(fdMap.count / 2), 1, SIGKILL, &spawnError)
+                    cls_spawn_read_only_view(program, cArgv, cEnv, map.baseAddress, Int32(fdMap.count / 2), 1, SIGKILL,
+                                             readOnlyView?.source, readOnlyView?.view, &spawnError)
                 }
             }
         }
@@ -115,6 +119,11 @@ public final class ChildProcess: Sendable {
         if pid < 0 {
             close(pipeFds[0])
             let reason = String(cString: strerror(spawnError))
+            if let view = readOnlyView, spawnError == EPERM || spawnError == ENOSYS || spawnError == EINVAL {
+                // unshare/mount need root (CAP_SYS_ADMIN); mount_setattr needs Linux 5.12.
+                throw LaunchError(.hostProblem, "cannot start \(name): making the read-only view of \(view.source) at \(view.view) failed: \(reason)",
+                                  fix: "run as root on Linux 5.12 or later, or use \"transport\": \"9p\" (QEMU's readonly=on)")
+            }
             if spawnError == ENOENT {
                 throw LaunchError(.missingProgram, "cannot start \(name): \(program) does not exist", fix: "install it or fix the path")
             }
