@@ -72,6 +72,9 @@ public struct GuestRoot: Sendable, Hashable {
         switch source {
         case .share: needsOverlay = true
         case .partition(_, let filesystem, let readOnly):
+            // ext4, jbd2 and btrfs checksum with crc32c through the crypto API: a soft dependency
+            // (modules.softdep), not in modules.dep ("EXT4-fs: Cannot load crc32c driver").
+            if filesystem == "ext4" || filesystem == "btrfs" { modules.append("crc32c_generic") }
             modules.append(filesystem)
             needsOverlay = overlayAll || readOnly
         }
