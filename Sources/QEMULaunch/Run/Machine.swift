@@ -456,9 +456,12 @@ func earlyExit(_ child: ChildProcess, _ status: ExitStatus, what: String) -> Lau
     for (index, lines) in daemons {
         details += ["  virtiofsd[\(index)] said:"] + lines.map { "    \($0)" }
     }
-    return LaunchError(code, "\(child.name) \(status) \(what)",
-                       fix: tail.isEmpty && daemons.isEmpty ? nil : "see \(daemons.isEmpty ? child.name : "the daemons")'s messages below",
-                       details: details)
+    var fix: String? = tail.isEmpty && daemons.isEmpty ? nil : "see the messages below"
+    if daemons.contains(where: { $0.1.contains { $0.contains("pivot_root") } }) {
+        // The C virtiofsd pivots into the shared folder, which can't be its namespace's root.
+        fix = "the C virtiofsd can't share / itself: use \"rootfs\": \"host\" (or --rootfs host), which serves a bind of /, or share a folder below /"
+    }
+    return LaunchError(code, "\(child.name) \(status) \(what)", fix: fix, details: details)
 }
 
 /// The last lines of every `virtiofsdN.log` beside the vhost-user sockets QEMU's argv names
