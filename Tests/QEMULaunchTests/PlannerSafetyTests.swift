@@ -52,13 +52,13 @@ struct PlannerSafetyTests {
         var p = Profile(name: "ro")
         p.kernel = "/tmp/qlt-golden/vmlinuz"
         p.shares = [Profile.Share(tag: "src", path: "/tmp/qlt-golden/src", readOnly: true),
-                    Profile.Share(tag: "rw", path: "/tmp/qlt-golden/rw")]
+                    Profile.Share(tag: "rw", path: "/tmp/qlt-golden/data")]
         var host = Hosts.x86KVM
         host.virtiofsd = VirtiofsdBinary(path: "/usr/lib/qemu/virtiofsd", flavor: .legacyC)
         let plan = try Planner.plan(p, host: host, options: PlanOptions(runtimeDir: goldenRuntimeDir))
         #expect(plan.virtiofsdViews == [Plan.ReadOnlyView(source: "/tmp/qlt-golden/src", view: goldenRuntimeDir + "/ro0"), nil])
         #expect(plan.virtiofsd[0].contains("source=" + goldenRuntimeDir + "/ro0"))
-        #expect(plan.virtiofsd[1].contains("source=/tmp/qlt-golden/rw"))
+        #expect(plan.virtiofsd[1].contains("source=/tmp/qlt-golden/data"))
         #expect(!plan.choices.contains { $0.isWarning && $0.topic == "virtiofsd" })
     }
 
