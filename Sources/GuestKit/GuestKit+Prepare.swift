@@ -235,7 +235,8 @@ extension GuestKit {
             workingDirectory = options.workingDirectory ?? "/"
             environment = GuestRoot.foreignEnvironment(hostEnvironment)
         }
-        let guestRoot = GuestRoot(source: source, overlayAll: rootfs.overlay, overlays: overlays, mounts: mounts)
+        var guestRoot = GuestRoot(source: source, overlayAll: rootfs.overlay, overlays: overlays, mounts: mounts)
+        guestRoot.workingDirectory = workingDirectory
         var line = "rootfs: \(rootfs.summary) over \(how)"
         if rootfs.overlay {
             line += "; a throw-away overlay over all of it"

@@ -49,6 +49,9 @@ public struct GuestRoot: Sendable, Hashable {
     public var overlays: [String] = ["/etc", "/var/lib", "/var/cache", "/var/log", "/root"]
     /// rwdirs then the profile's shares, mounted over everything else, in order.
     public var mounts: [Mount] = []
+    /// The first command's working directory: exposed (`root_expose`) at boot, before the
+    /// mounts, so an rwdir or share below it lands on the host's folder, not on a scratch tmpfs.
+    public var workingDirectory: String?
 
     public init(source: Source, overlayAll: Bool = false, scratch: [String]? = nil, overlays: [String]? = nil, mounts: [Mount] = []) {
         self.source = source
@@ -90,11 +93,20 @@ public struct GuestRoot: Sendable, Hashable {
 in_root() {
   _cwd=$1
   shift
-  if [ ! -d "/launch/root$_cwd" ] && [ -d "/launch/lower$_cwd" ]; then
-    mkdir -p "/launch/root$_cwd" 2>/dev/null && mount --bind "/launch/lower$_cwd" "/launch/root$_cwd"
-  fi
+  root_expose "$_cwd"
   # env -i: only the variables given; the root's own sh does the cd, the exports and the exec.
   exec env -i chroot /launch/root "$launch_root_sh" -c 'cd "$1" || exit 2; shift; while [ $# -gt 0 ] && [ "$1" != -- ]; do export "$1"; shift; done; shift; exec "$@"' launch "$_cwd" "$@"
+}
+# root_expose DIR: a folder of the served root that the root hides under a scratch tmpfs (a
+# host cwd under /tmp) is bound in from /launch/lower, read-only like the rest. Not the scratch
+# folders themselves (mount points), and nothing already bound or mounted.
+root_expose() {
+  [ -d "/launch/lower$1" ] || return 0
+  if [ -d "/launch/root$1" ]; then
+    [ "$(stat -f -c %T "/launch/root$1" 2>/dev/null)" = tmpfs ] || return 0
+    mountpoint -q "/launch/root$1" && return 0
+  fi
+  mkdir -p "/launch/root$1" 2>/dev/null && mount --bind "/launch/lower$1" "/launch/root$1"
 }
 # root_mount_over DIR [overlay|tmpfs MODE]: a tmpfs, or a tmpfs-backed overlay, over DIR of the root.
 launch_root_n=0
@@ -172,6 +184,7 @@ root_make_dir() {
                 lines.append("root_mount_over \(q(dir)) overlay")
             }
         }
+        if let cwd = workingDirectory { lines.append("root_expose \(q(cwd))") }
         for mount in mounts {
             let dir = Self.root + mount.path
             let options: String
