@@ -33,7 +33,8 @@ struct RootFSTests {
     func hostPythonAndBash() async throws {
         let folder = try Fixture.temporaryDirectory("py")
         defer { try? FileManager.default.removeItem(at: folder) }
-        let result = try await run(["bash", "-c", "pwd; echo \"$PATH\"; python3 -c 'import sys; print(sys.version_info[0]); sys.exit(7)'; echo rc=$?"],
+        // /usr/bin/python3: python3 on this machine's PATH is a pyenv shim (bash running pyenv), 20 s under TCG.
+        let result = try await run(["bash", "-c", "pwd; echo \"$PATH\"; /usr/bin/python3 -c 'import sys; print(sys.version_info[0]); sys.exit(7)'; echo rc=$?"],
                                    root: Profile.RootFS(.host), in: folder)
         #expect(result.exitCode == 0, "stderr: \(result.stderrText)")
         let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
