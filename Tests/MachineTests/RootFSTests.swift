@@ -68,6 +68,34 @@ struct RootFSTests {
         #expect(!FileManager.default.fileExists(atPath: victim.appendingPathComponent("new-share").path))
     }
 
+    @Test("rwdirs are written on the host; a whole-root overlay makes every path writable and writes nothing on the host")
+    func rwdirsAndOverlay() async throws {
+        let folder = try Fixture.temporaryDirectory("rw")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let out = folder.appendingPathComponent("out")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        let result = try await run(["sh", "-c", "echo kept > out/file && echo gone > /usr/lt-overlay-file && cat /usr/lt-overlay-file"],
+                                   root: Profile.RootFS(.host, rwdirs: [out.path], overlay: true), in: folder)
+        #expect(result.exitCode == 0, "stderr: \(result.stderrText)")
+        #expect(result.stdoutText == "gone\n")
+        #expect(try String(contentsOf: out.appendingPathComponent("file"), encoding: .utf8) == "kept\n")
+        #expect(!FileManager.default.fileExists(atPath: "/usr/lt-overlay-file"))
+    }
+
+    @Test("sharing / itself with the C virtiofsd fails with the daemon's own reason (pivot_root), not only QEMU's",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/lib/qemu/virtiofsd"), "needs Debian 12's C virtiofsd"))
+    func slashShareSaysWhy() async throws {
+        var profile = try Fixture.guestProfile("slash", command: ["true"])
+        profile.shares = [Profile.Share(tag: "all", path: "/")]
+        do {
+            _ = try await GuestKit.run(profile)
+            Issue.record("sharing / with the C virtiofsd started")
+        } catch {
+            #expect(error.details.contains { $0.contains("pivot_root") }, "\(error.details)")
+            #expect(error.fix?.contains("rootfs") == true)
+        }
+    }
+
     @Test("a root folder copied from busybox runs a command, with writable /etc (an overlay) and the host's copy untouched")
     func folderRoot() async throws {
         let root = try Fixture.temporaryDirectory("tree")
