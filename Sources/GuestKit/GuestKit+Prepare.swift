@@ -53,7 +53,7 @@ extension GuestKit {
         // them), and the setup script mounts it and runs the command in it.
         var root: (guestRoot: GuestRoot, workingDirectory: String, environment: [(String, String)])?
         if let rootfs = profile.rootfs, profile.command != nil {
-            root = try rootSetup(&profile, rootfs, arch: decisions.arch, options: options)
+            root = try rootSetup(&profile, rootfs, arch: decisions.arch, host: host, options: options)
         } else if profile.rootfs != nil {
             logger.warning("rootfs: used by commands only; the console shell runs in the guest kit's busybox initramfs")
         }
@@ -186,17 +186,30 @@ extension GuestKit {
     }
 
     /// Adds a root filesystem's shares to `profile` and says what the guest does with them.
-    static func rootSetup(_ profile: inout Profile, _ rootfs: Profile.RootFS, arch: Profile.Arch, options: Options) throws(LaunchError)
+    static func rootSetup(_ profile: inout Profile, _ rootfs: Profile.RootFS, arch: Profile.Arch, host: HostFacts, options: Options) throws(LaunchError)
         -> (guestRoot: GuestRoot, workingDirectory: String, environment: [(String, String)]) {
         let logger = options.logger
         let hostEnvironment = ProcessInfo.processInfo.environment
+        // virtiofs unless this host can't serve it: then 9p (QEMU serves it itself, read-only
+        // with readonly=on), said in the rootfs line below.
+        var transport = rootfs.transport ?? .virtiofs
+        var fallback: String?
+        if rootfs.transport == nil, profile.virtiofsd.binary == nil {
+            if host.virtiofsd == nil {
+                transport = .ninep
+                fallback = "no virtiofsd on this host"
+            } else if host.virtiofsd?.flavor == .legacyC, !host.isRoot {
+                transport = .ninep
+                fallback = "the C virtiofsd runs only as root"
+            }
+        }
         // The profile's own shares are mounted inside the root, at their guest paths.
         var mounts = profile.shares.map { GuestRoot.Mount(tag: $0.tag, path: $0.mountPoint, readOnly: $0.readOnly, transport: $0.transport) }
         var rwMounts: [GuestRoot.Mount] = []
         for (index, dir) in rootfs.rwdirs.enumerated() {
             let tag = GuestRoot.rwdirTag(index)
-            profile.shares.append(Profile.Share(tag: tag, path: dir, readOnly: false, transport: rootfs.transport))
-            rwMounts.append(GuestRoot.Mount(tag: tag, path: dir, readOnly: false, transport: rootfs.transport))
+            profile.shares.append(Profile.Share(tag: tag, path: dir, readOnly: false, transport: transport))
+            rwMounts.append(GuestRoot.Mount(tag: tag, path: dir, readOnly: false, transport: transport))
         }
         mounts = rwMounts + mounts
         let source: GuestRoot.Source
@@ -208,9 +221,9 @@ extension GuestKit {
         case .host, .folder:
             var path = "/"
             if case .folder(let folder) = rootfs.source { path = folder }
-            profile.shares.append(Profile.Share(tag: GuestRoot.rootTag, path: path, readOnly: true, transport: rootfs.transport))
-            source = .share(tag: GuestRoot.rootTag, transport: rootfs.transport)
-            how = "\(rootfs.transport.rawValue), read-only (enforced on the host: \(rootfs.transport == .ninep ? "QEMU's readonly=on" : "virtiofsd serves a read-only bind mount"))"
+            profile.shares.append(Profile.Share(tag: GuestRoot.rootTag, path: path, readOnly: true, transport: transport))
+            source = .share(tag: GuestRoot.rootTag, transport: transport)
+            how = "\(transport.rawValue)\(fallback.map { " (not virtiofs: \($0))" } ?? ""), read-only (enforced on the host: \(transport == .ninep ? "QEMU's readonly=on" : host.virtiofsd?.flavor == .rust ? "virtiofsd --readonly" : "virtiofsd serves a read-only bind mount"))"
             if case .host = rootfs.source {
                 workingDirectory = options.workingDirectory ?? FileManager.default.currentDirectoryPath
                 environment = GuestRoot.hostEnvironment(hostEnvironment)

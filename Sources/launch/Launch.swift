@@ -89,7 +89,7 @@ struct ProfileOverrides: ParsableArguments {
             if case .folder(let path) = root.source { root.source = .folder(absolutePath(path)) }
             root.rwdirs = profile.rootfs?.rwdirs ?? []
             root.overlay = profile.rootfs?.overlay ?? false
-            root.transport = profile.rootfs?.transport ?? .virtiofs
+            root.transport = profile.rootfs?.transport
             profile.rootfs = root
         }
         if !rwdir.isEmpty || rootOverlay {

@@ -55,6 +55,27 @@ struct GuestRootTests {
         #expect(readOnly.bootLines.contains { $0.hasPrefix("mount -t ext4 -o ro,noload ") })
     }
 
+    @Test("a host root goes over 9p, said in the rootfs line's words, where virtiofs can't serve: no virtiofsd, or the C one without root")
+    func transportFallback() throws {
+        var host = HostProbe.current()
+        for (virtiofsd, isRoot, expected) in [(VirtiofsdBinary?.none, true, Profile.ShareTransport.ninep),
+                                             (VirtiofsdBinary(path: "/usr/lib/qemu/virtiofsd", flavor: .legacyC), false, .ninep),
+                                             (VirtiofsdBinary(path: "/usr/lib/qemu/virtiofsd", flavor: .legacyC), true, .virtiofs)] {
+            host.virtiofsd = virtiofsd
+            host.isRoot = isRoot
+            var profile = Profile(name: "r")
+            profile.command = ["true"]
+            let made = try GuestKit.rootSetup(&profile, Profile.RootFS(.host, rwdirs: ["/tmp"]), arch: .x86_64, host: host, options: GuestKit.Options())
+            #expect(profile.shares.map(\.transport) == [expected, expected])
+            #expect(made.guestRoot.source == .share(tag: GuestRoot.rootTag, transport: expected))
+            // An explicit transport is kept as asked.
+            var explicit = Profile(name: "r")
+            explicit.command = ["true"]
+            _ = try GuestKit.rootSetup(&explicit, Profile.RootFS(.host, transport: .virtiofs), arch: .x86_64, host: host, options: GuestKit.Options())
+            #expect(explicit.shares.map(\.transport) == [.virtiofs])
+        }
+    }
+
     @Test("the setup script with a root defines launch_fail and the functions, then sets the command to in_root")
     func setupScript() {
         var profile = Profile(name: "r")

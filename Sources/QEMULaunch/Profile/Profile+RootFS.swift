@@ -25,10 +25,11 @@ extension Profile {
         /// A throw-away tmpfs overlay over the whole root: every path writable in the guest,
         /// every write discarded when the VM ends; the host's files are never written.
         public var overlay: Bool = false
-        /// How a host or folder root reaches the guest: virtiofs (default) or 9p.
-        public var transport: ShareTransport = .virtiofs
+        /// How a host or folder root (and the rwdirs) reach the guest: virtiofs or 9p; nil =
+        /// virtiofs where this host can serve it, else 9p (said in the launch's rootfs line).
+        public var transport: ShareTransport?
 
-        public init(_ source: Source, rwdirs: [String] = [], overlay: Bool = false, transport: ShareTransport = .virtiofs) {
+        public init(_ source: Source, rwdirs: [String] = [], overlay: Bool = false, transport: ShareTransport? = nil) {
             self.source = source
             self.rwdirs = rwdirs
             self.overlay = overlay
@@ -110,13 +111,13 @@ extension Profile.RootFS: Codable {
         }
         let rwdirs = r.optional("rwdirs", [String].self, expected: "an array of host folder paths") ?? []
         let overlay = r.optional("overlay", Bool.self, expected: "true or false") ?? false
-        let transport: Profile.ShareTransport = r.choice("transport") ?? .virtiofs
+        let transport: Profile.ShareTransport? = r.choice("transport")
         try r.finish()
         self.init(source, rwdirs: rwdirs, overlay: overlay, transport: transport)
     }
 
     public func encode(to encoder: any Encoder) throws {
-        if rwdirs.isEmpty, !overlay, transport == .virtiofs {
+        if rwdirs.isEmpty, !overlay, transport == nil {
             switch source {
             case .host:
                 var c = encoder.singleValueContainer()
@@ -137,6 +138,6 @@ extension Profile.RootFS: Codable {
         }
         if !rwdirs.isEmpty { try c.encode(rwdirs, forKey: AnyKey("rwdirs")) }
         if overlay { try c.encode(overlay, forKey: AnyKey("overlay")) }
-        if transport != .virtiofs { try c.encode(transport, forKey: AnyKey("transport")) }
+        try c.encodeIfPresent(transport, forKey: AnyKey("transport"))
     }
 }
