@@ -197,7 +197,7 @@ extension GuestKit {
         if rootfs.transport == nil, profile.virtiofsd.binary == nil {
             if host.virtiofsd == nil {
                 transport = .ninep
-                fallback = "no virtiofsd on this host"
+                fallback = "no virtiofsd this user can run"
             } else if host.virtiofsd?.flavor == .legacyC, !host.isRoot {
                 transport = .ninep
                 fallback = "the C virtiofsd runs only as root"

@@ -117,7 +117,8 @@ root_mount_over() {
   else
     launch_root_n=$((launch_root_n+1))
     mkdir -p "/launch/rw/$launch_root_n/upper" "/launch/rw/$launch_root_n/work"
-    mount -t overlay overlay -o "lowerdir=/launch/root$1,upperdir=/launch/rw/$launch_root_n/upper,workdir=/launch/rw/$launch_root_n/work" "/launch/root$1" || launch_fail "mounting an overlay on $1 in the root failed (is the overlay module loaded?)"
+    # Best effort: a folder the server can't read (9p as a user: /root) stays as it is, read-only.
+    mount -t overlay overlay -o "lowerdir=/launch/root$1,upperdir=/launch/rw/$launch_root_n/upper,workdir=/launch/rw/$launch_root_n/work" "/launch/root$1" 2>/dev/null || { echo "launch-init: rootfs: no overlay on $1 (not readable by the file server?): it stays read-only" > /dev/console; return 1; }
   fi
 }
 # root_make_dir DIR: DIR in the root, made if missing. In a read-only part of the root, the
