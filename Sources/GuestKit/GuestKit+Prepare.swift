@@ -221,7 +221,10 @@ extension GuestKit {
         case .host, .folder:
             var path = "/"
             if case .folder(let folder) = rootfs.source { path = folder }
-            profile.shares.append(Profile.Share(tag: GuestRoot.rootTag, path: path, readOnly: true, transport: transport))
+            // A missing folder is the validator's "rootfs" problem, not a share the user never wrote.
+            if FileManager.default.fileExists(atPath: path) {
+                profile.shares.append(Profile.Share(tag: GuestRoot.rootTag, path: path, readOnly: true, transport: transport))
+            }
             source = .share(tag: GuestRoot.rootTag, transport: transport)
             how = "\(transport.rawValue)\(fallback.map { " (not virtiofs: \($0))" } ?? ""), read-only (enforced on the host: \(transport == .ninep ? "QEMU's readonly=on" : host.virtiofsd?.flavor == .rust ? "virtiofsd --readonly" : "virtiofsd serves a read-only bind mount"))"
             if case .host = rootfs.source {
@@ -236,6 +239,10 @@ extension GuestKit {
                 environment = GuestRoot.foreignEnvironment(hostEnvironment)
             }
         case .disk(let index):
+            guard profile.disks.indices.contains(index) else {
+                throw LaunchError(.invalidProfile, "rootfs.disk: there is no disks[\(index)] (the profile has \(profile.disks.count))",
+                                  fix: "add the disk to \"disks\" or fix the index")
+            }
             let disk = profile.disks[index]
             let found: DiskRoot.Found
             switch DiskRoot.find(path: disk.path, format: disk.format, arch: arch) {
