@@ -206,7 +206,8 @@ extension GuestKit {
         // The profile's own shares are mounted inside the root, at their guest paths.
         var mounts = profile.shares.map { GuestRoot.Mount(tag: $0.tag, path: $0.mountPoint, readOnly: $0.readOnly, transport: $0.transport) }
         var rwMounts: [GuestRoot.Mount] = []
-        for (index, dir) in rootfs.rwdirs.enumerated() {
+        for (index, dir) in rootfs.rwdirs.enumerated() where FileManager.default.fileExists(atPath: dir) {
+            // (A missing one is the validator's "rootfs.rwdirs[N]" problem.)
             let tag = GuestRoot.rwdirTag(index)
             profile.shares.append(Profile.Share(tag: tag, path: dir, readOnly: false, transport: transport))
             rwMounts.append(GuestRoot.Mount(tag: tag, path: dir, readOnly: false, transport: transport))
