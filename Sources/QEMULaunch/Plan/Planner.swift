@@ -227,9 +227,12 @@ public enum Planner {
                 args.add("-device", args.device("vhost-user-fs") + ",chardev=fs\(fsIndex),tag=\(QEMUSyntax.optionValue(share.tag))")
                 var served = share
                 var view: Plan.ReadOnlyView?
-                if share.readOnly, (host.virtiofsd?.flavor ?? .rust) == .legacyC {
+                if share.readOnly, (host.virtiofsd?.flavor ?? .rust) == .legacyC || (share.path == "/" && host.isRoot) {
                     // The C virtiofsd has no read-only mode: it serves a read-only bind of the
-                    // folder made in a mount namespace of its own (Plan.ReadOnlyView).
+                    // folder made in a mount namespace of its own (Plan.ReadOnlyView). `/` goes
+                    // through one for either daemon: a sandbox that pivots into the shared folder
+                    // can't pivot into its namespace's root (seen with the C one; the bind costs
+                    // the Rust one nothing, and it keeps --readonly).
                     view = Plan.ReadOnlyView(source: share.path, view: run + "/ro\(fsIndex)")
                     served.path = view!.view
                 }
