@@ -12,7 +12,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #if defined(__linux__)
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #endif
 
 struct spawn_request {
@@ -23,6 +25,8 @@ struct spawn_request {
     int fd_map_count;
     int new_session;
     int death_signal;
+    const char *ro_source;
+    const char *ro_view;
     pid_t result;
     int error;
     int done;
@@ -64,11 +68,47 @@ static void close_all_from(int first) {
     for (int fd = first; fd < limit; fd++) close(fd);
 }
 
+#if defined(__linux__)
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442 /* the same number on every arch (new syscalls are unified) */
+#endif
+struct cls_mount_attr { unsigned long long attr_set, attr_clr, propagation, userns_fd; };
+
+/// The read-only view: in a mount namespace of the child's own, `source` is bind-mounted
+/// (recursively) at `view` and every mount of that tree is made read-only, so the child
+/// (virtiofsd) serves `view` and cannot write a byte under it whatever its client asks.
+/// The C virtiofsd has no read-only mode; this is what makes a share read-only on the host.
+/// A bind of `/` onto a folder also gets the C virtiofsd past its `pivot_root(., .)`, which
+/// fails with EBUSY when the shared folder is its namespace's root. Raw syscalls only.
+static int make_read_only_view(const char *source, const char *view) {
+    if (unshare(CLONE_NEWNS) < 0) return -1;
+    // Private: nothing mounted here propagates back to the host's namespace.
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) return -1;
+    if (mkdir(view, 0700) < 0 && errno != EEXIST) return -1;
+    if (mount(source, view, NULL, MS_BIND | MS_REC, NULL) < 0) return -1;
+    // Every mount of the tree, not only its top (MS_RDONLY on a remount would leave
+    // /home, /boot, ... writable): mount_setattr(2), Linux 5.12+.
+    struct cls_mount_attr attr = {MOUNT_ATTR_RDONLY, 0, 0, 0};
+    if (syscall(SYS_mount_setattr, AT_FDCWD, view, AT_RECURSIVE, &attr, sizeof attr) < 0) return -1;
+    return 0;
+}
+#endif
+
 /// Runs in the child between vfork and exec: async-signal-safe calls only, nothing
 /// that writes memory the parent uses (the child shares it until execve or _exit),
 /// and it never returns. Every signal is blocked on entry (see perform()).
 static void child_after_fork(struct spawn_request *r, int err_pipe, pid_t parent) {
     if (r->new_session && setsid() < 0) write_errno_and_exit(err_pipe, errno);
+#if defined(__linux__)
+    if (r->ro_source && r->ro_view && make_read_only_view(r->ro_source, r->ro_view) < 0)
+        write_errno_and_exit(err_pipe, errno);
+#endif
 #if defined(__linux__)
     if (r->death_signal > 0) {
         if (prctl(PR_SET_PDEATHSIG, r->death_signal) < 0) write_errno_and_exit(err_pipe, errno);
@@ -199,12 +239,20 @@ static int start_spawner_locked(void) {
 pid_t cls_spawn(const char *path, char *const argv[], char *const envp[],
                 const int *fd_map, int fd_map_count, int new_session,
                 int death_signal, int *error_out) {
+    return cls_spawn_read_only_view(path, argv, envp, fd_map, fd_map_count, new_session,
+                                    death_signal, NULL, NULL, error_out);
+}
+
+pid_t cls_spawn_read_only_view(const char *path, char *const argv[], char *const envp[],
+                               const int *fd_map, int fd_map_count, int new_session,
+                               int death_signal, const char *ro_source, const char *ro_view,
+                               int *error_out) {
     if (fd_map_count < 0 || fd_map_count > CLS_MAX_FDS) {
         if (error_out) *error_out = EINVAL;
         return -1;
     }
     struct spawn_request r = {path, argv, envp, fd_map, fd_map_count, new_session,
-                              death_signal, -1, 0, 0};
+                              death_signal, ro_source, ro_view, -1, 0, 0};
     pthread_mutex_lock(&lock);
     // Without the spawner thread nobody would ever take the request: report why.
     int start_error = fail_spawner_start ? EAGAIN : start_spawner_locked();

@@ -13,6 +13,8 @@ extension GuestKit {
         public var setupScript: String
         /// The virtio-serial ports of the guest kit's session (none for a console shell).
         public var guestPorts: [String]
+        /// With a `rootfs`: where the session's commands run.
+        public var root: GuestRootCommand?
         public var initramfs: InitramfsBuilder.Image?
     }
 
@@ -46,7 +48,7 @@ extension GuestKit {
                                   fix: "remove \"initrd\" to run a command, or remove \"command\" to boot your initrd")
             }
             return Prepared(profile: profile, host: host, kernelEntry: .standard, kernelArguments: [], setupScript: "",
-                            guestPorts: [], initramfs: nil)
+                            guestPorts: [], root: nil, initramfs: nil)
         }
 
         let inspected = try? KernelImage.inspect(URL(fileURLWithPath: kernel))
@@ -63,6 +65,15 @@ extension GuestKit {
             }
         }
         let decisions = Planner.decisions(profile, host: host)
+
+        // A root filesystem for the command: its shares join the profile's (so the plan serves
+        // them), and the setup script mounts it and runs the command in it.
+        var root: (guestRoot: GuestRoot, workingDirectory: String, environment: [(String, String)])?
+        if let rootfs = profile.rootfs, session {
+            root = try rootSetup(&profile, rootfs, arch: decisions.arch, host: host, options: options)
+        } else if profile.rootfs != nil {
+            logger.warning("rootfs: used by commands only; the console shell runs in the guest kit's busybox initramfs")
+        }
 
         // Fast boot: a PVH vmlinux instead of a self-decompressing bzImage under TCG.
         var entry = KernelEntry.standard
@@ -99,6 +110,7 @@ extension GuestKit {
         if profile.shares.contains(where: { $0.transport == .ninep }) { later += ["9pnet_virtio", "9p"] }
         if !profile.disks.isEmpty { later.append("virtio_blk") }
         if profile.network.mode == .user { later.append("virtio_net") }
+        if let root { later += root.guestRoot.modules.filter { !later.contains($0) } }
         // pvpanic's ISA device is described in ACPI on pc/q35 (the pvpanic-mmio driver binds it).
         // Optional: a panic is also caught from the console and the reset panic=-1 makes.
         var optional: [String] = []
@@ -144,19 +156,36 @@ extension GuestKit {
             // Kernel chatter on an emulated UART costs boot time; the console log keeps the rest.
             if options.quietKernel { arguments.append("quiet") }
         }
-        let script = setupScript(profile: profile, laterModules: image.laterModules)
+        let rootCommand = root.map { GuestRootCommand(root: $0.guestRoot, workingDirectory: $0.workingDirectory, environment: $0.environment) }
+        let script = setupScript(profile: profile, laterModules: image.laterModules, root: rootCommand)
         return Prepared(profile: profile, host: host, kernelEntry: entry, kernelArguments: arguments,
                         setupScript: script, guestPorts: session ? SessionProtocol.portNames(slots: sessionSlots) : [],
-                        initramfs: image)
+                        root: rootCommand, initramfs: image)
     }
 
-    /// The session's boot setup: load modules, mount shares. Pure.
-    public static func setupScript(profile: Profile, laterModules: [String]) -> String {
+    /// Where a session's commands run when the profile has a `rootfs`: the root, and the
+    /// working directory and environment its commands get unless a command says otherwise.
+    public struct GuestRootCommand: Sendable {
+        public var root: GuestRoot
+        public var workingDirectory: String
+        public var environment: [(String, String)]
+    }
+
+    /// The session's boot setup: load modules, mount shares (or, with `root`, make the
+    /// root filesystem with the shares inside it). Pure.
+    public static func setupScript(profile: Profile, laterModules: [String], root: GuestRootCommand? = nil) -> String {
         let q = QEMUSyntax.shellQuote
         var lines: [String] = []
         for module in laterModules {
             // The power-button watcher may have loaded a dependency both need: loaded is loaded.
             lines.append("insmod /lib/modules/\(q(module)).ko || [ -d /sys/module/\(q(module)) ] || say \(q("insmod \(module) failed"))")
+        }
+        if let root {
+            // The session's failure report for the boot setup: "error -" on launch.ctl (fd 5), then off.
+            lines.append("launch_fail() { echo \"error - $*\" >&5; poweroff -f; }")
+            lines.append(GuestRoot.functions)
+            lines += root.root.bootLines
+            return lines.joined(separator: "\n") + "\n"
         }
         for share in profile.shares {
             let dir = share.mountPoint
@@ -174,6 +203,95 @@ extension GuestKit {
             lines.append("mkdir -p \(q(dir)) && \(mount) \(q(share.tag)) \(q(dir)) || { echo \(q(failure)) >&5; poweroff -f; }")
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Adds a root filesystem's shares to `profile` and says what the guest does with them.
+    static func rootSetup(_ profile: inout Profile, _ rootfs: Profile.RootFS, arch: Profile.Arch, host: HostFacts, options: Options) throws(LaunchError)
+        -> (guestRoot: GuestRoot, workingDirectory: String, environment: [(String, String)]) {
+        let logger = options.logger
+        let hostEnvironment = ProcessInfo.processInfo.environment
+        // virtiofs unless this host can't serve it: then 9p (QEMU serves it itself, read-only
+        // with readonly=on), said in the rootfs line below.
+        // ("auto" for the root is the same as leaving it out.)
+        let requested = rootfs.transport == .auto ? nil : rootfs.transport
+        var transport = requested ?? .virtiofs
+        var fallback: String?
+        if requested == nil, profile.virtiofsd.binary == nil {
+            if host.virtiofsd == nil {
+                transport = .ninep
+                fallback = "no virtiofsd this user can run"
+            } else if host.virtiofsd?.flavor == .legacyC, !host.isRoot {
+                transport = .ninep
+                fallback = "the C virtiofsd runs only as root"
+            }
+        }
+        // The profile's own shares are mounted inside the root, at their guest paths.
+        var mounts = profile.shares.map { GuestRoot.Mount(tag: $0.tag, path: $0.mountPoint, readOnly: $0.readOnly, transport: $0.transport) }
+        var rwMounts: [GuestRoot.Mount] = []
+        for (index, dir) in rootfs.rwdirs.enumerated() where FileManager.default.fileExists(atPath: dir) {
+            // (A missing one is the validator's "rootfs.rwdirs[N]" problem.)
+            let tag = GuestRoot.rwdirTag(index)
+            profile.shares.append(Profile.Share(tag: tag, path: dir, readOnly: false, transport: transport))
+            rwMounts.append(GuestRoot.Mount(tag: tag, path: dir, readOnly: false, transport: transport))
+        }
+        mounts = rwMounts + mounts
+        let source: GuestRoot.Source
+        var overlays: [String]?
+        let workingDirectory: String
+        let environment: [(String, String)]
+        var how: String
+        switch rootfs.source {
+        case .host, .folder:
+            var path = "/"
+            if case .folder(let folder) = rootfs.source { path = folder }
+            // A missing folder is the validator's "rootfs" problem, not a share the user never wrote.
+            if FileManager.default.fileExists(atPath: path) {
+                profile.shares.append(Profile.Share(tag: GuestRoot.rootTag, path: path, readOnly: true, transport: transport))
+            }
+            source = .share(tag: GuestRoot.rootTag, transport: transport)
+            how = "\(transport.rawValue)\(fallback.map { " (not virtiofs: \($0))" } ?? ""), read-only (enforced on the host: \(transport == .ninep ? "QEMU's readonly=on" : host.virtiofsd?.flavor == .rust ? "virtiofsd --readonly" : "virtiofsd serves a read-only bind mount"))"
+            if case .host = rootfs.source {
+                workingDirectory = options.workingDirectory ?? FileManager.default.currentDirectoryPath
+                environment = GuestRoot.hostEnvironment(hostEnvironment)
+                // The user's home is where tools keep caches and histories: writable, not kept.
+                var list = GuestRoot(source: source).overlays
+                if let home = hostEnvironment["HOME"], home != "/", !list.contains(home) { list.append(home) }
+                overlays = list
+            } else {
+                workingDirectory = options.workingDirectory ?? "/"
+                environment = GuestRoot.foreignEnvironment(hostEnvironment)
+            }
+        case .disk(let index):
+            guard profile.disks.indices.contains(index) else {
+                throw LaunchError(.invalidProfile, "rootfs.disk: there is no disks[\(index)] (the profile has \(profile.disks.count))",
+                                  fix: "add the disk to \"disks\" or fix the index")
+            }
+            let disk = profile.disks[index]
+            let found: DiskRoot.Found
+            switch DiskRoot.find(path: disk.path, format: disk.format, arch: arch) {
+            case .success(let f): found = f
+            case .failure(let problem):
+                throw LaunchError(.invalidProfile, "\(problem.path): \(problem.message) (disks[\(index)] is \(disk.path))", fix: problem.fix)
+            }
+            source = .partition(uuid: found.uuid, filesystem: found.filesystem, readOnly: disk.readOnly)
+            how = "partition \(found.partition) of \(disk.path) (\(found.filesystem), UUID \(found.uuid)), \(disk.readOnly ? "read-only" : disk.ephemeral ? "writes discarded at exit (ephemeral disk)" : "read-write: the guest's writes change the image")"
+            workingDirectory = options.workingDirectory ?? "/"
+            environment = GuestRoot.foreignEnvironment(hostEnvironment)
+        }
+        var guestRoot = GuestRoot(source: source, overlayAll: rootfs.overlay, overlays: overlays, mounts: mounts)
+        guestRoot.workingDirectory = workingDirectory
+        var line = "rootfs: \(rootfs.summary) over \(how)"
+        if rootfs.overlay {
+            line += "; a throw-away overlay over all of it"
+        } else if case .partition(_, _, false) = source {
+        } else {
+            line += "; overlays (writes kept in guest RAM) on \(guestRoot.overlays.joined(separator: " ")) where present"
+        }
+        line += "; empty tmpfs on \(guestRoot.scratch.joined(separator: " "))"
+        if !rootfs.rwdirs.isEmpty { line += "; read-write on the host: \(rootfs.rwdirs.joined(separator: " ")) (the guest's writes there change the host's files)" }
+        line += "; command in \(workingDirectory) with \(environment.map(\.0).joined(separator: " "))"
+        logger.info("\(line)")
+        return (guestRoot, workingDirectory, environment)
     }
 
     /// A modules folder given as `/lib/modules/<release>` itself, an INSTALL_MOD_PATH root

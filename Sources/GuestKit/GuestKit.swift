@@ -148,7 +148,7 @@ extension GuestKit {
         machineOptions.boundsLifeByRunTimeout = false
         let machine = try await Machine.start(prepared.profile, options: machineOptions)
         let session = GuestSession(machine: machine, concurrency: slots, interrupt: options.interrupt,
-                                   console: options.console, logger: options.logger)
+                                   console: options.console, root: prepared.root, logger: options.logger)
         try await session.boot(setupScript: prepared.setupScript)
         return session
     }

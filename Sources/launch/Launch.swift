@@ -49,6 +49,15 @@ struct ProfileOverrides: ParsableArguments {
     @Flag(help: "Boot the bzImage as is under TCG instead of its extracted PVH vmlinux.")
     var noFastBoot = false
 
+    @Option(help: "The guest's root filesystem for the command: host (this host's /, read-only), a folder, or disk:N (the root partition of disks[N]).")
+    var rootfs: String?
+
+    @Option(help: ArgumentHelp("A host folder the guest may write (with --rootfs): shared read-write at the same path, so the guest's writes change the host's files. Repeatable.", valueName: "dir"))
+    var rwdir: [String] = []
+
+    @Flag(help: "With --rootfs: a throw-away overlay over the whole root (every path writable in the guest, writes discarded at exit).")
+    var rootOverlay = false
+
     func apply(to profile: inout Profile) throws {
         if let accel { profile.accel = accel }
         if let kernel {
@@ -75,6 +84,19 @@ struct ProfileOverrides: ParsableArguments {
             profile.memory = size
         }
         if let cpus { profile.cpus = cpus }
+        if let rootfs {
+            guard var root = Profile.RootFS(argument: rootfs) else { throw ValidationError("--rootfs: give host, a folder, or disk:N") }
+            if case .folder(let path) = root.source { root.source = .folder(absolutePath(path)) }
+            root.rwdirs = profile.rootfs?.rwdirs ?? []
+            root.overlay = profile.rootfs?.overlay ?? false
+            root.transport = profile.rootfs?.transport
+            profile.rootfs = root
+        }
+        if !rwdir.isEmpty || rootOverlay {
+            guard profile.rootfs != nil else { throw ValidationError("--rwdir and --root-overlay need a root filesystem: add --rootfs host (or a folder, or disk:N)") }
+            profile.rootfs?.rwdirs += rwdir.map(absolutePath)
+            if rootOverlay { profile.rootfs?.overlay = true }
+        }
     }
 
     /// Loads the profile at `path` with these overrides applied; prints the problems

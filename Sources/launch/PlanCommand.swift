@@ -91,7 +91,12 @@ struct PlanCommand: AsyncParsableCommand {
             print(QEMUSyntax.shellLine(overlay.createCommand(qemuImg: qemuImg, output: overlay.path)))
         }
         for command in plan.prepare { print(QEMUSyntax.shellLine(command)) }
-        for command in plan.virtiofsd { print(QEMUSyntax.shellLine(command) + " &") }
+        for (index, command) in plan.virtiofsd.enumerated() {
+            if index < plan.virtiofsdViews.count, let view = plan.virtiofsdViews[index] {
+                print("# read-only on the host: launch starts this virtiofsd in a mount namespace of its own where \(view.view) is a recursive bind of \(view.source) with every mount read-only (mount_setattr; util-linux's mount can't do that in one step)")
+            }
+            print(QEMUSyntax.shellLine(command) + " &")
+        }
         print(QEMUSyntax.shellLine(plan.qemu))
     }
 }

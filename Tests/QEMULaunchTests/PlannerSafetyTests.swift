@@ -47,15 +47,19 @@ struct PlannerSafetyTests {
         #expect(problems.first?.fix?.contains("apt-get install ovmf") == true)
     }
 
-    @Test("a read-only virtiofs share on the C virtiofsd (which has no read-only mode) is warned about")
-    func legacyReadOnlyWarns() throws {
+    @Test("a read-only virtiofs share on the C virtiofsd (which has no read-only mode) is served from a read-only view made on the host")
+    func legacyReadOnlyView() throws {
         var p = Profile(name: "ro")
         p.kernel = "/tmp/qlt-golden/vmlinuz"
-        p.shares = [Profile.Share(tag: "src", path: "/tmp/qlt-golden/src", readOnly: true)]
+        p.shares = [Profile.Share(tag: "src", path: "/tmp/qlt-golden/src", readOnly: true),
+                    Profile.Share(tag: "rw", path: "/tmp/qlt-golden/data")]
         var host = Hosts.x86KVM
         host.virtiofsd = VirtiofsdBinary(path: "/usr/lib/qemu/virtiofsd", flavor: .legacyC)
         let plan = try Planner.plan(p, host: host, options: PlanOptions(runtimeDir: goldenRuntimeDir))
-        #expect(plan.choices.contains { $0.isWarning && $0.topic == "virtiofsd" && $0.reason.contains("no read-only mode") })
+        #expect(plan.virtiofsdViews == [Plan.ReadOnlyView(source: "/tmp/qlt-golden/src", view: goldenRuntimeDir + "/ro0"), nil])
+        #expect(plan.virtiofsd[0].contains("source=" + goldenRuntimeDir + "/ro0"))
+        #expect(plan.virtiofsd[1].contains("source=/tmp/qlt-golden/data"))
+        #expect(!plan.choices.contains { $0.isWarning && $0.topic == "virtiofsd" })
     }
 
     @Test("the profile's virtiofsd.binary is the program in the virtiofsd argv")

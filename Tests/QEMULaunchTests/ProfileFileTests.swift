@@ -38,9 +38,14 @@ struct ProfileFileTests {
           "qemu": {"binary": "qemu-system-x86_64", "extraArgs": ["-d", "guest_errors"]},
           "virtiofsd": {"binary": "virtiofsd", "extraArgs": ["--log-level=debug"], "cache": "never"},
           "timeouts": {"boot": "60s", "run": 120, "shutdown": "500ms"},
-          "guestKit": {"busybox": "busybox-arm64", "modules": "modules"}
+          "guestKit": {"busybox": "busybox-arm64", "modules": "modules"},
+          "rootfs": {"path": "host", "rwdirs": ["/tmp"], "overlay": true, "transport": "9p"}
         }
         """
+
+    /// Keys the every-key profile can't set together with the others: `rootfs.disk` excludes
+    /// `rootfs.path` (checked on its own by `rootfsDiskDecodes`).
+    static let exclusiveKeys: Set<String> = ["rootfs.disk"]
 
     let schema: SchemaValidator
 
@@ -90,7 +95,21 @@ struct ProfileFileTests {
         #expect(schema.errors(json) == [])
         #expect(decodeProblems(Self.everyKeyProfile) == [])
         // Together with decoding cleanly, this proves the decoder accepts every key the schema names.
-        #expect(SchemaValidator.keyPaths(json) == schema.propertyPaths())
+        #expect(SchemaValidator.keyPaths(json).union(Self.exclusiveKeys) == schema.propertyPaths())
+    }
+
+    @Test("rootfs takes \"host\", a folder, {\"disk\": N} or {\"path\": ...}; path and disk together are a problem")
+    func rootfsDiskDecodes() throws {
+        #expect(try profile(#"{"name": "r", "rootfs": {"disk": 1}}"#).rootfs == Profile.RootFS(.disk(1)))
+        #expect(try profile(#"{"name": "r", "rootfs": "host"}"#).rootfs == Profile.RootFS(.host))
+        #expect(try profile(#"{"name": "r", "rootfs": "/srv/root"}"#).rootfs == Profile.RootFS(.folder("/srv/root")))
+        #expect(decodeProblems(#"{"name": "r", "rootfs": {"path": "host", "disk": 0}}"#).map(\.path) == ["rootfs"])
+        for text in [#"{"name": "r", "rootfs": {"disk": 1}}"#, #"{"name": "r", "rootfs": {"path": "host", "overlay": true}}"#] {
+            let decoded = try profile(text)
+            let again = try JSONDecoder().decode(Profile.self, from: try JSONEncoder().encode(decoded))
+            #expect(again == decoded)
+            #expect(schema.errors(try QMP.JSONValue(parsing: try JSONEncoder().encode(decoded))) == [])
+        }
     }
 
     @Test("a profile with every field set encodes to JSON the schema accepts (the schema names every key the decoder reads)")
@@ -104,6 +123,7 @@ struct ProfileFileTests {
         #expect(schema.errors(json) == [])
         var withSchemaKey = SchemaValidator.keyPaths(json)
         withSchemaKey.insert("$schema")
+        withSchemaKey.formUnion(Self.exclusiveKeys)
         #expect(withSchemaKey == schema.propertyPaths(), "the encoder writes a key the schema lacks, or leaves one out")
     }
 

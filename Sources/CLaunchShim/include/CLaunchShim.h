@@ -23,6 +23,16 @@ pid_t cls_spawn(const char *path, char *const argv[], char *const envp[],
                 const int *fd_map, int fd_map_count, int new_session,
                 int death_signal, int *error_out);
 
+/// `cls_spawn`, and in the child before exec (Linux, root): a mount namespace of its
+/// own in which `ro_source` is bind-mounted recursively at `ro_view` (made if missing)
+/// and every mount under `ro_view` is read-only (mount_setattr, Linux 5.12+). The child
+/// is then given `ro_view` to serve: a read-only share enforced by the host's kernel.
+/// NULL `ro_source` = plain `cls_spawn`. A failing step's errno is returned like exec's.
+pid_t cls_spawn_read_only_view(const char *path, char *const argv[], char *const envp[],
+                               const int *fd_map, int fd_map_count, int new_session,
+                               int death_signal, const char *ro_source, const char *ro_view,
+                               int *error_out);
+
 
 
 /// Names the calling thread as tools show it (ps -L, top -H, /proc/.../comm);

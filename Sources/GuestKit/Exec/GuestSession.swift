@@ -27,6 +27,8 @@ public final class GuestSession: Sendable {
     private let logger: Logger
     private let consoleSink: Task<Void, Never>?
     private let endOutcome = Mutex<ShutdownOutcome?>(nil)
+    /// With a `rootfs`: commands run in it (`in_root`), with its working directory and environment.
+    private let root: GuestKit.GuestRootCommand?
 
     struct Slot: Sendable {
         var index: Int
@@ -89,8 +91,10 @@ public final class GuestSession: Sendable {
         }
     }
 
-    init(machine: Machine, concurrency: Int, interrupt: Interrupt?, console: GuestOutput?, logger: Logger) {
+    init(machine: Machine, concurrency: Int, interrupt: Interrupt?, console: GuestOutput?, root: GuestKit.GuestRootCommand?,
+         logger: Logger) {
         self.machine = machine
+        self.root = root
         self.concurrency = concurrency
         self.interrupt = interrupt
         self.logger = logger
@@ -210,8 +214,19 @@ public final class GuestSession: Sendable {
         slot.error.begin(options.stderr)
         let framedStdin: Bool = if case .none = options.stdin { false } else { true }
         let report = control.expectReport(slot: index)
-        let script = SessionProtocol.commandScript(command, workingDirectory: options.workingDirectory,
+        let script: String
+        if let root {
+            // In the root filesystem: in_root changes to the working directory (the host's
+            // cwd by default) and sets exactly the root's environment plus the command's.
+            var environment = root.environment.filter { options.environment[$0.0] == nil }
+            environment += options.environment.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+            let argv = ["in_root", options.workingDirectory ?? root.workingDirectory]
+                + environment.map { "\($0.0)=\($0.1)" } + ["--"] + command
+            script = SessionProtocol.commandScript(argv, workingDirectory: nil, environment: [:], framedStdin: framedStdin)
+        } else {
+            script = SessionProtocol.commandScript(command, workingDirectory: options.workingDirectory,
                                                    environment: options.environment, framedStdin: framedStdin)
+        }
         control.send(SessionProtocol.runMessage(slot: index, script: script))
         let stdin = framedStdin ? StdinPump(options.stdin, port: slot.input, threadName: "guest-\(index)-in") : nil
         let shown = QEMUSyntax.shellLine(command)

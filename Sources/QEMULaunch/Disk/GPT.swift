@@ -9,6 +9,8 @@ enum GPT {
         /// Canonical lower-case form, like `4f68bce3-e8cd-4db1-96e7-fbcaf984b709`.
         var typeGUID: String
         var name: String
+        /// Byte offset of the partition's first sector (first LBA × the sector size).
+        var startByte: UInt64 = 0
     }
 
     /// The header lives at LBA 1, whose byte offset depends on the logical sector size.
@@ -76,7 +78,9 @@ enum GPT {
                 if unit == 0 { break }
                 units.append(unit)
             }
-            entries.append(Entry(number: index + 1, typeGUID: guidString(type), name: String(decoding: units, as: UTF16.self)))
+            let firstLBA = array.littleEndian(UInt64.self, at: base + 32)
+            entries.append(Entry(number: index + 1, typeGUID: guidString(type), name: String(decoding: units, as: UTF16.self),
+                                 startByte: firstLBA <= UInt64.max / sectorSize ? firstLBA * sectorSize : 0))
         }
         return entries
     }

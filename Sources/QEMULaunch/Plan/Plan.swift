@@ -28,6 +28,22 @@ public struct Plan: Sendable, Hashable, Codable {
     /// The tags of the virtiofs shares, in the order of `virtiofsd` (after `auto` was resolved).
     public var virtiofsTags: [String] = []
 
+    /// Per virtiofsd (same order): the read-only view it must be started in, if any.
+    public var virtiofsdViews: [ReadOnlyView?] = []
+
+    /// A folder served read-only, enforced on the host: the daemon is spawned in a mount
+    /// namespace of its own where `view` (a folder in the runtime dir) is a recursive bind
+    /// of `source` with every mount read-only, and it serves `view`. For the C virtiofsd,
+    /// which has no read-only mode (and can't serve `/` itself: its pivot_root fails).
+    public struct ReadOnlyView: Sendable, Hashable, Codable {
+        public var source: String
+        public var view: String
+        public init(source: String, view: String) {
+            self.source = source
+            self.view = view
+        }
+    }
+
     public struct FirmwareVars: Sendable, Hashable, Codable {
         public var template: String
         public var path: String

@@ -256,6 +256,7 @@ public enum Planner {
 
         // Shares.
         var virtiofsdArgv: [[String]] = []
+        var virtiofsdViews: [Plan.ReadOnlyView?] = []
         var fsIndex = 0
         for (index, share) in profile.shares.enumerated() {
             switch share.transport {
@@ -263,7 +264,19 @@ public enum Planner {
                 let socket = sockets.virtiofs[fsIndex]
                 args.add("-chardev", "socket,id=fs\(fsIndex),path=\(QEMUSyntax.optionValue(socket))")
                 args.add("-device", args.device("vhost-user-fs") + ",chardev=fs\(fsIndex),tag=\(QEMUSyntax.optionValue(share.tag))")
-                virtiofsdArgv.append(virtiofsdCommand(share: share, socket: socket, profile: profile, host: host))
+                var served = share
+                var view: Plan.ReadOnlyView?
+                if share.readOnly, (host.virtiofsd?.flavor ?? .rust) == .legacyC || (share.path == "/" && host.isRoot) {
+                    // The C virtiofsd has no read-only mode: it serves a read-only bind of the
+                    // folder made in a mount namespace of its own (Plan.ReadOnlyView). `/` goes
+                    // through one for either daemon: a sandbox that pivots into the shared folder
+                    // can't pivot into its namespace's root (seen with the C one; the bind costs
+                    // the Rust one nothing, and it keeps --readonly).
+                    view = Plan.ReadOnlyView(source: share.path, view: run + "/ro\(fsIndex)")
+                    served.path = view!.view
+                }
+                virtiofsdViews.append(view)
+                virtiofsdArgv.append(virtiofsdCommand(share: served, socket: socket, profile: profile, host: host))
                 fsIndex += 1
             case .ninep, .auto:
                 // (`auto` never gets here: resolvingShareTransports made it virtiofs or 9p.)
@@ -283,9 +296,9 @@ public enum Planner {
             } else {
                 choices.append(Plan.Choice(topic: "virtiofsd", value: "sandbox namespace", reason: "root: mount, pid and net namespaces around the shared folder"))
             }
-            if virtiofsd.flavor == .legacyC, let share = virtiofsShares.first(where: { $0.element.readOnly }) {
-                choices.append(Plan.Choice(topic: "virtiofsd", value: "read-only share \"\(share.element.tag)\" enforced in the guest only",
-                                           reason: "the C virtiofsd has no read-only mode; the guest mounts it ro, but the daemon itself could write", isWarning: true))
+            if virtiofsd.flavor == .legacyC, virtiofsShares.contains(where: { $0.element.readOnly }) {
+                choices.append(Plan.Choice(topic: "virtiofsd", value: "read-only shares served from read-only bind mounts",
+                                           reason: "the C virtiofsd has no read-only mode: each runs in a mount namespace of its own where its folder is bound read-only, so the host's kernel refuses every write"))
             }
         }
 
@@ -368,7 +381,7 @@ public enum Planner {
             cmdline: cmdline.joined(separator: " "), runtimeDir: run, sockets: sockets,
             arch: arch, machine: machine, accelerator: accel, transport: transport, choices: choices,
             firmwareVars: firmwareVars, persistentOverlays: persistentOverlays,
-            virtiofsTags: virtiofsShares.map(\.element.tag))
+            virtiofsTags: virtiofsShares.map(\.element.tag), virtiofsdViews: virtiofsdViews)
     }
 
     /// The machine, transport and accelerator a plan would use, for callers that

@@ -155,6 +155,7 @@ extension Profile: Codable {
         "$schema", "name", "arch", "machine", "accel", "cpus", "memory", "kernel", "initrd", "cmdline",
         "shares", "disks", "network", "command", "firmware", "transport", "consoles", "cpu",
         "runtimeDir", "qemu", "virtiofsd", "timeouts", "guestKit", "lockMemory",
+        "rootfs",
     ]
 
     public init(from decoder: any Decoder) throws {
@@ -182,6 +183,7 @@ extension Profile: Codable {
         virtiofsd = r.optional("virtiofsd", VirtiofsdOptions.self, expected: "an object") ?? .init()
         timeouts = r.optional("timeouts", Timeouts.self, expected: "an object") ?? .init()
         guestKit = r.optional("guestKit", GuestKitOptions.self, expected: "an object") ?? .init()
+        rootfs = r.optional("rootfs", RootFS.self, expected: "\"host\", a folder path, or {\"disk\": N}")
         try r.finish()
     }
 
@@ -210,6 +212,7 @@ extension Profile: Codable {
         if virtiofsd != .init() { try c.encode(virtiofsd, forKey: AnyKey("virtiofsd")) }
         if timeouts != .init() { try c.encode(timeouts, forKey: AnyKey("timeouts")) }
         if guestKit != .init() { try c.encode(guestKit, forKey: AnyKey("guestKit")) }
+        try c.encodeIfPresent(rootfs, forKey: AnyKey("rootfs"))
     }
 }
 

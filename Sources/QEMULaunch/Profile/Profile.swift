@@ -42,6 +42,9 @@ public struct Profile: Sendable, Hashable {
     /// Files the guest kit builds its initramfs from, for a guest that isn't the host's
     /// (another arch, or a kernel whose modules aren't under /lib/modules).
     public var guestKit: GuestKitOptions = .init()
+    /// The guest's root filesystem for a guest-kit command: the host's, a folder, or a disk's
+    /// root partition (see `RootFS`); nil = the busybox initramfs.
+    public var rootfs: RootFS?
 
     public init(name: String) { self.name = name }
 

@@ -83,6 +83,8 @@ extension Profile {
         copy.guestKit.modules = guestKit.modules.map(absolute)
         copy.shares = shares.map { var s = $0; s.path = absolute(s.path); return s }
         copy.disks = disks.map { var d = $0; d.path = absolute(d.path); return d }
+        if case .folder(let path)? = rootfs?.source { copy.rootfs?.source = .folder(absolute(path)) }
+        copy.rootfs?.rwdirs = rootfs?.rwdirs.map(absolute) ?? []
         // A binary without a slash is a name looked up on PATH, not a relative path.
         if let binary = qemu.binary, binary.contains("/") { copy.qemu.binary = absolute(binary) }
         if let binary = virtiofsd.binary, binary.contains("/") { copy.virtiofsd.binary = absolute(binary) }

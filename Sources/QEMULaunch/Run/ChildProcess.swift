@@ -90,12 +90,15 @@ public final class ChildProcess: Sendable {
     private let state: Mutex<State>
 
     /// Spawns `argv`. Its stdout and stderr go to `outputTail` and, when given, to `logPath`.
+    /// With `readOnlyView`, the child runs in a mount namespace of its own where the view's
+    /// folder is a recursive, read-only bind of its source (see `Plan.ReadOnlyView`).
     public static func spawn(
         name: String, argv: [String], environment: [String: String],
-        stdin: Int32? = nil, logPath: String? = nil, extraFileDescriptors: [(source: Int32, target: Int32)] = []
+        stdin: Int32? = nil, logPath: String? = nil, extraFileDescriptors: [(source: Int32, target: Int32)] = [],
+        readOnlyView: Plan.ReadOnlyView? = nil
     ) throws(LaunchError) -> ChildProcess {
         let (pid, outputFd) = try start(name: name, argv: argv, environment: environment, stdin: stdin,
-                                        stdout: nil, extraFileDescriptors: extraFileDescriptors)
+                                        stdout: nil, extraFileDescriptors: extraFileDescriptors, readOnlyView: readOnlyView)
         let child = ChildProcess(pid: pid, argv: argv, name: name)
         child.startReaders(outputFd: outputFd, logPath: logPath)
         return child
@@ -111,7 +114,7 @@ public final class ChildProcess: Sendable {
         stdin: Int32? = nil, stdout: Int32? = nil, timeout: Duration? = nil, outputLimit: Int = 1 << 20
     ) throws(LaunchError) -> (status: ExitStatus, output: String, timedOut: Bool) {
         let (pid, outputFd) = try start(name: name, argv: argv, environment: environment, stdin: stdin,
-                                        stdout: stdout, extraFileDescriptors: [])
+                                        stdout: stdout, extraFileDescriptors: [], readOnlyView: nil)
         let deadline = timeout.map { ContinuousClock.now + $0 }
         var output: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 16384)
@@ -149,7 +152,8 @@ public final class ChildProcess: Sendable {
     /// unless `stdout` is given).
     private static func start(
         name: String, argv: [String], environment: [String: String],
-        stdin: Int32?, stdout: Int32?, extraFileDescriptors: [(source: Int32, target: Int32)]
+        stdin: Int32?, stdout: Int32?, extraFileDescriptors: [(source: Int32, target: Int32)],
+        readOnlyView: Plan.ReadOnlyView?
     ) throws(LaunchError) -> (pid: pid_t, outputFd: Int32) {
         guard let program = argv.first else { throw LaunchError(.internalError, "empty argv for \(name)") }
         var pipeFds: [Int32] = [-1, -1]
@@ -166,7 +170,8 @@ public final class ChildProcess: Sendable {
         let pid = withCStrings(argv) { cArgv in
             withCStrings(envList) { cEnv in
                 fdMap.withUnsafeBufferPointer { map in
-                    cls_spawn(program, cArgv, cEnv, map.baseAddress, Int32(fdMap.count / 2), 1, SIGKILL, &spawnError)
+                    cls_spawn_read_only_view(program, cArgv, cEnv, map.baseAddress, Int32(fdMap.count / 2), 1, SIGKILL,
+                                             readOnlyView?.source, readOnlyView?.view, &spawnError)
                 }
             }
         }
@@ -174,6 +179,11 @@ public final class ChildProcess: Sendable {
         if pid < 0 {
             close(pipeFds[0])
             let reason = POSIX.describe(spawnError)
+            if let view = readOnlyView, spawnError == EPERM || spawnError == ENOSYS || spawnError == EINVAL {
+                // unshare/mount need root (CAP_SYS_ADMIN); mount_setattr needs Linux 5.12.
+                throw LaunchError(.hostProblem, "cannot start \(name): making the read-only view of \(view.source) at \(view.view) failed: \(reason)",
+                                  fix: "run as root on Linux 5.12 or later, or use \"transport\": \"9p\" (QEMU's readonly=on)")
+            }
             if spawnError == ENOENT {
                 throw LaunchError(.missingProgram, "cannot start \(name): \(program) does not exist", fix: "install it or fix the path")
             }

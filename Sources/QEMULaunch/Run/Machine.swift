@@ -200,7 +200,7 @@ public final class Machine: Sendable {
             for (index, argv) in plan.virtiofsd.enumerated() {
                 let daemon = try ChildProcess.spawn(
                     name: "virtiofsd[\(index)]", argv: argv, environment: environment,
-                    logPath: runtime.path + "/virtiofsd\(index).log")
+                    logPath: runtime.path + "/virtiofsd\(index).log", readOnlyView: plan.virtiofsdViews.indices.contains(index) ? plan.virtiofsdViews[index] : nil)
                 started.append(daemon)
                 daemons.append(daemon)
                 // Readiness by stat, not connect: virtiofsd takes the first connection
@@ -534,9 +534,36 @@ func childEnvironment() -> [String: String] {
 func earlyExit(_ child: ChildProcess, _ status: ExitStatus, what: String) -> LaunchError {
     let tail = child.outputTail.lines(last: 20)
     let code: LaunchError.Code = child.name == "qemu" ? .qemuFailed : .virtiofsdFailed
-    return LaunchError(code, "\(child.name) \(status) \(what)",
-                       fix: tail.isEmpty ? nil : "see \(child.name)'s message below",
-                       details: ["  command: \(child.commandLine)"] + (tail.isEmpty ? [] : ["  \(child.name) said:"] + tail.map { "    \($0)" }))
+    var details = ["  command: \(child.commandLine)"] + (tail.isEmpty ? [] : ["  \(child.name) said:"] + tail.map { "    \($0)" })
+    // QEMU only says "vhost_backend_init failed: Protocol error" when a virtiofsd hung up on
+    // it; the daemon's reason (e.g. "pivot_root(., .): Device or resource busy") is in its own log.
+    let daemons = child.name == "qemu" ? virtiofsdLogTails(qemuArgv: child.argv) : []
+    for (index, lines) in daemons {
+        details += ["  virtiofsd[\(index)] said:"] + lines.map { "    \($0)" }
+    }
+    var fix: String? = tail.isEmpty && daemons.isEmpty ? nil : "see the messages below"
+    if daemons.contains(where: { $0.1.contains { $0.contains("pivot_root") } }) {
+        // The C virtiofsd pivots into the shared folder, which can't be its namespace's root.
+        fix = "the C virtiofsd can't share / itself: use \"rootfs\": \"host\" (or --rootfs host), which serves a bind of /, or share a folder below /"
+    }
+    return LaunchError(code, "\(child.name) \(status) \(what)", fix: fix, details: details)
+}
+
+/// The last lines of every `virtiofsdN.log` beside the vhost-user sockets QEMU's argv names
+/// (`-chardev socket,id=fsN,path=RUNTIME/fsN.sock`), read before the runtime dir goes.
+func virtiofsdLogTails(qemuArgv: [String], last count: Int = 8) -> [(Int, [String])] {
+    var found: [(Int, [String])] = []
+    for arg in qemuArgv where arg.hasPrefix("socket,id=fs") {
+        guard let range = arg.range(of: ",path=") else { continue }
+        let socket = String(arg[range.upperBound...]).replacingOccurrences(of: ",,", with: ",")
+        let idPart = arg.dropFirst("socket,id=fs".count).prefix { $0.isNumber }
+        guard let index = Int(idPart) else { continue }
+        let log = (socket as NSString).deletingLastPathComponent + "/virtiofsd\(index).log"
+        guard let text = try? String(contentsOfFile: log, encoding: .utf8) else { continue }
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: true).map(String.init).suffix(count)
+        if !lines.isEmpty { found.append((index, Array(lines))) }
+    }
+    return found
 }
 
 /// Polls `ready` every few ms until true, the child exits (error with its stderr), or the deadline passes.

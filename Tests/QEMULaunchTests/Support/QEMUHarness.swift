@@ -108,7 +108,15 @@ final class RunningPlan: Sendable {
         }
         for (index, argv) in plan.virtiofsd.enumerated() {
             let log = "\(logDirectory)/virtiofsd\(index).log"
-            let daemon = try spawn(argv, stderrPath: log)
+            // A read-only view: the launcher's shim makes it in the child (a private mount
+            // namespace, a recursive bind); here util-linux's unshare does the same, without
+            // the read-only remount, which a paused guest never notices.
+            var command = argv
+            if index < plan.virtiofsdViews.count, let view = plan.virtiofsdViews[index] {
+                command = ["/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+                           "mkdir -p \"$1\" && mount --rbind \"$2\" \"$1\" && shift 2 && exec \"$@\"", "sh", view.view, view.source] + argv
+            }
+            let daemon = try spawn(command, stderrPath: log)
             daemons.append(daemon)
             let socket = plan.sockets.virtiofs[index]
             guard await eventually(timeout: .seconds(10), { isSocket(socket) || !daemon.isRunning }), daemon.isRunning else {
