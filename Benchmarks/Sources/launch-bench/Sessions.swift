@@ -17,7 +17,7 @@ import Glibc
 func loadProfile(_ options: Options) -> Profile {
     let path = options.string("profile")
     do {
-        return try ProfileLoader.load(contentsOf: URL(fileURLWithPath: path))
+        return try Profile.load(contentsOf: URL(fileURLWithPath: path))
     } catch {
         fail("\(path): \(error)")
     }
@@ -287,6 +287,10 @@ final class Barrier: Sendable {
     }
 }
 
+final class Sampled: Sendable {
+    let value = Mutex<(threads: Int, rss: Int, kinds: [String: Int], allUp: Double)?>(nil)
+}
+
 /// Starts `--guests` sessions at once; each runs `true` once (so it is up and
 /// answering), then waits until all are; this process's Threads and VmRSS are read
 /// before (after a warm-up session, threads settled) and while all run.
@@ -314,7 +318,7 @@ func sessionScale(_ options: Options) async throws {
     let kindsBefore = threadNames()
     let barrier = Barrier(count: guests)
     let started = ContinuousClock.now
-    let sampled = Mutex<(threads: Int, rss: Int, kinds: [String: Int], allUp: Double)?>(nil)
+    let sampled = Sampled()
     try await withThrowingTaskGroup(of: Void.self) { group in
         for index in 0..<guests {
             var guestProfile = profile
@@ -342,13 +346,13 @@ func sessionScale(_ options: Options) async throws {
                 threads = max(threads, procStatus("Threads"))
                 rss = max(rss, procStatus("VmRSS"))
             }
-            sampled.withLock { $0 = (threads, rss, threadNames(), allUp) }
+            sampled.value.withLock { $0 = (threads, rss, threadNames(), allUp) }
             barrier.release()
         }
         try await group.waitForAll()
     }
     let total = seconds(started.duration(to: .now))
-    guard let s = sampled.withLock({ $0 }) else { throw BenchError("the guests never were all up") }
+    guard let s = sampled.value.withLock({ $0 }) else { throw BenchError("the guests never were all up") }
     var threadsAfter = procStatus("Threads")
     for _ in 0..<200 where threadsAfter > threadsBefore {
         try await Task.sleep(for: .milliseconds(10))

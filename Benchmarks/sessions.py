@@ -1,0 +1,262 @@
+#!/usr/bin/env python3
+"""Guest sessions benchmark: many commands in one booted guest, measured side by side.
+
+    python3 Benchmarks/sessions.py                    # all three parts (about 10 to 15 min under TCG)
+    python3 Benchmarks/sessions.py --boots 20         # fewer separate boots in part a
+    python3 Benchmarks/sessions.py --only rtt --no-write
+    python3 Benchmarks/sessions.py --help
+
+a. `commands`: one session running 100 trivial commands (`true`) against separate
+   boots (`GuestKit.run` of `true` each), interleaved round by round;
+b. `rtt`: the per-command round trip of `GuestSession.run(["true"])` against the
+   floor, a hand-written exchange on `launch.ctl` with plain blocking reads in an
+   identically booted guest, batches of each alternating;
+c. `scale`: threads and RSS of the launcher process per running guest, at 1 and 16
+   guests at once (each a fresh process).
+
+The Swift side is `launch-bench session-vs-boots | session-rtt | session-scale`
+(Benchmarks/Sources/launch-bench/Sessions.swift). It prints tables and writes its
+section of BENCHMARKS.md (`## Guest sessions`); it never fails on a number.
+See Benchmarks/README.md.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+
+from benchmarks_md import write_section
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRATCH = os.path.join(ROOT, ".build-bench")
+BENCH = os.path.join(SCRATCH, "release", "launch-bench")
+BUILD_CMD = ["swift", "build", "-c", "release", "--scratch-path", ".build-bench", "--product", "launch-bench"]
+PROFILE_REL = "Profiles/hello.json"
+SECTION = "sessions"
+RTT_GOAL = 1.5
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def build(skip):
+    if skip and os.access(BENCH, os.X_OK):
+        return
+    log("building: " + shlex.join(BUILD_CMD))
+    for attempt in range(3):
+        r = subprocess.run(BUILD_CMD, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if r.returncode == 0:
+            return
+        log(r.stdout[-3000:])
+        if attempt < 2:
+            log("build failed (a concurrent edit?); retrying in 60 s")
+            time.sleep(60)
+    sys.exit("build failed")
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return f.read().split()[0]
+
+
+def bench(argv):
+    """Runs launch-bench; returns its JSON lines (stderr passes through)."""
+    env = dict(os.environ, LAUNCH_CACHE_DIR=os.path.join(SCRATCH, "launch-cache"))
+    cmd = [BENCH] + argv
+    log("$ " + shlex.join(cmd))
+    r = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        sys.exit(f"launch-bench {argv[0]} failed (exit {r.returncode})")
+    return [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
+
+
+def machine_facts():
+    qemu = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {"nproc": os.cpu_count(), "cpu": cpu, "uname": platform.release(), "qemu": qemu}
+
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default="commands,rtt,scale", help="parts to run: commands,rtt,scale (default all)")
+    ap.add_argument("--commands", type=int, default=100, help="a: commands per session (default 100)")
+    ap.add_argument("--boots", type=int, default=100, help="a: separate boots in all (default 100)")
+    ap.add_argument("--rounds", type=int, default=4, help="a: rounds, each one session then boots/rounds boots (default 4)")
+    ap.add_argument("--batches", type=int, default=20, help="b: batches per contender (default 20)")
+    ap.add_argument("--batch", type=int, default=25, help="b: commands per batch (default 25)")
+    ap.add_argument("--guests", default="1,16", help="c: guest counts (default 1,16)")
+    ap.add_argument("--scale-reps", type=int, default=2, help="c: fresh processes per guest count (default 2)")
+    ap.add_argument("--memory", default="256M", help="c: guest memory (default 256M)")
+    ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--no-write", action="store_true", help="print the tables only")
+    ap.add_argument("--output", default=os.path.join(ROOT, "BENCHMARKS.md"))
+    opts = ap.parse_args()
+    parts = set(opts.only.split(","))
+
+    build(opts.no_build)
+    facts = machine_facts()
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    argv_line = "python3 Benchmarks/sessions.py" + "".join(f" {a}" for a in sys.argv[1:])
+    md = [f"## Guest sessions: {started}", ""]
+    md.append("Generated by `" + argv_line + "` (Swift side: `launch-bench session-*`, "
+              "`Benchmarks/Sources/launch-bench/Sessions.swift`). Guest: `" + PROFILE_REL + "` as `launch run` boots it "
+              "(microvm, TCG, PVH vmlinux, the virtiofs share mounted), one command slot. A benchmark on a shared "
+              "2-core machine with other builds and guests running: compare the side-by-side ratios, not the absolute "
+              "figures.")
+    md.append("")
+    md.append(f"- machine: `nproc` {facts['nproc']} ({facts['cpu']}); `uname -r` {facts['uname']}; {facts['qemu']}; "
+              f"load average (1 min) at the start: {loadavg()}")
+    md.append("- build: `" + shlex.join(BUILD_CMD) + "`; every command below runs with "
+              "`LAUNCH_CACHE_DIR=.build-bench/launch-cache`")
+    md.append("")
+    out = []
+
+    # ---------------------------------------------------------------- a
+    if "commands" in parts:
+        load0 = loadavg()
+        argv = ["session-vs-boots", "--profile", PROFILE_REL, "--commands", str(opts.commands),
+                "--boots", str(opts.boots), "--rounds", str(opts.rounds)]
+        rows = bench(argv)
+        load1 = loadavg()
+        sessions = [r for r in rows if r["kind"] == "session"]
+        boots = [r["wall_s"] for r in rows if r["kind"] == "boot"]
+        per_cmd = [float(x) for r in sessions for x in r["per_command_ms"].split()]
+        total = med([r["total_s"] for r in sessions])
+        boot = med(boots)
+        n = opts.commands
+        t = ["| contender | runs | median | min | max |", "| --- | ---: | ---: | ---: | ---: |"]
+        t.append(f"| one session, {n} × `true`: call to return (boot, {n} commands, poweroff) | {len(sessions)} | "
+                 f"{total:.2f} s | {min(r['total_s'] for r in sessions):.2f} s | {max(r['total_s'] for r in sessions):.2f} s |")
+        t.append(f"| … of which boot to ready | {len(sessions)} | {med([r['ready_s'] for r in sessions]):.2f} s | "
+                 f"{min(r['ready_s'] for r in sessions):.2f} s | {max(r['ready_s'] for r in sessions):.2f} s |")
+        t.append(f"| … of which the {n} commands | {len(sessions)} | {med([r['commands_s'] for r in sessions]):.2f} s | "
+                 f"{min(r['commands_s'] for r in sessions):.2f} s | {max(r['commands_s'] for r in sessions):.2f} s |")
+        t.append(f"| … one command in the session (`GuestSession.run([\"true\"])`) | {len(per_cmd)} | {med(per_cmd):.1f} ms | "
+                 f"{min(per_cmd):.1f} ms | {max(per_cmd):.1f} ms |")
+        t.append(f"| a separate boot per command (`GuestKit.run` of `true`) | {len(boots)} | {boot:.2f} s | "
+                 f"{min(boots):.2f} s | {max(boots):.2f} s |")
+        lines = [f"- {n} commands in one session: {total:.2f} s in all (median of {len(sessions)} sessions), "
+                 f"median {med(per_cmd):.1f} ms per command once booted.",
+                 f"- {len(boots)} separate boots (not {n}: " if len(boots) != n else f"- {len(boots)} separate boots: ",
+                 ]
+        if len(boots) != n:
+            lines[1] += (f"the run was kept short; {n} would take about {n * boot:.0f} s): median {boot:.2f} s each, "
+                         f"so {n} commands as {n} boots ≈ {n * boot:.0f} s.")
+        else:
+            lines[1] += f"median {boot:.2f} s each, {sum(boots):.0f} s in all."
+        lines.append(f"- {n} boots / one session of {n} commands: **{n * boot / total:.0f}x** (medians); per command, "
+                     f"a boot / a command in a session: {boot * 1000 / med(per_cmd):.0f}x.")
+        lines.append(f"- interleaved: {opts.rounds} rounds, each one session then its share of the boots; one unmeasured "
+                     f"`GuestKit.run` first. Load average (1 min) {load0} before, {load1} after.")
+        section = [f"### a. {n} commands in one session against separate boots", "", "```sh",
+                   "LAUNCH_CACHE_DIR=.build-bench/launch-cache .build-bench/release/launch-bench " + shlex.join(argv), "```", "",
+                   "\n".join(t), ""] + lines + [""]
+        md += section
+        out += section
+
+    # ---------------------------------------------------------------- b
+    if "rtt" in parts:
+        load0 = loadavg()
+        argv = ["session-rtt", "--profile", PROFILE_REL, "--batches", str(opts.batches), "--batch", str(opts.batch)]
+        rows = bench(argv)
+        load1 = loadavg()
+        by = {"session": [r for r in rows if r["kind"] == "session"], "floor": [r for r in rows if r["kind"] == "floor"]}
+        all_ms = {k: [float(x) for r in v for x in r["times_ms"].split()] for k, v in by.items()}
+        floor_by_batch = {r["batch"]: r for r in by["floor"]}
+        paired = [r["median_ms"] / floor_by_batch[r["batch"]]["median_ms"] for r in by["session"] if r["batch"] in floor_by_batch]
+        ratio = med(all_ms["session"]) / med(all_ms["floor"])
+        t = ["| contender | commands | median ms | p10 ms | p90 ms | min ms | client CPU µs / command | context switches / command |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for k, label in (("session", "`GuestSession.run([\"true\"])`"), ("floor", "floor: blocking write + read on `launch.ctl`")):
+            xs = sorted(all_ms[k])
+            q = statistics.quantiles(xs, n=10)
+            t.append(f"| {label} | {len(xs)} | {med(xs):.2f} | {q[0]:.2f} | {q[-1]:.2f} | {xs[0]:.2f} | "
+                     f"{med([r['cpu_us_per_command'] for r in by[k]]):.0f} | {med([r['switches_per_command'] for r in by[k]]):.1f} |")
+        lines = [f"- session / floor, per-command round trip (medians of all commands): **{ratio:.2f}x** "
+                 f"(goal ≤ {RTT_GOAL}x: {'met' if ratio <= RTT_GOAL else 'not met'}); median of per-batch ratios "
+                 f"{med(paired):.2f}x (range {min(paired):.2f} to {max(paired):.2f}).",
+                 f"- {opts.batches} batches of {opts.batch} commands each, alternating (which goes first alternates), "
+                 f"after {10} unmeasured commands each; both guests booted and idle side by side the whole time. "
+                 f"Load average (1 min) {load0} before, {load1} after.",
+                 "- the floor: the same `GuestKit.prepare(profile, options:, sessionSlots: 1)` + `Machine.start` "
+                 "(with `guestPorts: prepared.guestPorts`), the setup sent on `launch.ctl`, `ready` read, then per "
+                 "command one `write(2)` of `run 0 12\\nset -- true\\n` (the bytes `GuestSession` sends) and "
+                 "`read(2)`s up to the `exit 0 0 0 0` line, on a thread of its own. Client CPU is the whole process's "
+                 "(`getrusage`) over a batch, so it includes the idle session's reader threads for the floor too."]
+        section = [f"### b. Per-command round trip: `GuestSession.run` against the floor", "", "```sh",
+                   "LAUNCH_CACHE_DIR=.build-bench/launch-cache .build-bench/release/launch-bench " + shlex.join(argv), "```", "",
+                   "\n".join(t), ""] + lines + [""]
+        batch_t = ["| batch | session median ms | floor median ms | ratio | load |", "| ---: | ---: | ---: | ---: | ---: |"]
+        for r in by["session"]:
+            f = floor_by_batch.get(r["batch"])
+            if f:
+                batch_t.append(f"| {r['batch'] + 1} | {r['median_ms']:.2f} | {f['median_ms']:.2f} | "
+                               f"{r['median_ms'] / f['median_ms']:.2f} | {r['load']:.2f} |")
+        section += ["Per batch:", "", "\n".join(batch_t), ""]
+        md += section
+        out += section
+
+    # ---------------------------------------------------------------- c
+    if "scale" in parts:
+        counts = [int(x) for x in opts.guests.split(",")]
+        results = {c: [] for c in counts}
+        argvs = {}
+        for rep in range(opts.scale_reps):
+            for c in (counts if rep % 2 == 0 else list(reversed(counts))):
+                argv = ["session-scale", "--profile", PROFILE_REL, "--guests", str(c), "--memory", opts.memory]
+                argvs[c] = argv
+                load0 = loadavg()
+                r = bench(argv)[0]
+                r["load"] = load0
+                results[c].append(r)
+        t = ["| guests | runs | threads before → all running | threads per guest | VmRSS before → all running (KiB) "
+             "| RSS per guest (KiB) | all up after (s) | threads after | load at start |",
+             "| ---: | ---: | --- | ---: | --- | ---: | ---: | --- | --- |"]
+        for c in counts:
+            rs = results[c]
+            per_thr = med([(r["threads_running"] - r["threads_before"]) / c for r in rs])
+            per_rss = med([(r["rss_running_kib"] - r["rss_before_kib"]) / c for r in rs])
+            t.append(f"| {c} | {len(rs)} | " + ", ".join(f"{r['threads_before']} → {r['threads_running']}" for r in rs)
+                     + f" | {per_thr:.1f} | " + ", ".join(f"{r['rss_before_kib']} → {r['rss_running_kib']}" for r in rs)
+                     + f" | {per_rss:.0f} | " + ", ".join(f"{r['all_up_s']:.1f}" for r in rs) + " | "
+                     + ", ".join(str(r["threads_after"]) for r in rs) + " | " + ", ".join(r["load"] for r in rs) + " |")
+        kinds = results[counts[-1]][-1]
+        lines = [f"- each run a fresh `launch-bench` process: one warm-up session first (one-time costs are not per "
+                 f"guest), then `Threads` and `VmRSS` from `/proc/self/status`; then N `GuestKit.withSession`s at once "
+                 f"({opts.memory} guests, `timeouts.boot` raised to 600 s: {max(counts)} TCG guests boot at once on "
+                 f"{facts['nproc']} cores), each runs `true` once and waits until all are up; read then (the largest of "
+                 f"5 samples 100 ms apart), and after all have ended.",
+                 f"- thread names with {counts[-1]} guests running (digits dropped): `{kinds['thread_kinds_running']}`; "
+                 f"before: `{kinds['thread_kinds_before']}`.",
+                 "- what a guest costs the launcher besides: QEMU and virtiofsd are child processes, not counted here."]
+        section = ["### c. Threads and RSS of the launcher per running guest", "", "```sh"]
+        for c in counts:
+            section.append("LAUNCH_CACHE_DIR=.build-bench/launch-cache .build-bench/release/launch-bench " + shlex.join(argvs[c]))
+        section += ["```", "", "\n".join(t), ""] + lines + [""]
+        md += section
+        out += section
+
+    print("\n".join(out))
+    if not opts.no_write:
+        write_section(opts.output, SECTION, "\n".join(md), legacy_heading="## Guest sessions")
+        log(f"wrote the Guest sessions section of {opts.output}")
+
+
+if __name__ == "__main__":
+    main()
