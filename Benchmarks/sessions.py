@@ -103,6 +103,8 @@ def main():
     ap.add_argument("--guests", default="1,16", help="c: guest counts (default 1,16)")
     ap.add_argument("--scale-reps", type=int, default=2, help="c: fresh processes per guest count (default 2)")
     ap.add_argument("--memory", default="256M", help="c: guest memory (default 256M)")
+    ap.add_argument("--also-slots", type=int, default=4,
+                    help="c: also one run of 1 guest with this many command slots (withSession's default 4; 0 = none)")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--no-write", action="store_true", help="print the tables only")
     ap.add_argument("--output", default=os.path.join(ROOT, "BENCHMARKS.md"))
@@ -225,6 +227,14 @@ def main():
                 r = bench(argv)[0]
                 r["load"] = load0
                 results[c].append(r)
+        extra = None
+        if opts.also_slots:
+            argv = ["session-scale", "--profile", PROFILE_REL, "--guests", "1", "--memory", opts.memory,
+                    "--slots", str(opts.also_slots)]
+            argvs["slots"] = argv
+            load0 = loadavg()
+            extra = bench(argv)[0]
+            extra["load"] = load0
         t = ["| guests | runs | threads before → all running | threads per guest | VmRSS before → all running (KiB) "
              "| RSS per guest (KiB) | all up after (s) | threads after | load at start |",
              "| ---: | ---: | --- | ---: | --- | ---: | ---: | --- | --- |"]
@@ -236,6 +246,11 @@ def main():
                      + f" | {per_thr:.1f} | " + ", ".join(f"{r['rss_before_kib']} → {r['rss_running_kib']}" for r in rs)
                      + f" | {per_rss:.0f} | " + ", ".join(f"{r['all_up_s']:.1f}" for r in rs) + " | "
                      + ", ".join(str(r["threads_after"]) for r in rs) + " | " + ", ".join(r["load"] for r in rs) + " |")
+        if extra:
+            r = extra
+            t.append(f"| 1, with {opts.also_slots} slots | 1 | {r['threads_before']} → {r['threads_running']} | "
+                     f"{r['threads_running'] - r['threads_before']:.1f} | {r['rss_before_kib']} → {r['rss_running_kib']} | "
+                     f"{r['rss_running_kib'] - r['rss_before_kib']:.0f} | {r['all_up_s']:.1f} | {r['threads_after']} | {r['load']} |")
         kinds = results[counts[-1]][-1]
         lines = [f"- each run a fresh `launch-bench` process: one warm-up session first (one-time costs are not per "
                  f"guest), then `Threads` and `VmRSS` from `/proc/self/status`; then N `GuestKit.withSession`s at once "
@@ -244,10 +259,11 @@ def main():
                  f"5 samples 100 ms apart), and after all have ended.",
                  f"- thread names with {counts[-1]} guests running (digits dropped): `{kinds['thread_kinds_running']}`; "
                  f"before: `{kinds['thread_kinds_before']}`.",
-                 "- what a guest costs the launcher besides: QEMU and virtiofsd are child processes, not counted here."]
+                 "- one slot per guest (what `GuestKit.run` and `launch run` use) unless the row says otherwise; "
+                 "QEMU and virtiofsd are child processes, not counted here."]
         section = ["### c. Threads and RSS of the launcher per running guest", "", "```sh"]
-        for c in counts:
-            section.append("LAUNCH_CACHE_DIR=.build-bench/launch-cache .build-bench/release/launch-bench " + shlex.join(argvs[c]))
+        for key in argvs:
+            section.append("LAUNCH_CACHE_DIR=.build-bench/launch-cache .build-bench/release/launch-bench " + shlex.join(argvs[key]))
         section += ["```", "", "\n".join(t), ""] + lines + [""]
         md += section
         out += section

@@ -2,7 +2,7 @@
 //
 //   launch-bench session-vs-boots --profile P [--commands 100] [--boots 100] [--rounds 4]
 //   launch-bench session-rtt      --profile P [--batches 20] [--batch 25] [--warmup 10]
-//   launch-bench session-scale    --profile P --guests N [--memory 256M] [--boot-timeout 600]
+//   launch-bench session-scale    --profile P --guests N [--memory 256M] [--slots 1] [--boot-timeout 600]
 //
 // Like the other subcommands: one JSON object per measurement on stdout, diagnostics
 // on stderr; it measures, it never judges a figure.
@@ -24,9 +24,9 @@ func loadProfile(_ options: Options) -> Profile {
 }
 
 /// One slot: what `GuestKit.run` boots, so a session and a boot run the same guest.
-func sessionOptions() -> GuestKit.Options {
+func sessionOptions(slots: Int = 1) -> GuestKit.Options {
     var options = GuestKit.Options()
-    options.concurrency = 1
+    options.concurrency = slots
     return options
 }
 
@@ -297,6 +297,7 @@ final class Sampled: Sendable {
 func sessionScale(_ options: Options) async throws {
     var profile = loadProfile(options)
     let guests = options.int("guests", 1)
+    let slots = options.int("slots", 1)
     if let memory = options.values["memory"] {
         guard let size = MemorySize(parsing: memory) else { fail("--memory \(memory) is not a size") }
         profile.memory = size
@@ -304,7 +305,7 @@ func sessionScale(_ options: Options) async throws {
     // Many TCG guests booting at once on two cores: each boot takes many times longer.
     profile.timeouts.boot = TimeLimit(.seconds(Int64(options.int("boot-timeout", 600))))
     // Warm-up: one-time costs (the cooperative pool, caches, lazily made globals) are not per guest.
-    try await GuestKit.withSession(profile, options: sessionOptions()) { guest in
+    try await GuestKit.withSession(profile, options: sessionOptions(slots: slots)) { guest in
         _ = try await guest.run(["true"])
     }
     let threadsBaseline = procStatus("Threads")
@@ -325,7 +326,7 @@ func sessionScale(_ options: Options) async throws {
             guestProfile.name = "\(profile.name)-\(index)"
             group.addTask {
                 do {
-                    try await GuestKit.withSession(guestProfile, options: sessionOptions()) { guest in
+                    try await GuestKit.withSession(guestProfile, options: sessionOptions(slots: slots)) { guest in
                         let result = try await guest.run(["true"])
                         guard result.exitCode == 0 else { throw BenchError("true exited \(result.exitCode)") }
                         await barrier.arriveAndWait()
@@ -359,7 +360,7 @@ func sessionScale(_ options: Options) async throws {
         threadsAfter = procStatus("Threads")
     }
     func kinds(_ k: [String: Int]) -> String { k.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") }
-    emit(["guests": guests, "memory_mib": Int(profile.memory.mebibytes), "all_up_s": s.allUp, "total_s": total,
+    emit(["guests": guests, "slots": slots, "memory_mib": Int(profile.memory.mebibytes), "all_up_s": s.allUp, "total_s": total,
           "threads_before": threadsBefore, "threads_running": s.threads, "threads_after": threadsAfter,
           "rss_before_kib": rssBefore, "rss_running_kib": s.rss, "rss_after_kib": procStatus("VmRSS"),
           "hwm_before_kib": hwmBefore, "hwm_after_kib": procStatus("VmHWM"),
