@@ -291,6 +291,11 @@ final class Sampled: Sendable {
     let value = Mutex<(threads: Int, rss: Int, kinds: [String: Int], allUp: Double)?>(nil)
 }
 
+/// VmRSS's anonymous and file-backed parts (RssAnon, RssFile) while all run.
+final class RSSSplit: Sendable {
+    let value = Mutex<(anon: Int, file: Int)?>(nil)
+}
+
 /// Starts `--guests` sessions at once; each runs `true` once (so it is up and
 /// answering), then waits until all are; this process's Threads and VmRSS are read
 /// before (after a warm-up session, threads settled) and while all run.
@@ -316,10 +321,12 @@ func sessionScale(_ options: Options) async throws {
         if threadsBefore <= threadsBaseline { break }
     }
     let rssBefore = procStatus("VmRSS"), hwmBefore = procStatus("VmHWM")
+    let anonBefore = procStatus("RssAnon"), fileBefore = procStatus("RssFile")
     let kindsBefore = threadNames()
     let barrier = Barrier(count: guests)
     let started = ContinuousClock.now
     let sampled = Sampled()
+    let split = RSSSplit()
     try await withThrowingTaskGroup(of: Void.self) { group in
         for index in 0..<guests {
             var guestProfile = profile
@@ -341,11 +348,28 @@ func sessionScale(_ options: Options) async throws {
             await barrier.waitForAll()
             let allUp = seconds(started.duration(to: .now))
             // All up, and each session idle: a few samples a little apart, the largest.
-            var threads = 0, rss = 0
+            var threads = 0, rss = 0, anon = 0, file = 0
             for _ in 0..<5 {
                 try await Task.sleep(for: .milliseconds(100))
                 threads = max(threads, procStatus("Threads"))
                 rss = max(rss, procStatus("VmRSS"))
+                anon = max(anon, procStatus("RssAnon"))
+                file = max(file, procStatus("RssFile"))
+            }
+            split.value.withLock { $0 = (anon, file) }
+            // Where the memory is, for a closer look: LAUNCH_BENCH_SMAPS=FILE copies /proc/self/smaps there.
+            if let path = ProcessInfo.processInfo.environment["LAUNCH_BENCH_SMAPS"] {
+                // A read loop: /proc files have no size, and Foundation's readers stop early on them.
+                let fd = open("/proc/self/smaps", O_RDONLY)
+                var text: [UInt8] = []
+                var chunk = [UInt8](repeating: 0, count: 65536)
+                while fd >= 0 {
+                    let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                    if n <= 0 { break }
+                    text += chunk[0..<n]
+                }
+                if fd >= 0 { close(fd) }
+                FileManager.default.createFile(atPath: path, contents: Data(text))
             }
             sampled.value.withLock { $0 = (threads, rss, threadNames(), allUp) }
             barrier.release()
@@ -363,6 +387,8 @@ func sessionScale(_ options: Options) async throws {
     emit(["guests": guests, "slots": slots, "memory_mib": Int(profile.memory.mebibytes), "all_up_s": s.allUp, "total_s": total,
           "threads_before": threadsBefore, "threads_running": s.threads, "threads_after": threadsAfter,
           "rss_before_kib": rssBefore, "rss_running_kib": s.rss, "rss_after_kib": procStatus("VmRSS"),
+          "anon_before_kib": anonBefore, "file_before_kib": fileBefore,
+          "anon_running_kib": split.value.withLock { $0?.anon ?? -1 }, "file_running_kib": split.value.withLock { $0?.file ?? -1 },
           "hwm_before_kib": hwmBefore, "hwm_after_kib": procStatus("VmHWM"),
           "thread_kinds_before": kinds(kindsBefore), "thread_kinds_running": kinds(s.kinds)])
 }
