@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 
-from benchmarks_md import write_section
+from benchmarks_md import existing_section, write_section
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRATCH = os.path.join(ROOT, ".build-bench")
@@ -148,6 +148,7 @@ def main():
               "`LAUNCH_CACHE_DIR=.build-bench/launch-cache`. Each part says when, on what and how it ran.")
     md.append("")
     parts_md = {}
+    record = {}
     out = []
 
     def provenance(load_before, load_after=None):
@@ -189,6 +190,7 @@ def main():
                          f"so {n} commands as {n} boots ≈ {n * boot:.0f} s.")
         else:
             lines[1] += f"median {boot:.2f} s each, {sum(boots):.0f} s in all."
+        record["commands"] = f"{total:.2f} s / {boot:.2f} s ({len(boots)}) / {n * boot / total:.0f}x"
         lines.append(f"- {n} boots / one session of {n} commands: **{n * boot / total:.0f}x** (medians); per command, "
                      f"a boot / a command in a session: {boot * 1000 / med(per_cmd):.0f}x.")
         lines.append(f"- interleaved: {opts.rounds} rounds, each one session then its share of the boots; one unmeasured "
@@ -218,6 +220,7 @@ def main():
             q = statistics.quantiles(xs, n=10)
             t.append(f"| {label} | {len(xs)} | {med(xs):.2f} | {q[0]:.2f} | {q[-1]:.2f} | {xs[0]:.2f} | "
                      f"{med([r['cpu_us_per_command'] for r in by[k]]):.0f} | {med([r['switches_per_command'] for r in by[k]]):.1f} |")
+        record["rtt"] = f"{med(all_ms['session']):.1f} / {med(all_ms['floor']):.1f} / {ratio:.2f}x ({med(paired):.2f}x)"
         lines = [f"- session / floor, per-command round trip (medians of all commands): **{ratio:.2f}x** "
                  f"(goal ≤ {RTT_GOAL}x: {'met' if ratio <= RTT_GOAL else 'not met'}); median of per-batch ratios "
                  f"{med(paired):.2f}x (range {min(paired):.2f} to {max(paired):.2f}).",
@@ -299,6 +302,9 @@ def main():
             lo, hi = counts[0], counts[-1]
             marginal = med([r["rss_running_kib"] for r in results[hi]]) - med([r["rss_running_kib"] for r in results[lo]])
             marginal_anon = med([r["anon_running_kib"] for r in results[hi]]) - med([r["anon_running_kib"] for r in results[lo]])
+            record["scale"] = (f"{med([(r['threads_running'] - r['threads_before']) / hi for r in results[hi]]):.1f} / "
+                               f"{med([(r['rss_running_kib'] - r['rss_before_kib']) / lo for r in results[lo]]):.0f} / "
+                               f"{marginal / (hi - lo):.0f}")
             lines.append(f"- each guest beyond the first ({lo} → {hi} guests, medians): {marginal / (hi - lo):.0f} KiB of "
                          f"RSS ({marginal_anon / (hi - lo):.0f} KiB anonymous) and "
                          f"{(med([r['threads_running'] for r in results[hi]]) - med([r['threads_running'] for r in results[lo]])) / (hi - lo):.1f} threads.")
@@ -321,6 +327,22 @@ def main():
         out += section
 
     print("\n".join(out))
+    # Every run's key figures, carried over from the previous BENCHMARKS.md, this one's appended.
+    begin, end = "<!-- sessions runs: begin -->", "<!-- sessions runs: end -->"
+    old = existing_section(opts.output, SECTION)
+    history = []
+    if begin in old and end in old:
+        history = [l for l in old.split(begin, 1)[1].split(end, 1)[0].splitlines() if l.startswith("| 2")]
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    history.append(f"| {when} | {loadavg()} | {record.get('commands', '-')} | {record.get('rtt', '-')} | "
+                   f"{record.get('scale', '-')} |")
+    md += ["### Every run on record (newest last)", "",
+           "One row per run of this script (a part it didn't run is `-`); the parts below hold the latest figures.", "",
+           begin,
+           "| date | load (1 min) at the end | a: one session of N commands / a boot (boots) / N boots ÷ session "
+           "| b: session ms / floor ms / ratio (per-batch median) | c: threads per guest / RSS KiB at 1 guest / "
+           "RSS KiB per further guest |",
+           "| --- | ---: | --- | --- | --- |"] + history + [end, ""]
     if not opts.no_write:
         write_section(opts.output, SECTION, "\n".join(md), legacy_heading="## Guest sessions")
         for part in ("commands", "rtt", "scale"):
