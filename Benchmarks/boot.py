@@ -794,6 +794,10 @@ def main():
     md.append("The same machine kind is shared with concurrent builds and tests, so one bench run can land in a "
               "busy stretch; this keeps every run's summary instead of only the latest.")
     md.append("")
+    md.append("Rows dated 2026-11-22 timed the one-command protocol of then (`launch.status`) against its floor; "
+              "from 2026-12-01 on, launch runs a one-command guest session and the floor speaks the session "
+              "protocol by hand.")
+    md.append("")
     md.append(begin)
     md.append("| date | runs launch/raw/vng | idle starts | launch median (s) | raw median (s) | vng median (s) "
               "| launch / raw (medians) | launch / raw (same-round pairs) | vng / launch |")
