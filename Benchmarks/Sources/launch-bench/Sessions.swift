@@ -369,7 +369,7 @@ func sessionScale(_ options: Options) async throws {
                     text += chunk[0..<n]
                 }
                 if fd >= 0 { close(fd) }
-                FileManager.default.createFile(atPath: path, contents: Data(text))
+                _ = FileManager.default.createFile(atPath: path, contents: Data(text))
             }
             sampled.value.withLock { $0 = (threads, rss, threadNames(), allUp) }
             barrier.release()
