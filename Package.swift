@@ -56,10 +56,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // Benchmarks of the QMP client and of supervising many QEMUs (see Benchmarks/).
+        // Benchmarks of the QMP client, of supervising many QEMUs and of guest
+        // sessions (see Benchmarks/).
         .executableTarget(
             name: "launch-bench",
-            dependencies: ["QMP", "QEMULaunch"],
+            dependencies: ["QMP", "QEMULaunch", "GuestKit"],
             path: "Benchmarks/Sources/launch-bench"
         ),
         // What every test target shares: one seeded generator, one way to run a helper program.

@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import re
+import select
 import shlex
 import shutil
 import statistics
@@ -29,6 +30,8 @@ import tempfile
 import threading
 import time
 
+from benchmarks_md import existing_section, write_section
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRATCH = os.path.join(ROOT, ".build-bench")
 LAUNCH = os.path.join(SCRATCH, "release", "launch")
@@ -37,6 +40,8 @@ PROFILE_REL = "Profiles/hello.json"
 PROFILE = os.path.join(ROOT, PROFILE_REL)
 BUILD_CMD = ["swift", "build", "-c", "release", "--scratch-path", ".build-bench", "--product", "launch"]
 VNG_PACKAGE = "virtme-ng"
+# Its section of BENCHMARKS.md (between `<!-- boot.py: begin/end -->`).
+SECTION = "boot.py"
 
 
 def log(msg):
@@ -100,31 +105,49 @@ def get_plan(cache_dir):
     return json.loads(r.stdout)
 
 
-def setup_script(profile):
-    """The stage-2 script the launcher sends on `launch.status`, hand-written for the
-    floor (same rule as GuestKit.setupScript; the bench checks each run's output)."""
+def later_modules(launch_stderr, plan):
+    """The modules the session's setup loads: those of launch's "initramfs: ... modules:
+    A B C" line that the kernel command line's launch.modules= does not load at boot."""
+    m = re.search(r"initramfs: .*?modules: ([^;)]*)", launch_stderr)
+    if not m:
+        sys.exit("no 'initramfs: ... modules: ...' line in launch's output: can't tell which modules the setup loads")
+    boot = re.search(r"launch\.modules=(\S+)", plan["cmdline"])
+    at_boot = set(boot.group(1).split(",")) if boot else set()
+    return [name for name in m.group(1).split() if name not in at_boot]
+
+
+def setup_script(profile, modules):
+    """The session's setup snippet (the first message on `launch.ctl`), hand-written for
+    the floor by the same rule as GuestKit.setupScript; the bench checks each run's output."""
     q = shell_quote
     lines = []
-    if any(s.get("transport", "virtiofs") == "virtiofs" for s in profile.get("shares", [])):
-        for module in ["fuse", "virtiofs"]:
-            lines.append(f"insmod /lib/modules/{q(module)}.ko || say {q('insmod ' + module + ' failed')}")
+    for module in modules:
+        lines.append(f"insmod /lib/modules/{q(module)}.ko || [ -d /sys/module/{q(module)} ] || say {q('insmod ' + module + ' failed')}")
     for share in profile.get("shares", []):
         tag, d = share["tag"], share["guestPath"]
         mount = "mount -t virtiofs" + (" -o ro" if share.get("readOnly") else "")
-        failure = f"error mounting share {tag} at {d} failed"
+        failure = f"error - mounting share {tag} at {d} failed"
         lines.append(f"mkdir -p {q(d)} && {mount} {q(tag)} {q(d)} || {{ echo {q(failure)} >&5; poweroff -f; }}")
-    lines.append("set -- " + " ".join(q(w) for w in profile["command"]))
     return "\n".join(lines) + "\n"
+
+
+def command_script(argv):
+    """What `launch run` sends after `run 0 LEN` (SessionProtocol.commandScript): no
+    working directory, no environment, and its stdin framed on `launch.0.in`
+    (`launch run` forwards the host's stdin; the bench gives it /dev/null, so the
+    launcher sends the end frame `0\\n` at once)."""
+    return "stdin_mode=port\nset -- " + " ".join(shell_quote(w) for w in argv) + "\n"
 
 
 def raw_commands(plan, workdir):
     """The floor: the plan's exact QEMU argv, minus what needs a client.
 
     -S goes (nothing has to connect before the guest runs); QMP goes; the console
-    and the exec ports get chardevs that need no peer: the serial console and
-    stdout/stderr to files, stdin to null (the command never reads it), and the
-    status port to a FIFO pair (`pipe`) pre-filled with the length-prefixed
-    setup script. virtiofsd's socket moves into the floor's own directory."""
+    and the session's ports get chardevs that need no peer: the serial console and
+    slot 0's stdout/stderr to files, slot 0's stdin to a FIFO pair (`pipe`)
+    pre-filled with the end frame `0\\n` (what the launcher sends for an empty
+    stdin), and `launch.ctl` to a FIFO pair the floor speaks the session protocol
+    on. virtiofsd's socket moves into the floor's own directory."""
     rt = plan["runtimeDir"]
     socks = plan["sockets"]
     by_path = {path: name for name, path in socks["ports"].items()}
@@ -151,16 +174,16 @@ def raw_commands(plan, workdir):
                 spec = f"file,id={cid},path={workdir}/console.log"
             elif path in by_path:
                 name = by_path[path]
-                if name == "launch.stdin":
-                    spec = f"null,id={cid}"
-                elif name == "launch.stdout":
+                if name == "launch.ctl":
+                    spec = f"pipe,id={cid},path={workdir}/ctl"
+                elif name == "launch.0.in":
+                    spec = f"pipe,id={cid},path={workdir}/stdin"
+                elif name == "launch.0.out":
                     spec = f"file,id={cid},path={workdir}/stdout"
-                elif name == "launch.stderr":
+                elif name == "launch.0.err":
                     spec = f"file,id={cid},path={workdir}/stderr"
-                elif name == "launch.status":
-                    spec = f"pipe,id={cid},path={workdir}/status"
                 else:
-                    sys.exit(f"unknown port {name}")
+                    sys.exit(f"a port the floor doesn't know (launch run plans one slot): {name}")
             elif path in socks.get("virtiofs", []):
                 spec = spec.replace(rt, workdir)
             else:
@@ -278,22 +301,53 @@ def run_launch(cache_dir):
     return r
 
 
-def run_raw(qemu_t, virtiofsd_t, fs_sockets_t, script):
+class CtlLines:
+    """Lines QEMU writes to the ctl FIFO (ctl.out), read as they come; gives up when
+    QEMU exits or the deadline passes (the FIFO is held open read-write, so it never
+    reads EOF)."""
+
+    def __init__(self, fd, qemu):
+        self.fd, self.qemu, self.pending = fd, qemu, b""
+
+    def next(self, timeout):
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.pending:
+            left = deadline - time.monotonic()
+            if left <= 0 or self.qemu.poll() is not None:
+                return None
+            r, _, _ = select.select([self.fd], [], [], min(left, 0.2))
+            if r:
+                self.pending += os.read(self.fd, 4096)
+        line, self.pending = self.pending.split(b"\n", 1)
+        return line.decode(errors="replace")
+
+
+def run_raw(qemu_t, virtiofsd_t, fs_sockets_t, setup, command):
     """The floor. Timed from before the first mkfifo to QEMU's exit; 'all' also
-    waits for virtiofsd (it exits by itself when QEMU hangs up) and reads the output."""
+    waits for virtiofsd (it exits by itself when QEMU hangs up) and reads the output.
+
+    It speaks the session protocol on launch.ctl by hand: the setup (written before
+    QEMU starts: it waits in the FIFO until the init reads it), `ready`, one
+    `run 0 LEN` with the command script, `exit 0 RC OUT ERR`, then `poweroff`."""
     workdir = tempfile.mkdtemp(prefix="bench-raw-", dir="/tmp")
     sub = lambda argv: [a.replace("@DIR@", workdir) for a in argv]
     qemu = sub(qemu_t)
-    body = script.encode()
+    setup_b, command_b = setup.encode(), command.encode()
     cpu = 0.0
     t0 = time.monotonic()
-    os.mkfifo(f"{workdir}/status.in")
-    os.mkfifo(f"{workdir}/status.out")
-    # Hold both FIFOs open read-write: the setup script waits in status.in until the
-    # guest opens the port, and the guest's exit report stays readable in status.out.
-    fd_in = os.open(f"{workdir}/status.in", os.O_RDWR | os.O_NONBLOCK)
-    fd_out = os.open(f"{workdir}/status.out", os.O_RDWR | os.O_NONBLOCK)
-    os.write(fd_in, f"{len(body)}\n".encode() + body)
+    for name in ("ctl.in", "ctl.out", "stdin.in", "stdin.out"):
+        os.mkfifo(f"{workdir}/{name}")
+    # Hold the FIFOs open read-write (QEMU opens each end as it starts, and a FIFO
+    # opened read-only or write-only alone blocks): requests wait in ctl.in until the
+    # init reads them, the guest's reports arrive in ctl.out.
+    fd_in = os.open(f"{workdir}/ctl.in", os.O_RDWR)
+    fd_out = os.open(f"{workdir}/ctl.out", os.O_RDWR)
+    fd_stdin = os.open(f"{workdir}/stdin.in", os.O_RDWR)
+    fd_stdin_out = os.open(f"{workdir}/stdin.out", os.O_RDWR)
+    os.write(fd_in, f"{len(setup_b)}\n".encode() + setup_b)
+    # The command's stdin: empty, so only the end frame (the launcher sends it as soon
+    # as its stdin, /dev/null here, reads EOF).
+    os.write(fd_stdin, b"0\n")
     fsd = []
     for n, argv in enumerate(virtiofsd_t):
         with open(f"{workdir}/virtiofsd{n}.log", "wb") as errlog:
@@ -308,6 +362,27 @@ def run_raw(qemu_t, virtiofsd_t, fs_sockets_t, script):
     t_spawn = time.monotonic() - t0
     with open(f"{workdir}/qemu.log", "wb") as errlog:
         q = subprocess.Popen(qemu, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errlog)
+    ctl = CtlLines(fd_out, q)
+    report = ""
+    said = []
+    ready = ctl.next(120)
+    said.append(ready)
+    if ready == "ready":
+        t_ready = time.monotonic() - t0
+        os.write(fd_in, f"run 0 {len(command_b)}\n".encode() + command_b)
+        while True:
+            line = ctl.next(120)
+            said.append(line)
+            if line is None or line.startswith("exit 0 ") or line.startswith("error"):
+                break
+        if line and line.startswith("exit 0 "):
+            report = line
+            # Not before the exit line: the init powers off as soon as it reads this.
+            os.write(fd_in, b"poweroff\n")
+    else:
+        t_ready = None
+    if not report:
+        q.kill()
     _, status, ru = os.wait4(q.pid, 0)
     t_qemu = time.monotonic() - t0
     q.returncode = os.waitstatus_to_exitcode(status)
@@ -320,17 +395,16 @@ def run_raw(qemu_t, virtiofsd_t, fs_sockets_t, script):
     with open(f"{workdir}/stderr") as f:
         stderr = f.read()
     t_all = time.monotonic() - t0
-    try:
-        report = os.read(fd_out, 4096).decode(errors="replace").strip()
-    except BlockingIOError:
-        report = ""
-    os.close(fd_in)
-    os.close(fd_out)
+    for fd in (fd_in, fd_out, fd_stdin, fd_stdin_out):
+        os.close(fd)
     with open(f"{workdir}/qemu.log") as f:
         qemu_log = f.read()
     shutil.rmtree(workdir, ignore_errors=True)
+    phases = {"qemu_started": t_spawn}
+    if t_ready is not None:
+        phases["ready"] = t_ready
     return {"wall": t_qemu, "wall_all": t_all, "cpu": cpu, "rc": q.returncode, "stdout": stdout,
-            "stderr": stderr + qemu_log, "report": report, "phases": {"qemu_started": t_spawn}}
+            "stderr": stderr + qemu_log + f"\nctl said: {said!r}", "report": report, "phases": phases}
 
 
 def run_vng(vng, kernel, command):
@@ -414,16 +488,17 @@ def main():
 
     plan = get_plan(cache_dir)
     qemu_t, virtiofsd_t, fs_sockets_t = raw_commands(plan, "@DIR@")
-    script = setup_script(profile)
+    script = setup_script(profile, later_modules(warm["stderr"], plan))
+    command = command_script(profile["command"])
 
     vng = vng_version = None
     vng_command = None
     if not opts.no_vng:
         vng, vng_version = ensure_vng()
         # vng boots the host's own root filesystem (read-only 9p): the share's file is at its host path.
-        command = profile["command"]
-        assert command[:2] == ["sh", "-c"], command
-        vng_command = command[2]
+        argv = profile["command"]
+        assert argv[:2] == ["sh", "-c"], argv
+        vng_command = argv[2]
         for share in profile["shares"]:
             vng_command = vng_command.replace(share["guestPath"], os.path.realpath(os.path.join(os.path.dirname(PROFILE), share["path"])))
 
@@ -436,7 +511,7 @@ def main():
                      + (f"report: {r['report']!r}" if name == "raw" else ""))
 
     log("warm-up: raw floor")
-    check("raw", run_raw(qemu_t, virtiofsd_t, fs_sockets_t, script))
+    check("raw", run_raw(qemu_t, virtiofsd_t, fs_sockets_t, script, command))
     vng_warm = None
     vng_dry = None
     vng_failure = None
@@ -468,7 +543,7 @@ def main():
             if c == "launch":
                 r = run_launch(cache_dir)
             elif c == "raw":
-                r = run_raw(qemu_t, virtiofsd_t, fs_sockets_t, script)
+                r = run_raw(qemu_t, virtiofsd_t, fs_sockets_t, script, command)
             else:
                 r = run_vng(vng, kernel, vng_command)
             check(c, r)
@@ -542,24 +617,23 @@ def main():
 
     raw_shell = [
         "D=$(mktemp -d /tmp/bench-raw-XXXXXX)",
-        "mkfifo $D/status.in $D/status.out",
-        "exec 3<>$D/status.in 4<>$D/status.out   # hold both FIFOs open",
-        "printf '%s\\n' \"$(wc -c < setup.sh)\" >&3; cat setup.sh >&3   # the length-prefixed setup script",
+        "mkfifo $D/ctl.in $D/ctl.out $D/stdin.in $D/stdin.out",
+        "exec 3<>$D/ctl.in 4<>$D/ctl.out 6<>$D/stdin.in 7<>$D/stdin.out   # hold the FIFOs open",
+        "printf '%s\\n' \"$(wc -c < setup.sh)\" >&3; cat setup.sh >&3   # the length-prefixed setup, read by the init at boot",
+        "printf '0\\n' >&6   # the command's stdin: only the end frame (an empty stdin)",
     ]
     for argv in virtiofsd_t:
         raw_shell.append(sh(argv).replace("@DIR@", "$D") + " &")
     for sock in fs_sockets_t:
         raw_shell.append(f"while [ ! -S {sock.replace('@DIR@', '$D')} ]; do sleep 0.001; done")
-    raw_shell.append(sh(qemu_t).replace("@DIR@", "$D"))
+    raw_shell.append(sh(qemu_t).replace("@DIR@", "$D") + " &")
+    raw_shell.append("read -r line <&4   # ready")
+    raw_shell.append("printf 'run 0 %s\\n' \"$(wc -c < command.sh)\" >&3; cat command.sh >&3")
+    raw_shell.append("read -r line <&4; echo \"$line\"   # exit 0 RC OUT_BYTES ERR_BYTES")
+    raw_shell.append("echo poweroff >&3   # only now: the init powers off as soon as it reads it")
     raw_shell.append("wait; cat $D/stdout; rm -rf $D")
 
     md = []
-    md.append("# Benchmarks")
-    md.append("")
-    md.append("Generated by `python3 Benchmarks/boot.py` (see `Benchmarks/README.md`). "
-              "A benchmark, not a timed test: the figures are from one run on one machine, and they move "
-              "with the machine's load.")
-    md.append("")
     md.append(f"## Boot and run `{PROFILE_REL}` ({plan['accelerator'].upper()}, {plan['machine']}): {now}")
     md.append("")
     md.append("End-to-end wall time from process start to exit: boot the Debian kernel under TCG, load the "
@@ -593,6 +667,8 @@ def main():
     if launch_tail:
         md.append(f"| \"shutdown\" log line to process exit | {statistics.median(launch_tail):.3f} |")
     md.append(f"| floor: start to QEMU spawn (FIFOs, virtiofsd, its socket) | {phase('raw', 'qemu_started'):.3f} |")
+    if phase("raw", "ready") is not None:
+        md.append(f"| floor: start to the init's `ready` | {fmt(phase('raw', 'ready'))} |")
     md.append("")
     own = [r["own_cpu"] for r in results["launch"] if r.get("own_cpu") is not None]
     if own:
@@ -600,12 +676,22 @@ def main():
                   f"zombie's `/proc` stat before reaping): median {statistics.median(own):.3f} s, "
                   f"max {max(own):.3f} s per run.")
         md.append("")
-    pre = phase("launch", "qemu_started") - phase("raw", "qemu_started")
-    md.append(f"Everything after QEMU's spawn is the same guest work for both, so launch's structural cost is mostly "
-              f"what it does before spawning QEMU: {pre:.3f} s more than the floor here (median), "
-              f"{100 * pre / s['raw']['median']:.1f}% of the floor's median wall time. "
-              "(\"QEMU started\" to \"QMP ready\" is QEMU's own start-up, loading the 65 MB vmlinux, "
-              "which the floor pays too.)")
+    if phase("launch", "qemu_started") is not None:
+        pre = phase("launch", "qemu_started") - phase("raw", "qemu_started")
+        md.append(f"Everything after QEMU's spawn is the same guest work for both, so launch's structural cost is mostly "
+                  f"what it does before spawning QEMU: {pre:.3f} s more than the floor here (median), "
+                  f"{100 * pre / s['raw']['median']:.1f}% of the floor's median wall time. "
+                  "(\"QEMU started\" to \"QMP ready\" is QEMU's own start-up, loading the 65 MB vmlinux, "
+                  "which the floor pays too.)")
+    else:
+        # Since guest sessions the libraries log their phases at debug level, and only
+        # `-v` shows them; `-v` also puts the kernel's console on stderr and drops
+        # `quiet`, which changes the guest's work, so the bench doesn't use it.
+        md.append("launch's phases (`-` above): since guest sessions, `launch run` logs \"QEMU started\", \"QMP ready\" "
+                  "and the shutdown step at debug level only, shown by `-v`, which also puts the kernel's console on "
+                  "stderr and boots without `quiet` (more guest work), so the bench can't time them without changing "
+                  "what it measures. What the launcher adds is in its own CPU time above and in the "
+                  "wall and CPU ratios.")
     md.append("")
     md.append("### Machine")
     md.append("")
@@ -630,19 +716,28 @@ def main():
     md.append("")
     md.append("raw QEMU floor: the argv of `launch plan Profiles/hello.json --json`, with `-S` and QMP removed and "
               "the socket chardevs (which wait for the launcher) replaced by chardevs that need no peer: console, "
-              "stdout and stderr to files, stdin to `null` (the command never reads it), `launch.status` to a FIFO "
-              "pair (`pipe`) pre-filled with the same length-prefixed setup script the launcher sends. "
-              "The bench drives it from Python (`os.mkfifo`, `Popen`, a 0.5 ms poll for the virtiofsd socket) and stops the clock "
-              "when QEMU exits; as a shell script it is:")
+              "`launch.0.out` and `launch.0.err` to files, `launch.0.in` to a FIFO pair (`pipe`) pre-filled with "
+              "the end frame `0\\n` (what the launcher sends for its empty stdin), and `launch.ctl` to a FIFO pair "
+              "on which the floor speaks the session protocol by hand: the length-prefixed setup (written before "
+              "QEMU starts; it waits in the FIFO until the init reads it), then, once the init says `ready`, one "
+              "`run 0 LEN` with the same command script the launcher sends, and `poweroff` once the `exit 0 ...` "
+              "line is in. The bench drives it from Python (`os.mkfifo`, `Popen`, a 0.5 ms poll for the virtiofsd "
+              "socket, `select` on the ctl FIFO) and stops the clock when QEMU exits; as a shell script it is:")
     md.append("")
     md.append("```sh")
     md.append("\n".join(raw_shell))
     md.append("```")
     md.append("")
-    md.append("`setup.sh` (what the guest's init reads on `launch.status`, identical to what the launcher sends):")
+    md.append("`setup.sh` (the session's setup, the first message on `launch.ctl`; the modules are those of "
+              "launch's `initramfs:` line that `launch.modules=` doesn't load at boot) and `command.sh` (what follows "
+              "`run 0 LEN`, as `SessionProtocol.commandScript` writes it for `launch run`):")
     md.append("")
     md.append("```sh")
     md.append(script.rstrip("\n"))
+    md.append("```")
+    md.append("")
+    md.append("```sh")
+    md.append(command.rstrip("\n"))
     md.append("```")
     md.append("")
     if vng:
@@ -677,18 +772,9 @@ def main():
     md.append("")
     md.append("\n".join(per_run))
     md.append("")
-    # Only this run's figures: earlier runs are in git's history of this file.
-    # The QMP, spawn, scale and batch figures come from Benchmarks/run-supervision.sh, which
-    # writes Benchmarks/RESULTS-supervision.md; BENCHMARKS.md carries them after the boot figures.
-    supervision = os.path.join(ROOT, "Benchmarks", "RESULTS-supervision.md")
-    if os.path.exists(supervision):
-        with open(supervision) as f:
-            body = f.read().split("\n", 1)
-        md.append("# QMP client, spawn, 32 VMs and batch (from `bash Benchmarks/run-supervision.sh`)")
-        md.append("")
-        md.append(body[1] if len(body) > 1 else "")
-    with open(opts.output, "w") as f:
-        f.write("\n".join(md))
+    # Only this run's figures (earlier runs are in git's history of BENCHMARKS.md), and only
+    # this benchmark's section: the rest of BENCHMARKS.md belongs to the other benchmarks.
+    write_section(opts.output, SECTION, "\n".join(md), legacy_heading="## Boot and run")
     log(f"wrote {opts.output}")
 
 

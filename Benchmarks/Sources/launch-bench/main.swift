@@ -4,6 +4,7 @@
 //   launch-bench spawn --qemu BIN --dir DIR [--runs 6] [--warmup 1] [--poll-ms 2] [--transport socket|socketpair]
 //   launch-bench scale --qemu BIN --dir DIR [--count 32] [--transport socket|socketpair]
 //   launch-bench spawn-call [--program /bin/true] [--runs 50]
+//   launch-bench session-vs-boots | session-rtt | session-scale   (see Sessions.swift)
 //
 // Each prints one JSON object per measurement on stdout (the driver,
 // Benchmarks/supervision.py, collects them) and diagnostics on stderr. It measures;
@@ -483,6 +484,9 @@ do {
     case "spawn": try await spawnBench(options)
     case "scale": try await scale(options)
     case "spawn-call": try await spawnCall(options)
+    case "session-vs-boots": try await sessionVsBoots(options)
+    case "session-rtt": try await sessionRTT(options)
+    case "session-scale": try await sessionScale(options)
     default: fail("unknown subcommand \(arguments[1])")
     }
 } catch {
