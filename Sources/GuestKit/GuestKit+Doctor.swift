@@ -4,7 +4,7 @@ import QEMULaunch
 extension GuestKit {
     /// The guest kit's part of `launch doctor`: busybox, the kernels under /boot
     /// (format, arch, PVH fast boot, modules), and the cache folder.
-    public static func hostChecks(host: HostFacts, bootFolder: String = "/boot") -> [HostCheck] {
+    package static func hostChecks(host: HostFacts, bootFolder: String = "/boot") -> [HostCheck] {
         var checks: [HostCheck] = []
         do {
             try InitramfsBuilder.checkStaticBusybox("/bin/busybox", arch: host.arch)

@@ -14,8 +14,8 @@ extension GuestKit {
         /// The virtio-serial ports of the guest kit's session (none for a console shell).
         public var guestPorts: [String]
         /// With a `rootfs`: where the session's commands run.
-        public var root: GuestRootCommand?
-        public var initramfs: InitramfsBuilder.Image?
+        package var root: GuestRootCommand?
+        package var initramfs: InitramfsBuilder.Image?
     }
 
     /// Resolves the kernel, picks fast boot, builds (or reuses) the initramfs and
@@ -165,15 +165,15 @@ extension GuestKit {
 
     /// Where a session's commands run when the profile has a `rootfs`: the root, and the
     /// working directory and environment its commands get unless a command says otherwise.
-    public struct GuestRootCommand: Sendable {
-        public var root: GuestRoot
-        public var workingDirectory: String
-        public var environment: [(String, String)]
+    package struct GuestRootCommand: Sendable {
+        package var root: GuestRoot
+        package var workingDirectory: String
+        package var environment: [(String, String)]
     }
 
     /// The session's boot setup: load modules, mount shares (or, with `root`, make the
     /// root filesystem with the shares inside it). Pure.
-    public static func setupScript(profile: Profile, laterModules: [String], root: GuestRootCommand? = nil) -> String {
+    package static func setupScript(profile: Profile, laterModules: [String], root: GuestRootCommand? = nil) -> String {
         let q = QEMUSyntax.shellQuote
         var lines: [String] = []
         for module in laterModules {
@@ -296,7 +296,7 @@ extension GuestKit {
 
     /// A modules folder given as `/lib/modules/<release>` itself, an INSTALL_MOD_PATH root
     /// (`<root>/lib/modules/<release>`), or `lib/modules` holding one release.
-    public static func modulesFolder(_ base: URL, release: String?) -> URL {
+    package static func modulesFolder(_ base: URL, release: String?) -> URL {
         let fm = FileManager.default
         if fm.fileExists(atPath: base.appendingPathComponent("modules.dep").path) { return base }
         for folder in [base.appendingPathComponent("lib/modules"), base] {

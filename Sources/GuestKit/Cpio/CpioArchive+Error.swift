@@ -2,7 +2,7 @@ import Foundation
 
 extension CpioArchive {
     /// Why an entry could not be added or the archive could not be written.
-    public enum Error: Swift.Error, Sendable, Hashable, CustomStringConvertible {
+    package enum Error: Swift.Error, Sendable, Hashable, CustomStringConvertible {
         /// The path has a NUL byte or a `..` component, or names the root.
         case invalidPath(String, reason: String)
         /// The stored name would exceed Linux's PATH_MAX (4096 bytes with its NUL).
@@ -19,7 +19,7 @@ extension CpioArchive {
         case unreadableSource(URL, reason: String)
         case writeFailed(URL, reason: String)
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .invalidPath(let path, let reason):
                 "cpio: can't add \(displayQuoted(path)): \(reason); give a path inside the archive without '..' or NUL"

@@ -23,9 +23,9 @@ import LaunchSupport
 /// before its children in the archive. Adding a path again replaces the earlier entry
 /// in place (a directory keeps its place and takes the new mode); turning a directory
 /// into a non-directory or the reverse is an error.
-public struct CpioArchive: Sendable, Hashable {
+package struct CpioArchive: Sendable, Hashable {
     /// What an entry is, with what it carries.
-    public enum Kind: Sendable, Hashable {
+    package enum Kind: Sendable, Hashable {
         case directory
         case file(Data)
         case symlink(target: String)
@@ -33,29 +33,29 @@ public struct CpioArchive: Sendable, Hashable {
     }
 
     /// One archive member. `path` is relative and normalised (`bin/sh`).
-    public struct Entry: Sendable, Hashable {
-        public var path: String
-        public var kind: Kind
+    package struct Entry: Sendable, Hashable {
+        package var path: String
+        package var kind: Kind
         /// Permission bits only (`0o7777` at most); the type bits come from `kind`.
-        public var permissions: UInt32
+        package var permissions: UInt32
     }
 
     /// The entries in archive order.
-    public private(set) var entries: [Entry] = []
+    package private(set) var entries: [Entry] = []
     private var indexByPath: [String: Int] = [:]
 
     /// Mode given to directories created implicitly as parents.
-    public static let implicitDirectoryMode: UInt32 = 0o755
+    package static let implicitDirectoryMode: UInt32 = 0o755
 
-    public init() {}
+    package init() {}
 
     // MARK: Adding entries
 
-    public mutating func addDirectory(_ path: String, mode: UInt32 = 0o755) throws(Error) {
+    package mutating func addDirectory(_ path: String, mode: UInt32 = 0o755) throws(Error) {
         try add(path, .directory, mode: mode)
     }
 
-    public mutating func addFile(_ path: String, contents: Data, mode: UInt32 = 0o644) throws(Error) {
+    package mutating func addFile(_ path: String, contents: Data, mode: UInt32 = 0o644) throws(Error) {
         guard UInt64(contents.count) <= UInt64(UInt32.max) else {
             throw .fileTooLarge(path: path, bytes: contents.count)
         }
@@ -63,7 +63,7 @@ public struct CpioArchive: Sendable, Hashable {
     }
 
     /// Adds a regular file with the bytes of a host file.
-    public mutating func addFile(_ path: String, contentsOf source: URL, mode: UInt32 = 0o644) throws(Error) {
+    package mutating func addFile(_ path: String, contentsOf source: URL, mode: UInt32 = 0o644) throws(Error) {
         let contents: Data
         do {
             contents = try Data(contentsOf: source, options: .mappedIfSafe)
@@ -75,7 +75,7 @@ public struct CpioArchive: Sendable, Hashable {
 
     /// Adds a symbolic link. The target is stored as given (it may be relative and may
     /// contain `..`); it must not be empty or contain NUL.
-    public mutating func addSymlink(_ path: String, target: String) throws(Error) {
+    package mutating func addSymlink(_ path: String, target: String) throws(Error) {
         guard !target.isEmpty, !target.utf8.contains(0) else {
             throw .invalidSymlinkTarget(path: path, target: target)
         }
@@ -86,14 +86,14 @@ public struct CpioArchive: Sendable, Hashable {
         try add(path, .symlink(target: target), mode: 0o777)
     }
 
-    public mutating func addCharacterDevice(
+    package mutating func addCharacterDevice(
         _ path: String, major: UInt32, minor: UInt32, mode: UInt32 = 0o600
     ) throws(Error) {
         try add(path, .characterDevice(major: major, minor: minor), mode: mode)
     }
 
     /// The entry stored at `path`, if any.
-    public func entry(at path: String) -> Entry? {
+    package func entry(at path: String) -> Entry? {
         guard let normal = try? Self.normalize(path), let index = indexByPath[normal] else { return nil }
         return entries[index]
     }
@@ -163,7 +163,7 @@ public struct CpioArchive: Sendable, Hashable {
     // MARK: Output
 
     /// The archive bytes, ending with the `TRAILER!!!` entry.
-    public func finish() -> Data {
+    package func finish() -> Data {
         var size = 0
         for entry in entries {
             size += Self.alignedHeaderAndName(nameBytes: entry.path.utf8.count + 1)
@@ -202,7 +202,7 @@ public struct CpioArchive: Sendable, Hashable {
     }
 
     /// Writes `finish()` to `url` atomically (temporary file, then rename).
-    public func write(to url: URL) throws(Error) {
+    package func write(to url: URL) throws(Error) {
         do {
             try AtomicFile.write(finish(), to: url.path)
         } catch {

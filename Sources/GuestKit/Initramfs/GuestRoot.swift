@@ -23,8 +23,8 @@ import QEMULaunch
 /// a scratch tmpfs is bound from), `/launch/rw` (one tmpfs holding every overlay's upper
 /// and work folders). Nothing here writes the served root: a host or folder root is
 /// mounted `ro` and is read-only on the host as well (see `Plan.ReadOnlyView`).
-public struct GuestRoot: Sendable, Hashable {
-    public enum Source: Sendable, Hashable {
+package struct GuestRoot: Sendable, Hashable {
+    package enum Source: Sendable, Hashable {
         /// A host folder (or `/`) served read-only under the mount tag `tag`.
         case share(tag: String, transport: Profile.ShareTransport)
         /// A disk partition found by its filesystem's UUID (`findfs`), mounted `ro` when `readOnly`.
@@ -32,28 +32,28 @@ public struct GuestRoot: Sendable, Hashable {
     }
 
     /// A folder mounted into the root at `path` from a share (rwdirs, the profile's shares).
-    public struct Mount: Sendable, Hashable {
-        public var tag: String
-        public var path: String
-        public var readOnly: Bool
-        public var transport: Profile.ShareTransport
+    package struct Mount: Sendable, Hashable {
+        package var tag: String
+        package var path: String
+        package var readOnly: Bool
+        package var transport: Profile.ShareTransport
     }
 
-    public var source: Source
+    package var source: Source
     /// A tmpfs overlay over the whole root: everything writable, nothing kept.
-    public var overlayAll: Bool
+    package var overlayAll: Bool
     /// Empty tmpfs where programs expect scratch space (only those the root has).
-    public var scratch: [String] = ["/tmp", "/run", "/var/tmp"]
+    package var scratch: [String] = ["/tmp", "/run", "/var/tmp"]
     /// tmpfs overlays where programs write over existing files (only those the root has;
     /// none when `overlayAll` or a writable disk root makes the whole root writable).
-    public var overlays: [String] = ["/etc", "/var/lib", "/var/cache", "/var/log", "/root"]
+    package var overlays: [String] = ["/etc", "/var/lib", "/var/cache", "/var/log", "/root"]
     /// rwdirs then the profile's shares, mounted over everything else, in order.
-    public var mounts: [Mount] = []
+    package var mounts: [Mount] = []
     /// The first command's working directory: exposed (`root_expose`) at boot, before the
     /// mounts, so an rwdir or share below it lands on the host's folder, not on a scratch tmpfs.
-    public var workingDirectory: String?
+    package var workingDirectory: String?
 
-    public init(source: Source, overlayAll: Bool = false, scratch: [String]? = nil, overlays: [String]? = nil, mounts: [Mount] = []) {
+    package init(source: Source, overlayAll: Bool = false, scratch: [String]? = nil, overlays: [String]? = nil, mounts: [Mount] = []) {
         self.source = source
         self.overlayAll = overlayAll
         if let scratch { self.scratch = scratch }
@@ -61,15 +61,15 @@ public struct GuestRoot: Sendable, Hashable {
         self.mounts = mounts
     }
 
-    public static let root = "/launch/root"
-    public static let lower = "/launch/lower"
-    public static let rw = "/launch/rw"
+    package static let root = "/launch/root"
+    package static let lower = "/launch/lower"
+    package static let rw = "/launch/rw"
     /// The mount tag of a host or folder root, and of the rwdirs (`launch.rw0`, ...).
-    public static let rootTag = "launch.root"
-    public static func rwdirTag(_ index: Int) -> String { "launch.rw\(index)" }
+    package static let rootTag = "launch.root"
+    package static func rwdirTag(_ index: Int) -> String { "launch.rw\(index)" }
 
     /// The kernel modules these lines need besides the share transport's.
-    public var modules: [String] {
+    package var modules: [String] {
         var modules: [String] = []
         let needsOverlay: Bool
         switch source {
@@ -86,7 +86,7 @@ public struct GuestRoot: Sendable, Hashable {
     }
 
     /// Shell functions `bootLines` and each command use: define once, before both.
-    public static let functions = #"""
+    package static let functions = #"""
 # in_root CWD NAME=VALUE... -- ARGV...: run ARGV in the guest's root (never returns).
 # A working directory the root hides under a scratch tmpfs (a host cwd under /tmp) is
 # bound from the served root first, read-only like it.
@@ -135,7 +135,7 @@ root_make_dir() {
 """#
 
     /// The lines to run once at boot: mount the root and everything in it.
-    public var bootLines: [String] {
+    package var bootLines: [String] {
         let q = QEMUSyntax.shellQuote
         var lines = ["mkdir -p /launch/root /launch/lower /launch/rw",
                      // One tmpfs for every overlay's upper and work folders (an overlay's upper
@@ -206,7 +206,7 @@ root_make_dir() {
     }
 
     /// `in_root CWD NAME=VALUE... -- ARGV...`, quoted for the init's shell.
-    public static func command(workingDirectory: String, environment: [(String, String)], argv: [String]) -> String {
+    package static func command(workingDirectory: String, environment: [(String, String)], argv: [String]) -> String {
         let q = QEMUSyntax.shellQuote
         var words = ["in_root", q(workingDirectory)]
         words += environment.map { q("\($0.0)=\($0.1)") }
@@ -218,7 +218,7 @@ root_make_dir() {
     /// The host variables a host-root command gets (as virtme-ng passes the user's): the
     /// user's PATH, HOME, USER, LOGNAME, SHELL, LANG, LANGUAGE, every LC_*, TERM, COLORTERM
     /// and TZ, when set. Names that aren't shell identifiers are left out.
-    public static func hostEnvironment(_ environment: [String: String]) -> [(String, String)] {
+    package static func hostEnvironment(_ environment: [String: String]) -> [(String, String)] {
         let names = ["PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TERM", "COLORTERM", "TZ"]
         return environment.filter { names.contains($0.key) || $0.key.hasPrefix("LC_") }
             .filter { isIdentifier($0.key) }
@@ -227,7 +227,7 @@ root_make_dir() {
     }
 
     /// A foreign root's (folder, disk) environment: its own conventional PATH, not the host's.
-    public static func foreignEnvironment(_ environment: [String: String]) -> [(String, String)] {
+    package static func foreignEnvironment(_ environment: [String: String]) -> [(String, String)] {
         var env = hostEnvironment(environment).filter { !["PATH", "HOME", "SHELL", "USER", "LOGNAME"].contains($0.0) }
         env.append(("HOME", "/root"))
         env.append(("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"))

@@ -3,23 +3,23 @@ import QEMULaunch
 
 /// Builds (or finds in the cache) the guest kit's initramfs: static busybox,
 /// the kernel modules a run needs with their dependencies, and `/init`.
-public enum InitramfsBuilder {
-    public struct Image: Sendable, Hashable, Codable {
-        public var url: URL
+package enum InitramfsBuilder {
+    package struct Image: Sendable, Hashable, Codable {
+        package var url: URL
         /// True when it came from the cache and nothing was built.
-        public var cached: Bool
+        package var cached: Bool
         /// Module names to load before the ports exist, dependencies first.
-        public var bootModules: [String]
+        package var bootModules: [String]
         /// Module names to load after, dependencies first.
-        public var laterModules: [String]
+        package var laterModules: [String]
         /// Module names the init's power-button watcher loads, dependencies first
         /// (`launch.button=` on the kernel command line).
-        public var powerButtonModules: [String]
+        package var powerButtonModules: [String]
         /// Asked-for modules the kernel has built in (nothing to load).
-        public var builtin: [String]
+        package var builtin: [String]
         /// Optional modules (pvpanic, power button) this kernel has neither as a
         /// module nor built in: left out, and said so in the launch's log.
-        public var missingOptional: [String]
+        package var missingOptional: [String]
     }
 
     /// Bumped whenever the layout or the init changes, so old cache entries are not reused.
@@ -36,7 +36,7 @@ public enum InitramfsBuilder {
     ///   - optionalModules: nice to have (pvpanic): loaded when this kernel has them.
     ///   - powerButtonModules: what the init's power-button watcher needs (`button`, `evdev`,
     ///     `gpio_keys`); optional too. The watcher loads them alongside the port setup.
-    public static func image(busybox: String, arch: Profile.Arch, modulesDirectory: URL?, bootModules: [String],
+    package static func image(busybox: String, arch: Profile.Arch, modulesDirectory: URL?, bootModules: [String],
                              laterModules: [String], optionalModules: [String] = [],
                              powerButtonModules: [String] = []) throws(LaunchError) -> Image {
         try checkStaticBusybox(busybox, arch: arch)
@@ -127,7 +127,7 @@ public enum InitramfsBuilder {
     }
 
     /// A dynamically linked busybox can't run in an initramfs that has no libc.
-    public static func checkStaticBusybox(_ path: String, arch: Profile.Arch) throws(LaunchError) {
+    package static func checkStaticBusybox(_ path: String, arch: Profile.Arch) throws(LaunchError) {
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw LaunchError.missing(path, package: "busybox-static", purpose: "as the guest's shell and tools")
         }

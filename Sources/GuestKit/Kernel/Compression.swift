@@ -2,11 +2,11 @@ import Foundation
 
 /// A compression format met in kernel images and module files, with the host tool
 /// that decompresses it and the Debian package that ships that tool.
-public enum Compression: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+package enum Compression: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
     case gzip, xz, zstd, lz4, lzma, bzip2, lzo
 
     /// The command that decompresses this format.
-    public var tool: String {
+    package var tool: String {
         switch self {
         case .gzip: "gzip"
         case .xz, .lzma: "xz"  // xz reads the legacy .lzma format too
@@ -18,7 +18,7 @@ public enum Compression: String, Sendable, Hashable, CaseIterable, CustomStringC
     }
 
     /// The Debian package that ships `tool`.
-    public var debianPackage: String {
+    package var debianPackage: String {
         switch self {
         case .gzip: "gzip"
         case .xz, .lzma: "xz-utils"
@@ -30,7 +30,7 @@ public enum Compression: String, Sendable, Hashable, CaseIterable, CustomStringC
     }
 
     /// Arguments that make `tool` decompress stdin to stdout.
-    public var decompressArguments: [String] {
+    package var decompressArguments: [String] {
         switch self {
         // Decompress only the first stream: a kernel payload is followed by a 4-byte
         // size and, when found by scanning, by whatever the image holds after it.
@@ -43,7 +43,7 @@ public enum Compression: String, Sendable, Hashable, CaseIterable, CustomStringC
     /// The bytes a stream of this format starts with. The kernel's lz4 payload uses
     /// the legacy frame format; its lzma payload starts with the properties byte 0x5D
     /// and a little-endian dictionary size whose low bytes are zero.
-    public var magic: [UInt8] {
+    package var magic: [UInt8] {
         switch self {
         case .gzip: [0x1F, 0x8B, 0x08]
         case .xz: [0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00]
@@ -55,7 +55,7 @@ public enum Compression: String, Sendable, Hashable, CaseIterable, CustomStringC
         }
     }
 
-    public var description: String { rawValue }
+    package var description: String { rawValue }
 
     /// The format whose magic starts at `offset` of `bytes`, if any. bzip2 also needs
     /// its block-size digit, to cut false matches on "BZh" in other data.

@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 /// Why a host decompression tool could not do its job.
-public enum DecompressionError: Swift.Error, Sendable, Hashable, CustomStringConvertible {
+package enum DecompressionError: Swift.Error, Sendable, Hashable, CustomStringConvertible {
     /// The tool is not on PATH (nor in the usual bin folders).
     case toolMissing(Compression)
     /// The tool could not be started.
@@ -16,7 +16,7 @@ public enum DecompressionError: Swift.Error, Sendable, Hashable, CustomStringCon
     /// Reading the input or writing the output failed.
     case io(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .toolMissing(let format):
             "can't decompress \(format) data: `\(format.tool)` is not installed; install it with `apt-get install \(format.debianPackage)` (Debian package \(format.debianPackage))"

@@ -3,7 +3,7 @@ import Foundation
 extension KernelImage {
     /// Why a kernel file could not be inspected or its vmlinux extracted. Messages say
     /// what happened and how to fix it.
-    public enum Error: Swift.Error, Sendable, Hashable, CustomStringConvertible {
+    package enum Error: Swift.Error, Sendable, Hashable, CustomStringConvertible {
         case fileMissing(URL)
         case emptyFile(URL)
         case unreadable(URL, reason: String)
@@ -27,7 +27,7 @@ extension KernelImage {
         case noPVHNote(URL, release: String?)
         case writeFailed(URL, reason: String)
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .fileMissing(let url):
                 "kernel file \(url.path) does not exist: check the path (Debian installs kernels as /boot/vmlinuz-RELEASE)"

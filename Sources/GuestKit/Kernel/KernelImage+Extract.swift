@@ -24,7 +24,7 @@ extension KernelImage {
     /// file appears at `destination` atomically (temporary file, then rename), and
     /// its folder is created if needed. Blocks the calling thread (about a second for
     /// Debian's 8 MB xz payload).
-    public static func extractVmlinux(fromBzImage url: URL, to destination: URL) throws(Error) -> KernelImage {
+    package static func extractVmlinux(fromBzImage url: URL, to destination: URL) throws(Error) -> KernelImage {
         let data = try read(url)
         guard !data.isEmpty else { throw .emptyFile(url) }
 

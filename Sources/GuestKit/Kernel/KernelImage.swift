@@ -7,8 +7,8 @@ import Foundation
 /// `Linux version` banner); it never runs a tool. `extractVmlinux(fromBzImage:to:)`
 /// turns an x86 `bzImage` into the ELF `vmlinux` inside it, which boots much faster
 /// under TCG through its PVH entry point.
-public struct KernelImage: Sendable, Hashable {
-    public enum Format: Sendable, Hashable, CustomStringConvertible {
+package struct KernelImage: Sendable, Hashable {
+    package enum Format: Sendable, Hashable, CustomStringConvertible {
         /// An x86 boot image: real-mode setup, then a compressed kernel.
         case bzImage(payloadCompression: Compression?, bootProtocol: UInt16)
         /// An ELF kernel (`vmlinux`). `hasPVHNote`: it has a `Xen` note of type 18
@@ -20,7 +20,7 @@ public struct KernelImage: Sendable, Hashable {
         case efiZboot(compression: Compression?)
         case unknown
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .bzImage(let compression, let version):
                 "bzImage (boot protocol \(version >> 8).\(version & 0xFF), payload \(compression?.rawValue ?? "unrecognised"))"
@@ -34,22 +34,22 @@ public struct KernelImage: Sendable, Hashable {
     }
 
     /// The architectures the launcher runs; raw values match `Profile.Arch`.
-    public enum Arch: String, Sendable, Hashable, CaseIterable {
+    package enum Arch: String, Sendable, Hashable, CaseIterable {
         case x86_64, aarch64
     }
 
     /// An ELF `e_machine` value.
-    public struct ELFMachine: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
-        public var rawValue: UInt16
-        public init(rawValue: UInt16) { self.rawValue = rawValue }
+    package struct ELFMachine: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+        package var rawValue: UInt16
+        package init(rawValue: UInt16) { self.rawValue = rawValue }
 
-        public static let i386 = ELFMachine(rawValue: 3)
-        public static let x86_64 = ELFMachine(rawValue: 62)
-        public static let aarch64 = ELFMachine(rawValue: 183)
-        public static let riscv = ELFMachine(rawValue: 243)
+        package static let i386 = ELFMachine(rawValue: 3)
+        package static let x86_64 = ELFMachine(rawValue: 62)
+        package static let aarch64 = ELFMachine(rawValue: 183)
+        package static let riscv = ELFMachine(rawValue: 243)
 
         /// The architecture, when it is one the launcher runs.
-        public var arch: Arch? {
+        package var arch: Arch? {
             switch self {
             case .x86_64: .x86_64
             case .aarch64: .aarch64
@@ -57,7 +57,7 @@ public struct KernelImage: Sendable, Hashable {
             }
         }
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .i386: "i386"
             case .x86_64: "x86_64"
@@ -69,19 +69,19 @@ public struct KernelImage: Sendable, Hashable {
     }
 
     /// The inspected file.
-    public var url: URL
-    public var format: Format
+    package var url: URL
+    package var format: Format
     /// nil when the format doesn't say or the architecture is not x86_64 or aarch64
     /// (a 32-bit bzImage, a RISC-V kernel).
-    public var arch: Arch?
+    package var arch: Arch?
     /// The kernel release, like `6.1.0-56-amd64`: the first word of `version`.
-    public var release: String?
+    package var release: String?
     /// The full version string, like `6.1.0-56-amd64 (debian-kernel@lists.debian.org)
     /// #1 SMP PREEMPT_DYNAMIC Debian 6.1.192-2 (2026-11-16)`: the bzImage header's
     /// `kernel_version`, or what follows `Linux version ` in an uncompressed kernel.
-    public var version: String?
+    package var version: String?
 
-    public init(url: URL, format: Format, arch: Arch?, release: String?, version: String?) {
+    package init(url: URL, format: Format, arch: Arch?, release: String?, version: String?) {
         self.url = url
         self.format = format
         self.arch = arch
@@ -90,7 +90,7 @@ public struct KernelImage: Sendable, Hashable {
     }
 
     /// True for an ELF kernel QEMU can boot through its PVH entry.
-    public var hasPVHEntry: Bool {
+    package var hasPVHEntry: Bool {
         if case .elf(_, true) = format { return true }
         return false
     }
@@ -99,7 +99,7 @@ public struct KernelImage: Sendable, Hashable {
 
     /// Reads the file's headers and says what it is. A file that is none of the known
     /// formats is `.unknown`; a known format cut short is `Error.truncated`.
-    public static func inspect(_ url: URL) throws(Error) -> KernelImage {
+    package static func inspect(_ url: URL) throws(Error) -> KernelImage {
         let data = try read(url)
         return try inspect(data, url: url)
     }

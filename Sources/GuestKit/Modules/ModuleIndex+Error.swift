@@ -2,7 +2,7 @@ import Foundation
 
 extension ModuleIndex {
     /// Why modules could not be resolved or read. Messages say how to fix it.
-    public enum Error: Swift.Error, Sendable, Hashable, CustomStringConvertible {
+    package enum Error: Swift.Error, Sendable, Hashable, CustomStringConvertible {
         /// The release folder does not exist.
         case modulesDirectoryMissing(URL)
         /// The release folder has no `modules.dep`.
@@ -19,7 +19,7 @@ extension ModuleIndex {
         case unreadableModule(URL, reason: String)
         case decompressionFailed(String, path: URL, DecompressionError)
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .modulesDirectoryMissing(let folder):
                 "no kernel modules folder at \(folder.path): install the modules of kernel \(folder.lastPathComponent) (on Debian, package linux-image-\(folder.lastPathComponent)), or point at the release folder of the kernel you boot"

@@ -1,18 +1,18 @@
 import Foundation
 
 /// A loadable kernel module found in `modules.dep`.
-public struct ResolvedModule: Sendable, Hashable {
+package struct ResolvedModule: Sendable, Hashable {
     /// The kernel's name for it, with underscores (`9pnet_virtio`).
-    public var name: String
+    package var name: String
     /// Absolute path of the module file on the host.
-    public var path: URL
+    package var path: URL
     /// The path as `modules.dep` writes it, usually relative to the release folder
     /// (`kernel/fs/fuse/fuse.ko`).
-    public var relativePath: String
+    package var relativePath: String
     /// How the file is compressed; nil for a plain `.ko`.
-    public var compression: Compression?
+    package var compression: Compression?
 
-    public init(name: String, path: URL, relativePath: String, compression: Compression?) {
+    package init(name: String, path: URL, relativePath: String, compression: Compression?) {
         self.name = name
         self.path = path
         self.relativePath = relativePath
@@ -21,12 +21,12 @@ public struct ResolvedModule: Sendable, Hashable {
 }
 
 /// The modules needed for a set of names, in load order.
-public struct ModuleResolution: Sendable, Hashable {
+package struct ModuleResolution: Sendable, Hashable {
     /// Files to load, dependencies first, each once.
-    public var modules: [ResolvedModule]
+    package var modules: [ResolvedModule]
     /// Requested names that are built into the kernel (in `modules.builtin`): they
     /// need no file and no loading.
-    public var builtin: [String]
+    package var builtin: [String]
 }
 
 /// The module index (`modules.dep`, `modules.builtin`) of one exact kernel release,
@@ -34,12 +34,12 @@ public struct ModuleResolution: Sendable, Hashable {
 ///
 /// Module names treat `-` and `_` as the same character, as the kernel does. Aliases
 /// (`fs-virtiofs`, `modules.alias`) are not looked up: give module names.
-public struct ModuleIndex: Sendable {
+package struct ModuleIndex: Sendable {
     /// The release folder, like `/lib/modules/6.1.0-56-amd64`.
-    public let modulesDirectory: URL
+    package let modulesDirectory: URL
 
     /// The kernel release the folder is named after.
-    public var kernelRelease: String { modulesDirectory.lastPathComponent }
+    package var kernelRelease: String { modulesDirectory.lastPathComponent }
 
     struct Entry: Sendable {
         var relativePath: String
@@ -52,7 +52,7 @@ public struct ModuleIndex: Sendable {
 
     /// Reads `modules.dep` (required) and `modules.builtin` (optional) of a release
     /// folder.
-    public init(modulesDirectory: URL) throws(Error) {
+    package init(modulesDirectory: URL) throws(Error) {
         self.modulesDirectory = modulesDirectory.standardizedFileURL
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: self.modulesDirectory.path, isDirectory: &isDirectory),
@@ -84,7 +84,7 @@ public struct ModuleIndex: Sendable {
     }
 
     /// Reads the index of `release` under `modulesRoot` (`/lib/modules` by default).
-    public init(kernelRelease: String, modulesRoot: URL = URL(fileURLWithPath: "/lib/modules")) throws(Error) {
+    package init(kernelRelease: String, modulesRoot: URL = URL(fileURLWithPath: "/lib/modules")) throws(Error) {
         try self.init(modulesDirectory: modulesRoot.appendingPathComponent(kernelRelease, isDirectory: true))
     }
 
@@ -92,7 +92,7 @@ public struct ModuleIndex: Sendable {
 
     /// The kernel's spelling of a module name: no directory, no `.ko[.xz|.zst|.gz]`,
     /// `-` written as `_`.
-    public static func canonicalName(_ name: String) -> String {
+    package static func canonicalName(_ name: String) -> String {
         var base = Substring(name.split(separator: "/").last ?? Substring(name))
         for suffix in [".ko.xz", ".ko.zst", ".ko.gz", ".ko"] where base.hasSuffix(suffix) {
             base = base.dropLast(suffix.count)
@@ -104,19 +104,19 @@ public struct ModuleIndex: Sendable {
     static func moduleName(fromPath path: String) -> String { canonicalName(path) }
 
     /// True when `name` is a loadable module of this release.
-    public func contains(_ name: String) -> Bool { entries[Self.canonicalName(name)] != nil }
+    package func contains(_ name: String) -> Bool { entries[Self.canonicalName(name)] != nil }
 
     /// True when `name` is built into the kernel (listed in `modules.builtin`).
-    public func isBuiltin(_ name: String) -> Bool { builtinNames.contains(Self.canonicalName(name)) }
+    package func isBuiltin(_ name: String) -> Bool { builtinNames.contains(Self.canonicalName(name)) }
 
     /// The module files for `names` and everything they depend on, dependencies
     /// first, each once. Built-in names are skipped; see `resolution(of:)` to list them.
-    public func resolve(_ names: [String]) throws(Error) -> [ResolvedModule] {
+    package func resolve(_ names: [String]) throws(Error) -> [ResolvedModule] {
         try resolution(of: names).modules
     }
 
     /// Like `resolve(_:)`, and also says which requested names are built in.
-    public func resolution(of names: [String]) throws(Error) -> ModuleResolution {
+    package func resolution(of names: [String]) throws(Error) -> ModuleResolution {
         enum Mark { case visiting, done }
         var marks: [String: Mark] = [:]
         var order: [ResolvedModule] = []
@@ -200,12 +200,12 @@ public struct ModuleIndex: Sendable {
 
     /// The plain `.ko` bytes of a module, decompressing `.ko.xz`, `.ko.zst` and `.ko.gz`
     /// with the host's xz, zstd or gzip. Blocks until the tool exits.
-    public func loadDecompressed(_ module: ResolvedModule) throws(Error) -> Data {
+    package func loadDecompressed(_ module: ResolvedModule) throws(Error) -> Data {
         try Self.loadDecompressed(module)
     }
 
     /// See `loadDecompressed(_:)`; needs no index.
-    public static func loadDecompressed(_ module: ResolvedModule) throws(Error) -> Data {
+    package static func loadDecompressed(_ module: ResolvedModule) throws(Error) -> Data {
         guard let compression = module.compression else {
             do {
                 return try Data(contentsOf: module.path)

@@ -223,7 +223,7 @@ public struct QEMUCapabilities: Sendable, Hashable, Codable {
 }
 
 /// Runs blocking work on a thread of its own, off Swift's cooperative pool.
-public func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+package func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
     await withCheckedContinuation { continuation in
         let thread = Thread { continuation.resume(returning: work()) }
         thread.start()

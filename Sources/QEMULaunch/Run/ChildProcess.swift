@@ -311,7 +311,7 @@ extension ExitStatus {
 /// Names the calling thread for ps/top (Linux keeps 15 bytes); Foundation's
 /// Thread.name doesn't reach the OS on Linux, and a new thread would otherwise
 /// show its creator's name.
-public func nameThisThread(_ name: String) {
+package func nameThisThread(_ name: String) {
     cls_name_this_thread(name)
 }
 

@@ -152,28 +152,33 @@ struct GuestSessionTests {
         _ = try await GuestKit.withSession(profile) { try await $0.run(["true"]) }
         let baseline = ProcessFootprint.now(runtimeBase: folder).threads
         let guests = 3
-        let ready = Mutex(0)
-        let peak = Mutex(0)
+        final class Counts: Sendable {
+            let ready = Mutex(0)
+            let peak = Mutex(0)
+        }
+        let counts = Counts()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in 0..<guests {
-                var guestProfile = profile
-                guestProfile.name = "thr\(index)"
+                var named = profile
+                named.name = "thr\(index)"
+                let guestProfile = named
                 group.addTask {
                     try await GuestKit.withSession(guestProfile) { guest in
                         _ = try await guest.run(["true"])
-                        ready.withLock { $0 += 1 }
+                        counts.ready.withLock { $0 += 1 }
                         // Hold the guest up until all are running, then count.
-                        while ready.withLock({ $0 }) < guests { try await Task.sleep(for: .milliseconds(50)) }
+                        while counts.ready.withLock({ $0 }) < guests { try await Task.sleep(for: .milliseconds(50)) }
                         let now = ProcessFootprint.now(runtimeBase: folder).threads
-                        peak.withLock { $0 = max($0, now) }
+                        counts.peak.withLock { $0 = max($0, now) }
                         _ = try await guest.run(["sleep", "1"])
                     }
                 }
             }
             try await group.waitForAll()
         }
-        let perGuest = Double(peak.withLock { $0 } - baseline) / Double(guests)
-        print("threads: \(baseline) with no guest, \(peak.withLock { $0 }) with \(guests) running: \(perGuest) per guest")
+        let peak = counts.peak.withLock { $0 }
+        let perGuest = Double(peak - baseline) / Double(guests)
+        print("threads: \(baseline) with no guest, \(peak) with \(guests) running: \(perGuest) per guest")
         #expect(perGuest <= 2, "\(perGuest) threads per running guest")
     }
 }
