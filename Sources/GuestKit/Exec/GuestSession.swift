@@ -22,7 +22,8 @@ public final class GuestSession: Sendable {
     public let concurrency: Int
     private let control: ControlChannel
     private let slots: [Slot]
-    private let freeSlots: Mutex<(free: [Int], waiters: [Int: CheckedContinuation<Int?, Never>], nextID: Int)>
+    /// Slots no command uses, and the commands waiting for one, first come first served.
+    private let freeSlots: Mutex<(free: [Int], waiters: [OneShot<Int?>])>
     private let interrupt: Interrupt?
     private let logger: Logger
     private let consoleSink: Task<Void, Never>?
@@ -105,7 +106,7 @@ public final class GuestSession: Sendable {
                         output: OutputPort(fd: machine.takePort(ports.output)!),
                         error: OutputPort(fd: machine.takePort(ports.error)!))
         }
-        freeSlots = Mutex((Array(0..<concurrency), [:], 0))
+        freeSlots = Mutex((Array(0..<concurrency), []))
         if let console {
             // Subscribed before `cont`: the vCPUs are still stopped, so nothing is missed.
             // The stream finishes when QEMU closes the console; `end` waits for that.
@@ -137,24 +138,7 @@ public final class GuestSession: Sendable {
             throw error
         }
         let limit = machine.profile.timeouts.boot
-        enum Outcome: Sendable { case event(ControlChannel.Event), timedOut, cancelled, interrupted }
-        let ready = control.ready, bootError = control.bootError, interrupt = self.interrupt
-        var racers: [@Sendable () async -> Outcome] = [
-            { await ready.wait().map(Outcome.event) ?? .cancelled },
-            { await bootError.wait().map(Outcome.event) ?? .cancelled },
-            {
-                try? await Task.sleep(for: limit.duration)
-                return Task.isCancelled ? .cancelled : .timedOut
-            },
-        ]
-        if let interrupt {
-            racers.append {
-                await interrupt.wait()
-                return Task.isCancelled ? .cancelled : .interrupted
-            }
-        }
-        let outcome = await race(racers)
-        switch outcome {
+        switch await firstEvent(of: [control.ready, control.bootError], within: limit.duration) {
         case .event(.message(.ready)):
             logger.debug("guest ready", metadata: ["guest.boot": .string(formatDuration(started.duration(to: .now)))])
             return
@@ -237,22 +221,7 @@ public final class GuestSession: Sendable {
         case .after(let duration): (duration, "the command's timeout")
         case .unlimited: (nil, "")
         }
-        enum Outcome: Sendable { case event(ControlChannel.Event), timedOut, cancelled, interrupted }
-        let interrupt = self.interrupt
-        var racers: [@Sendable () async -> Outcome] = [{ await report.wait().map(Outcome.event) ?? .cancelled }]
-        if let limit {
-            racers.append {
-                try? await Task.sleep(for: limit)
-                return Task.isCancelled ? .cancelled : .timedOut
-            }
-        }
-        if let interrupt {
-            racers.append {
-                await interrupt.wait()
-                return Task.isCancelled ? .cancelled : .interrupted
-            }
-        }
-        let outcome = await race(racers)
+        let outcome = await firstEvent(of: [report], within: limit)
 
         /// Waits for every byte the guest says the command wrote.
         func collect(_ report: SessionProtocol.Report) async -> Bool {
@@ -340,48 +309,75 @@ public final class GuestSession: Sendable {
         return outcome
     }
 
+    /// What ended a wait for the guest: one of its reports (or its port closing), the
+    /// deadline, the calling task's cancellation, or the interrupt (Ctrl-C).
+    private enum Outcome: Sendable { case event(ControlChannel.Event), timedOut, cancelled, interrupted }
+
+    /// Waits for the first of `events`, at most `limit` (nil: no limit); every loser is
+    /// cancelled and awaited, so nothing outlives the call.
+    private func firstEvent(of events: [OneShot<ControlChannel.Event>], within limit: Duration?) async -> Outcome {
+        var racers: [@Sendable () async -> Outcome] = events.map { event in
+            { await event.wait().map(Outcome.event) ?? .cancelled }
+        }
+        if let limit {
+            racers.append {
+                try? await Task.sleep(for: limit)
+                return Task.isCancelled ? .cancelled : .timedOut
+            }
+        }
+        if let interrupt {
+            racers.append {
+                await interrupt.wait()
+                return Task.isCancelled ? .cancelled : .interrupted
+            }
+        }
+        return await race(racers)
+    }
+
     private func consoleDetails() -> [String] {
         ["  last console lines:"] + machine.console.tail.lines(last: 25).map { "    \($0)" }
     }
 
     /// A free slot; nil when the task is cancelled or the VM has ended.
     private func acquireSlot() async -> Int? {
-        let id = freeSlots.withLock { s in
-            s.nextID += 1
-            return s.nextID
+        let waiter = OneShot<Int?>()
+        let now: Int?? = freeSlots.withLock { s in
+            if !s.free.isEmpty { return .some(s.free.removeFirst()) }
+            if control.isClosed { return .some(nil) }
+            s.waiters.append(waiter)
+            return .none
         }
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                let now: Int?? = freeSlots.withLock { s in
-                    if !s.free.isEmpty { return .some(s.free.removeFirst()) }
-                    if Task.isCancelled || control.isClosed { return .some(nil) }
-                    s.waiters[id] = continuation
-                    return .none
-                }
-                if case .some(let slot) = now { continuation.resume(returning: slot) }
-            }
-        } onCancel: {
-            let waiter = freeSlots.withLock { $0.waiters.removeValue(forKey: id) }
-            waiter?.resume(returning: nil)
+        if case .some(let slot) = now { return slot }
+        if let handed = await waiter.wait() { return handed }
+        // Cancelled: give up the place in the queue. Settling the waiter first decides a
+        // race with a release: a slot handed over at that very moment goes back.
+        if waiter.resolve(nil) {
+            freeSlots.withLock { s in s.waiters.removeAll { $0 === waiter } }
+        } else if case .some(.some(let slot)) = waiter.current {
+            releaseSlot(slot, usable: true)
         }
+        return nil
     }
 
     private func releaseSlot(_ index: Int, usable: Bool) {
         if control.isClosed {
             // The VM ended: nobody gets a slot any more.
             let waiters = freeSlots.withLock { s in
-                defer { s.waiters = [:] }
-                return Array(s.waiters.values)
+                defer { s.waiters = [] }
+                return s.waiters
             }
-            for waiter in waiters { waiter.resume(returning: nil) }
+            for waiter in waiters { waiter.resolve(nil) }
             return
         }
         guard usable else { return }
-        let waiter: CheckedContinuation<Int?, Never>? = freeSlots.withLock { s in
-            if let first = s.waiters.keys.min() { return s.waiters.removeValue(forKey: first) }
-            s.free.append(index)
-            return nil
+        while true {
+            let waiter: OneShot<Int?>? = freeSlots.withLock { s in
+                if !s.waiters.isEmpty { return s.waiters.removeFirst() }
+                s.free.append(index)
+                return nil
+            }
+            // A waiter whose task was cancelled has settled itself: the slot goes to the next.
+            guard let waiter, !waiter.resolve(index) else { return }
         }
-        waiter?.resume(returning: index)
     }
 }

@@ -60,6 +60,28 @@ struct GuestSessionTests {
         #expect(outputs == ["0\n", "1\n", "2\n", "3\n"])
     }
 
+    @Test("with one slot, commands wait their turn; a waiting command whose task is cancelled throws cancelled and takes no slot")
+    func waitingForASlot() async throws {
+        let folder = try temporaryFolder("slot")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var options = GuestKit.Options()
+        options.concurrency = 1
+        let outputs = try await GuestKit.withSession(try guestProfile("slot", folder: folder), options: options) { guest in
+            async let first = guest.run(shell: "sleep 2; echo first")
+            try await Task.sleep(for: .milliseconds(300))
+            let waiting = Task { try await guest.run(shell: "echo never") }
+            try await Task.sleep(for: .milliseconds(300))
+            waiting.cancel()
+            var cancelled = false
+            do { _ = try await waiting.value } catch let error as LaunchError { cancelled = error.code == .cancelled }
+            let second = try await guest.run(shell: "echo second")
+            return (try await first.stdoutText, cancelled, second.stdoutText)
+        }
+        #expect(outputs.0 == "first\n")
+        #expect(outputs.1, "the waiting command threw cancelled")
+        #expect(outputs.2 == "second\n", "the slot went to the next command")
+    }
+
     @Test("a command past its timeout is killed with its children and the session goes on")
     func timeoutKillsAndContinues() async throws {
         let folder = try temporaryFolder("to")
