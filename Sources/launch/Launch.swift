@@ -43,6 +43,12 @@ struct ProfileOverrides: ParsableArguments {
     @Option(help: "A kernel build tree: boots DIR/arch/<arch>/boot/bzImage (or DIR/vmlinux).")
     var kernelTree: String?
 
+    @Option(help: ArgumentHelp("How long the command may run, like 30s or 10m (overrides timeouts.run); past it the command is killed and launch exits 124.", valueName: "duration"))
+    var timeout: String?
+
+    @Option(help: ArgumentHelp("How long the guest may take to boot until the guest kit's init reports in, like 20s (overrides timeouts.boot); past it launch exits 124 with the console's last lines.", valueName: "duration"))
+    var bootTimeout: String?
+
     @Option(help: "Kernel modules for the guest: a /lib/modules/<release> folder, or an INSTALL_MOD_PATH root.")
     var modules: String?
 
@@ -63,7 +69,18 @@ struct ProfileOverrides: ParsableArguments {
         if let kernel {
             profile.kernel = kernel == "auto" ? kernel : absolutePath(kernel)
         }
+        for (flag, value, path) in [("--timeout", timeout, \Profile.Timeouts.run), ("--boot-timeout", bootTimeout, nil)] {
+            guard let value else { continue }
+            guard let limit = TimeLimit(parsing: value) else {
+                throw ValidationError("\(flag) \(value): not a duration; use a form like 30s, 500ms or 10m")
+            }
+            if let path { profile.timeouts[keyPath: path] = limit } else { profile.timeouts.boot = limit }
+        }
         if let tree = kernelTree {
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: absolutePath(tree), isDirectory: &isFolder), isFolder.boolValue else {
+                throw ValidationError("--kernel-tree \(tree): no such folder; give the top of a kernel build tree (where you ran make)")
+            }
             let arch = profile.arch ?? .host
             let archDir = arch == .x86_64 ? "x86" : "arm64"
             let image = arch == .x86_64 ? "bzImage" : "Image"

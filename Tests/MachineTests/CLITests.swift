@@ -256,6 +256,28 @@ struct CLITests {
         #expect(Fixture.processes(mentioning: folder.path).isEmpty)
     }
 
+    @Test("a guest that never reaches the guest kit's init (rdinit=/bin/sh) ends at --boot-timeout with exit 124, naming the boot and showing the console")
+    func bootTimeout() throws {
+        let outcome = try Self.launch(["run", "Profiles/hello.json", "-q", "--accel", "tcg", "--append", "rdinit=/bin/sh", "--boot-timeout", "20s"])
+        #expect(outcome.status == 124, "\(outcome.stderr)")
+        #expect(outcome.stderr.contains("did not finish booting within timeouts.boot (20s)"), "\(outcome.stderr)")
+        #expect(outcome.stderr.contains("last console lines:"), "\(outcome.stderr)")
+    }
+
+    @Test("--timeout bounds the command: past it the command is killed and launch exits 124 naming timeouts.run")
+    func commandTimeout() throws {
+        let outcome = try Self.launch(["run", "Profiles/hello.json", "-q", "--accel", "tcg", "--timeout", "3s", "--", "sleep", "300"])
+        #expect(outcome.status == 124, "\(outcome.stderr)")
+        #expect(outcome.stderr.contains("ran past timeouts.run (3"), "\(outcome.stderr)")
+    }
+
+    @Test("--kernel-tree naming no folder says so (exit 65), not \"build the kernel first\"")
+    func missingKernelTree() throws {
+        let outcome = try Self.launch(["run", "Profiles/hello.json", "--kernel-tree", "/nonexistent/linux"])
+        #expect(outcome.status == 65)
+        #expect(outcome.stderr.contains("--kernel-tree /nonexistent/linux: no such folder"), "\(outcome.stderr)")
+    }
+
     @Test("--kernel-tree boots DIR/arch/x86/boot/bzImage with the modules folder --modules names")
     func kernelTree() throws {
         let tree = try Fixture.temporaryDirectory("tree")
