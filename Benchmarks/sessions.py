@@ -40,7 +40,6 @@ BENCH = os.path.join(SCRATCH, "release", "launch-bench")
 BUILD_CMD = ["swift", "build", "-c", "release", "--scratch-path", ".build-bench", "--product", "launch-bench"]
 PROFILE_REL = "Profiles/hello.json"
 SECTION = "sessions"
-RTT_GOAL = 1.5
 
 
 def log(msg):
@@ -221,8 +220,8 @@ def main():
             t.append(f"| {label} | {len(xs)} | {med(xs):.2f} | {q[0]:.2f} | {q[-1]:.2f} | {xs[0]:.2f} | "
                      f"{med([r['cpu_us_per_command'] for r in by[k]]):.0f} | {med([r['switches_per_command'] for r in by[k]]):.1f} |")
         record["rtt"] = f"{med(all_ms['session']):.1f} / {med(all_ms['floor']):.1f} / {ratio:.2f}x ({med(paired):.2f}x)"
-        lines = [f"- session / floor, per-command round trip (medians of all commands): **{ratio:.2f}x** "
-                 f"(goal ≤ {RTT_GOAL}x: {'met' if ratio <= RTT_GOAL else 'not met'}); median of per-batch ratios "
+        lines = [f"- session / floor, per-command round trip (medians of all commands): **{ratio:.2f}x**; "
+                 f"median of per-batch ratios "
                  f"{med(paired):.2f}x (range {min(paired):.2f} to {max(paired):.2f}).",
                  f"- {opts.batches} batches of {opts.batch} commands each, alternating (which goes first alternates), "
                  f"after {10} unmeasured commands each; both guests booted and idle side by side the whole time.",
