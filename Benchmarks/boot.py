@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 
+from bench_host import build_with_retries, cpu_model
 from benchmarks_md import existing_section, write_section
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -65,15 +66,7 @@ def build_launch(skip):
     if skip and os.access(LAUNCH, os.X_OK):
         return
     log("building: " + sh(BUILD_CMD))
-    for attempt in range(3):
-        r = subprocess.run(BUILD_CMD, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        if r.returncode == 0:
-            return
-        log(r.stdout[-3000:])
-        if attempt < 2:
-            log("build failed (a concurrent edit?); retrying in 60 s")
-            time.sleep(60)
-    sys.exit("build failed")
+    build_with_retries(BUILD_CMD, ROOT, log)
 
 
 def ensure_vng():
@@ -420,12 +413,7 @@ def stats(xs):
 
 
 def machine_facts():
-    cpu = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     qemu = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     os_name = "?"
     try:

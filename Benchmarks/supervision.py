@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from bench_host import cpu_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRATCH = os.path.join(ROOT, ".build-bench-supervision")
@@ -438,12 +439,7 @@ def machine_facts():
             return subprocess.run(cmd, capture_output=True, text=True, shell=True).stdout.strip()
         except OSError:
             return "?"
-    cpu = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "nproc": os.cpu_count(),
