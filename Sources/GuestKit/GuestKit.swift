@@ -170,7 +170,8 @@ extension GuestKit {
         return machine
     }
 
-    static func machineOptions(_ prepared: Prepared, _ options: Options) -> Machine.Options {
+    /// The machine options that boot `prepared` as `options` ask (also `launch plan`'s).
+    package static func machineOptions(_ prepared: Prepared, _ options: Options) -> Machine.Options {
         var machineOptions = Machine.Options()
         machineOptions.host = prepared.host
         machineOptions.keepRuntimeDir = options.keepRuntimeDir

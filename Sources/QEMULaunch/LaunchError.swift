@@ -47,8 +47,14 @@ public struct LaunchError: Error, Sendable, CustomStringConvertible {
         return text
     }
 
+    /// With `.invalidProfile` from ``invalid(_:)``: every problem, with its JSON path.
+    public var problems: ProfileProblems?
+
+    /// An invalid profile: every problem in the message, and in `problems`.
     public static func invalid(_ problems: ProfileProblems) -> LaunchError {
-        LaunchError(.invalidProfile, problems.description)
+        var error = LaunchError(.invalidProfile, problems.description)
+        error.problems = problems
+        return error
     }
 
     /// A call whose task was cancelled: it stopped what it started and reports no result.

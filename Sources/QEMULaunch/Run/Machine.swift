@@ -64,11 +64,16 @@ public struct ShutdownOutcome: Sendable, Hashable, CustomStringConvertible {
 /// one released while its VM runs kills QEMU and its virtiofsd (SIGKILL, no ladder)
 /// and removes the runtime dir, with a warning.
 public final class Machine: Sendable {
+    /// How to start a VM beyond its profile: what the caller adds to the plan (kernel
+    /// entry and arguments, its own ports), host facts, where state lives, logging.
     public struct Options: Sendable {
+        /// Keep the runtime dir (sockets, console.log, qemu.log) after the VM ends.
         public var keepRuntimeDir = false
         /// Host facts to plan with; nil probes this host.
         public var host: HostFacts?
+        /// How the kernel is entered (`PlanOptions.kernelEntry`).
         public var kernelEntry: KernelEntry = .standard
+        /// Kernel arguments the caller adds before the profile's `cmdline` (`PlanOptions.kernelArguments`).
         public var kernelArguments: [String] = []
         /// Extra virtio-serial ports a caller's protocol needs (the guest kit's session
         /// ports), planned before the profile's `consoles`; each is connected before the
@@ -82,6 +87,7 @@ public final class Machine: Sendable {
         /// Whether a VM without a command ends when `timeouts.run` passes (the CLI's
         /// console VMs); a caller driving the guest itself (a session) sets its own deadlines.
         public var boundsLifeByRunTimeout = true
+        /// The defaults: probe this host, quiet logging, runtime dir removed at the end.
         public init() {}
     }
 
@@ -108,61 +114,27 @@ public final class Machine: Sendable {
     /// The `timeouts.run` timer of a command-less VM; cancelled when the VM ends.
     private let runTimer = Mutex<Task<Void, Never>?>(nil)
 
-    /// Starts a VM for `profile` and returns once the guest is running.
+    /// Starts a VM for `profile` and returns once the guest is running (its vCPUs
+    /// paused until ``resume()``): prepares and plans it (``prepare(_:options:for:)``),
+    /// makes the runtime dir and the VM's identity, then spawns virtiofsd and QEMU.
     public static func start(_ profile: Profile, options: Options = Options()) async throws(LaunchError) -> Machine {
         var logger = options.logger
         logger[metadataKey: "vm.name"] = .string(profile.name)
-        var profile = profile
-        profile = try profile.resolvingAutoKernel(logger: logger)
-        let host = await AcceleratorHealth.hostFacts(for: profile, given: options.host, logger: logger)
-        try LaunchError.checkCancellation("starting \(profile.name)")
-        let arch = profile.arch ?? host.arch
-        guard profile.qemu.binary != nil || host.qemu[arch] != nil else {
-            throw LaunchError.missing(arch.qemuSystemBinary, package: arch == .x86_64 ? "qemu-system-x86" : "qemu-system-arm",
-                                      purpose: "to run \(arch.rawValue) guests")
-        }
-        if let binary = profile.qemu.binary, HostProbe.findProgram(binary) == nil {
-            throw LaunchError(.missingProgram, "the profile's qemu.binary \(binary) was not found", fix: "fix qemu.binary or remove it")
-        }
-        if profile.disks.contains(where: { $0.ephemeral || $0.overlay == .persistent }), host.qemuImg == nil {
-            throw LaunchError.missing("qemu-img", package: "qemu-utils", purpose: "for ephemeral and persistent disk overlays")
-        }
-
-        let runtimeBase = profile.runtimeDir ?? host.runtimeBase
-        // Validate before touching the disk, so a bad profile leaves nothing behind.
-        let problems = ProfileValidator.hostProblems(profile, host: host)
-        if !problems.isEmpty { throw .invalid(ProfileProblems(source: profile.name, problems: problems)) }
-        // What the VM keeps between runs: its identity, UEFI variables, persistent overlays.
-        var state: (folder: VMStateFolder, identity: MachineIdentity)?
-        if VMStateFolder.keepsState(profile) {
-            let folder = try VMStateFolder(vmName: profile.name, root: options.stateRoot)
-            try folder.checkNotInUse("starting a second run")
-            let (identity, isNew) = try folder.identity()
+        var prepared = try await prepare(profile, options: options, for: .start)
+        let profile = prepared.facts.profile
+        let host = prepared.facts.host
+        // Made only now that the plan holds, so a bad profile leaves nothing behind.
+        var state: VMStateFolder?
+        if let folder = prepared.stateFolder, let planned = prepared.options.identity {
+            let (stored, isNew) = try folder.identity(making: planned)
+            // Another launcher of this VM stored its identity first: plan with that one.
+            if stored != planned { try prepared.replan(identity: stored) }
             logger.info("state folder: \(folder.path)\(isNew ? " (a new machine identity was made)" : "")")
-            state = (folder, identity)
+            state = folder
         }
-        let runtime = try RuntimeDirectory.create(under: runtimeBase)
-        let plan: Plan
-        do {
-            plan = try Planner.plan(profile, host: host, options: PlanOptions(
-                runtimeDir: runtime.path, kernelEntry: options.kernelEntry, kernelArguments: options.kernelArguments,
-                guestPorts: options.guestPorts,
-                stateDirectory: state?.folder.path, identity: state?.identity,
-                controlFileDescriptor: Machine.controlFileDescriptor))
-        } catch {
-            runtime.remove()
-            throw .invalid(error)
-        }
-        // Check the plan against what this QEMU binary can do, before starting anything.
-        do throws(LaunchError) {
-            let capabilities = try await QEMUCapabilities.of(plan.qemu[0])
-            let missing = capabilities.problems(with: plan, binary: plan.qemu[0])
-            if !missing.isEmpty { throw LaunchError.invalid(ProfileProblems(source: profile.name, problems: missing)) }
-            try LaunchError.checkCancellation("starting \(profile.name)")
-        } catch {
-            runtime.remove()
-            throw error
-        }
+        let plan = prepared.plan
+        try LaunchError.checkCancellation("starting \(profile.name)")
+        let runtime = try RuntimeDirectory.create(at: plan.runtimeDir)
         for choice in plan.choices {
             if choice.isWarning {
                 logger.warning("\(choice.topic): \(choice.value): \(choice.reason)")
@@ -191,7 +163,7 @@ public final class Machine: Sendable {
                 logger.info("firmware: new UEFI variable store \(vars.path) (from \(vars.template))")
             }
             if let state, !plan.persistentOverlays.isEmpty {
-                try await state.folder.prepareOverlays(plan.persistentOverlays, qemuImg: host.qemuImg!, environment: environment, logger: logger)
+                try await state.prepareOverlays(plan.persistentOverlays, qemuImg: host.qemuImg!, environment: environment, logger: logger)
             }
             for command in plan.prepare {
                 try await runToCompletion(command, environment: environment)

@@ -15,15 +15,40 @@ public struct RuntimeDirectory: Sendable {
         let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
         guard made != nil else {
             let err = errno
-            var fix = "check that \(base) exists and is writable"
-            if err == EROFS { fix = "\(base) is read-only: set \"runtimeDir\" in the profile to a writable folder" }
-            if err == ENOSPC { fix = "\(base) is full: free space or set \"runtimeDir\" to another folder" }
-            throw LaunchError(.hostProblem, "cannot create the runtime dir under \(base): \(POSIX.describe(err))", fix: fix)
+            throw LaunchError(.hostProblem, "cannot create the runtime dir under \(base): \(POSIX.describe(err))", fix: fix(creatingIn: base, errno: err))
         }
         let path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         // mkdtemp already makes it 0700; say so explicitly in case of an odd umask.
         chmod(path, 0o700)
         return RuntimeDirectory(path: path)
+    }
+
+    /// A fresh name for a runtime dir: `launch-` and six random letters and digits, as
+    /// long as the names `create(under:)` makes (socket paths are checked against it).
+    public static func newName() -> String {
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        return "launch-" + String((0..<6).map { _ in alphabet.randomElement()! })
+    }
+
+    /// Makes the folder at `path` (a name from `newName()` under a base) with mode 0700;
+    /// fails when something is there already, so a planned path is never someone else's folder.
+    public static func create(at path: String) throws(LaunchError) -> RuntimeDirectory {
+        guard mkdir(path, 0o700) == 0 else {
+            let err = errno
+            let base = (path as NSString).deletingLastPathComponent
+            throw LaunchError(.hostProblem, "cannot create the runtime dir \(path): \(POSIX.describe(err))", fix: fix(creatingIn: base, errno: err))
+        }
+        // mkdir applies the umask: say 0700 explicitly.
+        chmod(path, 0o700)
+        return RuntimeDirectory(path: path)
+    }
+
+    /// How to fix a failed mkdir in `base`.
+    private static func fix(creatingIn base: String, errno err: Int32) -> String {
+        if err == EROFS { return "\(base) is read-only: set \"runtimeDir\" in the profile to a writable folder" }
+        if err == ENOSPC { return "\(base) is full: free space or set \"runtimeDir\" to another folder" }
+        if err == EEXIST { return "try again (another runtime dir took the same random name)" }
+        return "check that \(base) exists and is writable"
     }
 
     /// Removes the folder and everything in it.
