@@ -116,11 +116,11 @@ struct RunCommand: AsyncParsableCommand {
         case .poweredOff, .stopped: return
         case .panicked:
             FileHandle.standardError.write(Data("launch: guest panic\n".utf8))
-            throw ExitCode(LaunchError.Code.guestPanic.exitStatus)
+            throw ExitCode(LaunchError.Code.guestPanic)
         case .timedOut:
-            throw ExitCode(LaunchError.Code.timeout.exitStatus)
+            throw ExitCode(LaunchError.Code.timeout)
         default:
-            throw ExitCode(LaunchError.Code.qemuFailed.exitStatus)
+            throw ExitCode(LaunchError.Code.qemuFailed)
         }
     }
 }

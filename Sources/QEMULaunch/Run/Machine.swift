@@ -1,4 +1,5 @@
 import Foundation
+import LaunchSupport
 import Logging
 import QMP
 import Synchronization
@@ -47,13 +48,17 @@ public enum ShutdownStep: String, Sendable, Hashable, Codable, CustomStringConve
     public var description: String { rawValue }
 }
 
+/// How the shutdown ladder ended a VM: the step that did it, how long it took, QEMU's exit.
 public struct ShutdownOutcome: Sendable, Hashable, CustomStringConvertible {
     /// The step that ended QEMU.
     public var step: ShutdownStep
+    /// From the ladder's start to QEMU's end.
     public var duration: Duration
+    /// How QEMU exited.
     public var qemuExit: ExitStatus
+    /// "acpi-powerdown after 1.25 s (QEMU exited 0)".
     public var description: String {
-        "\(step) after \(String(format: "%.3f", Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)) s (QEMU \(qemuExit))"
+        "\(step) after \(formatDuration(duration)) (QEMU \(qemuExit))"
     }
 }
 
@@ -156,7 +161,8 @@ public final class Machine: Sendable {
                 // The VM's own UEFI variables, kept between runs like a VM bundle's NVRAM.
                 do {
                     try FileManager.default.createDirectory(atPath: (vars.path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-                    try FileManager.default.copyItem(atPath: vars.template, toPath: vars.path)
+                    // Whole or not at all: a half-copied store would be this VM's NVRAM from then on.
+                    try AtomicFile.write(Data(contentsOf: URL(fileURLWithPath: vars.template)), to: vars.path)
                 } catch {
                     throw LaunchError(.hostProblem, "cannot create the UEFI variable store \(vars.path)", cause: error)
                 }
