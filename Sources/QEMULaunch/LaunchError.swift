@@ -35,6 +35,7 @@ public struct LaunchError: Error, Sendable, CustomStringConvertible {
         /// The calling task was cancelled; the VM was stopped. Never a result.
         public static let cancelled = Code(name: "cancelled")
 
+        /// The kind's name.
         public var description: String { name }
     }
 

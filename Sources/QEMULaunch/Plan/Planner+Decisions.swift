@@ -94,6 +94,7 @@ extension Planner {
         }
     }
 
+    /// The machine when the profile names none: virt for aarch64, microvm for x86_64 (q35 with UEFI).
     public static func defaultMachine(arch: Profile.Arch, firmware: Profile.Firmware) -> Profile.MachineKind {
         switch arch {
         case .aarch64: return .virt

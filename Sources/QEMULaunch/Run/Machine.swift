@@ -24,6 +24,7 @@ public enum VMEnd: Sendable, Hashable, CustomStringConvertible {
     /// `timeouts.run` passed (a VM without a command); the ladder stopped it.
     case timedOut
 
+    /// How it ended, in words.
     public var description: String {
         switch self {
         case .poweredOff: return "the guest powered off"
@@ -39,12 +40,19 @@ public enum VMEnd: Sendable, Hashable, CustomStringConvertible {
 
 /// A step of the shutdown ladder.
 public enum ShutdownStep: String, Sendable, Hashable, Codable, CustomStringConvertible {
+    /// QEMU had exited before the ladder began.
     case alreadyExited = "already-exited"
+    /// The guest powered off by itself within the grace period.
     case guestPoweroff = "guest-poweroff"
+    /// ACPI `system_powerdown`: the guest's power button.
     case acpiPowerdown = "acpi-powerdown"
+    /// QMP `quit`.
     case qmpQuit = "qmp-quit"
+    /// SIGTERM to QEMU.
     case sigterm = "sigterm"
+    /// SIGKILL to QEMU.
     case sigkill = "sigkill"
+    /// The step's name: "acpi-powerdown", "sigkill", ...
     public var description: String { rawValue }
 }
 
@@ -99,13 +107,19 @@ public final class Machine: Sendable {
     /// QEMU's fd for the launcher's own QMP connection.
     static let controlFileDescriptor: Int32 = 3
 
+    /// The profile as it runs (its kernel resolved).
     public let profile: Profile
+    /// The plan QEMU and virtiofsd were started from.
     public let plan: Plan
+    /// The launcher's QMP connection to this QEMU.
     public let qmp: QMP.Client
+    /// The QEMU process.
     public let qemu: ChildProcess
+    /// One virtiofsd per virtiofs share, in share order.
     public let virtiofsd: [ChildProcess]
     /// The serial console, always drained into `console.log` in the runtime dir.
     public let console: ConsoleTap
+    /// The VM's runtime dir (sockets, logs); removed when the VM ends unless kept.
     public let runtimeDirectory: RuntimeDirectory
     let logger: Logger
     let keepRuntimeDir: Bool

@@ -7,6 +7,7 @@ import Glibc
 /// A VM's private folder for sockets and logs: mode 0700, a short path, removed
 /// when the VM ends unless the user asked to keep it.
 public struct RuntimeDirectory: Sendable {
+    /// The folder's absolute path.
     public let path: String
 
     /// Makes `<base>/launch-XXXXXX` (six random characters) with mode 0700.
