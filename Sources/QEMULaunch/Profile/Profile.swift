@@ -180,6 +180,10 @@ public struct Profile: Sendable, Hashable {
         }
     }
 
+    /// The profile's `guestKit` section. It stays in QEMULaunch although only GuestKit reads
+    /// it: the profile is one strict JSON schema (an unknown key is a problem, listed with the
+    /// rest in one pass), so its decoder must know every section; the values are two paths
+    /// and carry nothing of the guest kit's protocol.
     public struct GuestKitOptions: Sendable, Hashable {
         /// A static busybox for the guest's arch; nil = /bin/busybox (busybox-static).
         public var busybox: String?
