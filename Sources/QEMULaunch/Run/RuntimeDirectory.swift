@@ -10,22 +10,13 @@ public struct RuntimeDirectory: Sendable {
     /// The folder's absolute path.
     public let path: String
 
-    /// Makes `<base>/launch-XXXXXX` (six random characters) with mode 0700.
+    /// Makes `<base>/launch-XXXXXX` (six random characters, `newName()`) with mode 0700.
     public static func create(under base: String) throws(LaunchError) -> RuntimeDirectory {
-        var template = Array("\(base)/launch-XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        guard made != nil else {
-            let err = errno
-            throw LaunchError(.hostProblem, "cannot create the runtime dir under \(base): \(POSIX.describe(err))", fix: fix(creatingIn: base, errno: err))
-        }
-        let path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-        // mkdtemp already makes it 0700; say so explicitly in case of an odd umask.
-        chmod(path, 0o700)
-        return RuntimeDirectory(path: path)
+        try create(at: base + "/" + newName())
     }
 
-    /// A fresh name for a runtime dir: `launch-` and six random letters and digits, as
-    /// long as the names `create(under:)` makes (socket paths are checked against it).
+    /// A fresh name for a runtime dir: `launch-` and six random letters and digits (62^6
+    /// names; socket paths are checked against this length).
     public static func newName() -> String {
         let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
         return "launch-" + String((0..<6).map { _ in alphabet.randomElement()! })
@@ -37,7 +28,7 @@ public struct RuntimeDirectory: Sendable {
         guard mkdir(path, 0o700) == 0 else {
             let err = errno
             let base = (path as NSString).deletingLastPathComponent
-            throw LaunchError(.hostProblem, "cannot create the runtime dir \(path): \(POSIX.describe(err))", fix: fix(creatingIn: base, errno: err))
+            throw LaunchError(.hostProblem, "cannot create the runtime dir under \(base): \(POSIX.describe(err))", fix: fix(creatingIn: base, errno: err))
         }
         // mkdir applies the umask: say 0700 explicitly.
         chmod(path, 0o700)
