@@ -81,8 +81,8 @@ extension GuestKit {
     /// Boots `profile`, runs one command in the guest, ends the VM and returns the
     /// command's result. The command is `options.command`, else the profile's.
     ///
-    /// Throws `LaunchError` with code `.guestPanic` (exit 125) when the guest
-    /// panics, `.timeout` (124) when the boot or the command runs past its deadline,
+    /// Throws `LaunchError` with code `.guestPanic` when the guest panics,
+    /// `.timeout` when the boot or the command runs past its deadline,
     /// `.cancelled` when the calling task is cancelled (the VM is stopped first), and
     /// the start errors of `Machine.start`. Nothing it started outlives it.
     public static func run(_ profile: Profile, options: Options = Options()) async throws(LaunchError) -> Result {

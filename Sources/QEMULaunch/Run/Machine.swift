@@ -205,7 +205,7 @@ public final class Machine: Sendable {
             // The launcher's QMP connection: one end of a socketpair, the other QEMU's fd 3.
             var pair: [Int32] = [-1, -1]
             guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
-                throw LaunchError(.internalError, "socketpair() failed: \(String(cString: strerror(errno)))")
+                throw LaunchError(.internalError, "socketpair() failed: \(POSIX.describe(POSIX.errno))")
             }
             let qemu: ChildProcess
             do {
@@ -573,7 +573,7 @@ func waitFor(_ child: ChildProcess, deadline: ContinuousClock.Instant, what: Str
 }
 
 func connectOrFail(_ path: String, qemu: ChildProcess) throws(LaunchError) -> Int32 {
-    switch UnixSocket.connect(path: path) {
+    switch POSIX.connectedSocket(path: path) {
     case .success(let fd): return fd
     case .failure(let err):
         throw LaunchError(.qemuFailed, "cannot connect to QEMU's socket \(path): \(err)",

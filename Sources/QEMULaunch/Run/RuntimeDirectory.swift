@@ -48,13 +48,3 @@ public struct RuntimeDirectory: Sendable {
         try? FileManager.default.removeItem(atPath: path)
     }
 }
-
-/// Unix stream sockets, with the errors spelled out (the POSIX layer QMP uses too).
-enum UnixSocket {
-    /// Connects once; returns the fd or the errno.
-    static func connect(path: String) -> Result<Int32, Errno32> {
-        POSIX.connectedSocket(path: path)
-    }
-}
-
-typealias Errno32 = POSIX.Errno
