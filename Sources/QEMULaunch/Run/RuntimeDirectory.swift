@@ -4,13 +4,17 @@ import LaunchSupport
 import Glibc
 #endif
 
-/// A VM's private folder for sockets and logs: mode 0700, a short path, removed
-/// when the VM ends unless the user asked to keep it.
+/// A VM's private folder for sockets and logs (``Machine/runtimeDirectory``): mode 0700,
+/// a path short enough for Unix socket names, removed when the VM ends unless
+/// ``Machine/Options/keepRuntimeDir`` is set. Other tools can talk to the VM through its
+/// `qmp.sock` (a second QMP monitor) while it runs.
 public struct RuntimeDirectory: Sendable {
+    /// The folder's absolute path (`<base>/launch-XXXXXX`); `qmp.sock`, `console.sock`,
+    /// `console.log`, `qemu.log` and the other sockets and logs are in it.
     public let path: String
 
     /// Makes `<base>/launch-XXXXXX` (six random characters) with mode 0700.
-    public static func create(under base: String) throws(LaunchError) -> RuntimeDirectory {
+    package static func create(under base: String) throws(LaunchError) -> RuntimeDirectory {
         var template = Array("\(base)/launch-XXXXXX".utf8CString)
         let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
         guard made != nil else {
@@ -27,7 +31,7 @@ public struct RuntimeDirectory: Sendable {
     }
 
     /// Removes the folder and everything in it.
-    public func remove() {
+    package func remove() {
         try? FileManager.default.removeItem(atPath: path)
     }
 }
