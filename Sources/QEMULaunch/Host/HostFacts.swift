@@ -6,7 +6,12 @@ public struct HostFacts: Sendable, Hashable, Codable {
     /// The host's operating system: it sets the Unix socket path limit (107 bytes on Linux,
     /// 103 on macOS) and which accelerator the planner may pick (KVM on Linux, HVF on macOS).
     /// Plans for a macOS host are golden-tested from this value; the launcher itself runs on Linux only.
-    public enum OS: String, Sendable, Hashable, Codable { case linux, macOS }
+    public enum OS: String, Sendable, Hashable, Codable {
+        /// Linux: KVM, 107-byte socket paths.
+        case linux
+        /// macOS: HVF, 103-byte socket paths.
+        case macOS
+    }
 
     /// The host's CPU architecture. A guest of another arch runs under TCG.
     public var arch: Profile.Arch
