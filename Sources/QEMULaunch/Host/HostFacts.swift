@@ -18,7 +18,8 @@ public struct HostFacts: Sendable, Hashable, Codable {
     /// The host's operating system.
     public var os: OS
     /// Whether KVM can run guests here. ``HostProbe`` only checks that `/dev/kvm` opens;
-    /// ``Machine/start(_:options:)`` boots a short probe guest once per host before trusting it.
+    /// ``Machine/start(_:options:)``, when it reads the host itself, also boots a short probe
+    /// guest under KVM (once per host; the verdict is cached) before trusting it.
     public var kvm: AcceleratorStatus
     /// Whether Hypervisor.framework can run guests here; never ``AcceleratorStatus/usable`` on Linux.
     public var hvf: AcceleratorStatus

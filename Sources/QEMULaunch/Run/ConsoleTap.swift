@@ -13,11 +13,11 @@ import Glibc
 /// arrived before you subscribed is only in the log and the tail. ``write(_:)`` types into
 /// the console.
 public final class ConsoleTap: Sendable {
-    /// The log file every console byte is appended to (`console.log` in the runtime dir, or a
-    /// port's own log), kept after the VM ends only with ``Machine/Options/keepRuntimeDir``.
+    /// The log file every console byte is appended to (`console.log` in the runtime dir),
+    /// kept after the VM ends only with ``Machine/Options/keepRuntimeDir``.
     public let logPath: String
-    /// The last lines of the console (200 by default), kept whether or not anyone reads ``lines``:
-    /// what error messages quote when the guest fails.
+    /// The console's last 200 lines, kept whether or not anyone reads ``lines``: what error
+    /// messages quote when the guest fails.
     public let tail: OutputTail
     private let subscribers: Mutex<[Int: AsyncStream<String>.Continuation]>
     private let nextID = Atomic<Int>(0)
