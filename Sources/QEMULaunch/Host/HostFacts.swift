@@ -15,7 +15,8 @@ public struct HostFacts: Sendable, Hashable, Codable {
 
     /// The host's CPU architecture. A guest of another arch runs under TCG.
     public var arch: Profile.Arch
-    /// The host's operating system.
+    /// The host's operating system; it sets the socket path limit and the hardware
+    /// accelerator the planner considers.
     public var os: OS
     /// Whether KVM can run guests here. ``HostProbe`` only checks that `/dev/kvm` opens;
     /// ``Machine/start(_:options:)``, when it reads the host itself, also boots a short probe
@@ -68,14 +69,14 @@ public enum Accelerator: String, Sendable, Hashable, Codable, CaseIterable {
 
 /// Whether a hardware accelerator can run guests here, and if not, why.
 public enum AcceleratorStatus: Sendable, Hashable, Codable {
-    /// It runs guests.
+    /// It can run guests: for KVM, `/dev/kvm` opens (and, when probed, a guest made progress).
     case usable
     /// Not on this host at all (no /dev/kvm, not macOS, ...).
     case absent(String)
     /// Present, but it can't be used: no permission, or guests make no progress.
     case unusable(reason: String, fix: String)
 
-    /// Whether this is ``usable``.
+    /// Whether the planner may pick this accelerator (the status is ``usable``).
     public var isUsable: Bool { if case .usable = self { true } else { false } }
 }
 

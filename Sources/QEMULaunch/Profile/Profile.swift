@@ -198,11 +198,11 @@ public struct Profile: Sendable, Hashable {
 
     /// A host port forwarded to a guest port (`hostfwd`).
     public struct Forward: Sendable, Hashable {
-        /// The port on the host.
+        /// The host port QEMU listens on, at ``address``.
         public var host: Int
-        /// The port in the guest.
+        /// The guest port the connections go to.
         public var guest: Int
-        /// TCP or UDP.
+        /// Whether TCP or UDP is forwarded (`protocol` in the JSON).
         public var proto: ForwardProtocol = .tcp
         /// The host address to listen on; loopback unless set (e.g. "0.0.0.0" for every interface).
         public var address: String = "127.0.0.1"
@@ -217,7 +217,7 @@ public struct Profile: Sendable, Hashable {
 
     /// The protocol of a port forward.
     public enum ForwardProtocol: String, Sendable, Hashable, Codable, CaseIterable {
-        /// TCP or UDP.
+        /// `hostfwd=tcp:...` or `hostfwd=udp:...`.
         case tcp, udp
     }
 

@@ -64,7 +64,7 @@ public struct MemorySize: Sendable, Hashable, Codable, CustomStringConvertible {
 
 /// A duration written like "30s", "500ms", "10m", "1h" (seconds when no unit).
 public struct TimeLimit: Sendable, Hashable, Codable, CustomStringConvertible {
-    /// The limit.
+    /// The limit as a `Duration` (millisecond precision when parsed from text).
     public var duration: Duration
 
     /// A limit of `duration`: `TimeLimit(.seconds(120))`.
