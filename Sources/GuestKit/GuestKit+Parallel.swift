@@ -30,12 +30,18 @@ extension GuestKit {
     }
 
     /// Which of a job's streams an output chunk came from.
-    public enum Stream: Sendable { case stdout, stderr }
+    public enum Stream: Sendable {
+        /// The command's standard output.
+        case stdout
+        /// The command's standard error.
+        case stderr
+    }
 
     /// Runs `jobs` with at most `parallelism` VMs at once. Output arrives through
     /// `output(label, stream, bytes)` as it comes; the summaries come back in job order.
-    /// `options.interrupt` stops every running VM through the shutdown ladder and
-    /// skips the jobs not yet started.
+    /// Cancelling the calling task cancels every job: a running VM is stopped through the
+    /// shutdown ladder, and its summary carries a `.cancelled` error. (The `launch batch`
+    /// command's Ctrl-C stops every running VM the same way and skips the jobs not yet started.)
     public static func runAll(_ jobs: [Job], parallelism: Int, options: Options,
                               output: @escaping @Sendable (String, Stream, Data) -> Void) async -> [JobSummary] {
         let width = max(1, parallelism)

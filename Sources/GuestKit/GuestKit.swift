@@ -45,15 +45,18 @@ extension GuestKit {
         public var console: GuestOutput?
         /// Boot with `quiet` (fewer kernel messages on the emulated UART: faster).
         public var quietKernel = true
-        /// When it fires (Ctrl-C), the VM is stopped through the shutdown ladder.
-        public var interrupt: Interrupt?
+        /// When it fires (the CLI's Ctrl-C), the VM is stopped through the shutdown ladder.
+        /// Library callers cancel the task instead.
+        package var interrupt: Interrupt?
         /// Host facts to plan with; nil probes this host.
         public var host: HostFacts?
-        /// The folder holding every VM's state folder; nil = `VMStateFolder.defaultRoot`.
+        /// The folder holding every VM's state folder; nil = `$XDG_STATE_HOME/qemu-launch`
+        /// (default `~/.local/state/qemu-launch`).
         public var stateRoot: String?
         /// What the launch logs: choices at info, phases at debug. The default shows
         /// warnings and errors only.
         public var logger = Logger.quietByDefault
+        /// The defaults: capture stdout and stderr, the profile's time limits, fast boot on.
         public init() {}
     }
 

@@ -43,6 +43,7 @@ extension QMP {
         /// a late reply is ignored.
         case cancelled(operation: String)
 
+        /// What happened and how to fix it, in one or two sentences.
         public var description: String {
             switch self {
             case let .connectFailed(path, code):

@@ -4,27 +4,30 @@ import LaunchSupport
 import Glibc
 #endif
 
-/// A VM's private folder for sockets and logs: mode 0700, a short path, removed
-/// when the VM ends unless the user asked to keep it.
+/// A VM's private folder for sockets and logs (``Machine/runtimeDirectory``): mode 0700,
+/// a path short enough for Unix socket names, removed when the VM ends unless
+/// ``Machine/Options/keepRuntimeDir`` is set. Other tools can talk to the VM through its
+/// `qmp.sock` (a second QMP monitor) while it runs.
 public struct RuntimeDirectory: Sendable {
-    /// The folder's absolute path.
+    /// The folder's absolute path (`<base>/launch-XXXXXX`); `qmp.sock`, `console.sock`,
+    /// `console.log`, `qemu.log` and the other sockets and logs are in it.
     public let path: String
 
     /// Makes `<base>/launch-XXXXXX` (six random characters, `newName()`) with mode 0700.
-    public static func create(under base: String) throws(LaunchError) -> RuntimeDirectory {
+    package static func create(under base: String) throws(LaunchError) -> RuntimeDirectory {
         try create(at: base + "/" + newName())
     }
 
     /// A fresh name for a runtime dir: `launch-` and six random letters and digits (62^6
     /// names; socket paths are checked against this length).
-    public static func newName() -> String {
+    package static func newName() -> String {
         let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
         return "launch-" + String((0..<6).map { _ in alphabet.randomElement()! })
     }
 
     /// Makes the folder at `path` (a name from `newName()` under a base) with mode 0700;
     /// fails when something is there already, so a planned path is never someone else's folder.
-    public static func create(at path: String) throws(LaunchError) -> RuntimeDirectory {
+    package static func create(at path: String) throws(LaunchError) -> RuntimeDirectory {
         guard mkdir(path, 0o700) == 0 else {
             let err = errno
             let base = (path as NSString).deletingLastPathComponent
@@ -44,7 +47,7 @@ public struct RuntimeDirectory: Sendable {
     }
 
     /// Removes the folder and everything in it.
-    public func remove() {
+    package func remove() {
         try? FileManager.default.removeItem(atPath: path)
     }
 }
