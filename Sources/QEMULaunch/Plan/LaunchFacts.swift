@@ -39,12 +39,11 @@ public struct HostFiles: Sendable, Hashable {
     /// Every looked-at path that exists, with what it is.
     public var kinds: [String: Kind]
     /// Per disk image path (existing files only): the architectures its partitions are for.
-    public var diskImages: [String: DiskArch.Finding]
+    package var diskImages: [String: DiskArch.Finding] = [:]
 
-    /// Facts given by hand: `kinds` for the paths that exist, `diskImages` for disks that say their arch.
-    public init(kinds: [String: Kind] = [:], diskImages: [String: DiskArch.Finding] = [:]) {
+    /// Facts given by hand: `kinds` for the paths that exist (disk images then say nothing of their arch).
+    public init(kinds: [String: Kind] = [:]) {
         self.kinds = kinds
-        self.diskImages = diskImages
     }
 
     /// Whether `path` is a file (or a device: anything but a folder).

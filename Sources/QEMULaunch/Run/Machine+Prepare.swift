@@ -23,7 +23,7 @@ public struct PreparedLaunch: Sendable {
     /// The plan: `Planner.plan(facts, options:)`.
     public var plan: Plan
     /// The VM's state folder, when its profile keeps state (it may not exist yet).
-    public var stateFolder: VMStateFolder?
+    package var stateFolder: VMStateFolder?
     /// Whether the VM has no stored identity yet: for `.start` the plan carries a new one
     /// that starting stores; for `.preview` the plan has none.
     public var identityIsNew: Bool
