@@ -63,6 +63,7 @@ extension Machine {
         try LaunchError.checkCancellation("starting \(profile.name)")
         let facts = LaunchFacts(profile: profile, host: host, files: HostFiles.read(for: profile), capabilities: capabilities)
 
+        // The caller's choices as the planner takes them (a new plan option is passed on here).
         var planOptions = PlanOptions(
             runtimeDir: (profile.runtimeDir ?? host.runtimeBase) + "/" + RuntimeDirectory.newName(),
             kernelEntry: options.kernelEntry, kernelArguments: options.kernelArguments, guestPorts: options.guestPorts,
