@@ -37,7 +37,7 @@ public struct KconfigDependencies: Sendable {
             if !quoted, character.isUppercase || character.isNumber || character == "_" {
                 current.append(character)
             } else {
-                if current.count > 1, current.first?.isNumber == false, !names.contains(current) { names.append(current) }
+                if current.contains(where: \.isLetter), !names.contains(current) { names.append(current) }
                 current = ""
             }
         }

@@ -1,0 +1,177 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// `launch run --kernel-tree DIR` with a kernel built from source, run as a user would.
+///
+/// The tree is Scripts/build-test-kernel's (`$LAUNCH_TEST_KERNEL_DIR`, else
+/// `.cache/test-kernel/linux-source-6.1`). Without it these tests are skipped, visibly;
+/// Scripts/test sets `LAUNCH_REQUIRE_TEST_KERNEL=1`, which makes a missing tree a failure.
+/// The tree itself is never changed: tests that need an edited `.config`, a stale image or
+/// other modules make a small tree of their own (its `.config` and a link to its bzImage).
+enum TestKernel {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static let directory: URL = {
+        if let path = ProcessInfo.processInfo.environment["LAUNCH_TEST_KERNEL_DIR"], !path.isEmpty { return URL(fileURLWithPath: path) }
+        return root.appendingPathComponent(".cache/test-kernel/linux-source-6.1")
+    }()
+
+    /// True when the tree has been built (a bzImage and its release).
+    static let built = FileManager.default.fileExists(atPath: directory.appendingPathComponent("arch/x86/boot/bzImage").path)
+        && FileManager.default.fileExists(atPath: directory.appendingPathComponent("include/config/kernel.release").path)
+
+    /// Set by Scripts/test: then a missing tree fails these tests instead of skipping them.
+    static let required = ProcessInfo.processInfo.environment["LAUNCH_REQUIRE_TEST_KERNEL"] == "1"
+
+    /// The built tree; a failed requirement (with the fix) when it is absent.
+    static var tree: URL {
+        get throws {
+            try #require(built, "no built kernel tree at \(directory.path): run Scripts/build-test-kernel")
+            return directory
+        }
+    }
+
+    static var release: String {
+        get throws {
+            try String(contentsOf: tree.appendingPathComponent("include/config/kernel.release"), encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+    }
+
+    /// A tree of its own in `folder`: the test tree's Makefile, its `.config` passed
+    /// through `edit` (with the original's time, so it is not newer than the image), and a
+    /// link to (or copy of) its bzImage.
+    static func copy(into folder: URL, edit: (String) -> String = { $0 }) throws -> URL {
+        let source = try tree
+        let fm = FileManager.default
+        let copy = folder.appendingPathComponent("linux")
+        try fm.createDirectory(at: copy.appendingPathComponent("arch/x86/boot"), withIntermediateDirectories: true)
+        try fm.copyItem(at: source.appendingPathComponent("Makefile"), to: copy.appendingPathComponent("Makefile"))
+        let config = try String(contentsOf: source.appendingPathComponent(".config"), encoding: .utf8)
+        try Data(edit(config).utf8).write(to: copy.appendingPathComponent(".config"))
+        let configTime = try fm.attributesOfItem(atPath: source.appendingPathComponent(".config").path)[.modificationDate]
+        try fm.setAttributes([.modificationDate: configTime as Any], ofItemAtPath: copy.appendingPathComponent(".config").path)
+        let image = source.appendingPathComponent("arch/x86/boot/bzImage"), target = copy.appendingPathComponent("arch/x86/boot/bzImage")
+        // A hard link where the file system allows (its times are never changed here), else a copy.
+        if (try? fm.linkItem(at: image, to: target)) == nil { try fm.copyItem(at: image, to: target) }
+        return copy
+    }
+
+    /// `.config` text without `names` (written as "is not set", as make writes them).
+    static func unsetting(_ names: [String]) -> (String) -> String {
+        { text in
+            text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+                for name in names where line.hasPrefix("CONFIG_\(name)=") { return "# CONFIG_\(name) is not set" }
+                return String(line)
+            }.joined(separator: "\n")
+        }
+    }
+}
+
+/// Runs `launch ARGS` from the checkout, as CLITests does.
+private func launch(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    let run = try TestProcess.run([try Fixture.launchExecutable] + arguments, currentDirectory: TestKernel.root)
+    return (run.status, run.stdoutText, run.stderrText)
+}
+
+/// What shows that a run failed before booting: exit 65, and neither an initramfs built
+/// nor QEMU started (with -v, launch logs both).
+private func expectFailedBeforeBooting(_ outcome: (status: Int32, stdout: String, stderr: String), sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(outcome.status == 65, "\(outcome.stderr)", sourceLocation: sourceLocation)
+    #expect(!outcome.stderr.contains("initramfs:"), "\(outcome.stderr)", sourceLocation: sourceLocation)
+    #expect(!outcome.stderr.contains("QEMU started"), "\(outcome.stderr)", sourceLocation: sourceLocation)
+}
+
+@Suite("A kernel built from source, booted with --kernel-tree (slow: builds on Scripts/build-test-kernel, boots under TCG)",
+       .serialized, .enabled(if: TestKernel.built || TestKernel.required, "no built kernel tree: run Scripts/build-test-kernel"))
+struct KernelTreeBootTests {
+    @Test("a guest booted with --kernel-tree runs the tree's kernel: uname -r is the tree's release")
+    func bootsTheTreesKernel() throws {
+        let outcome = try launch(["run", "-q", "Profiles/hello.json", "--accel", "tcg", "--kernel-tree", try TestKernel.tree.path, "--", "uname", "-r"])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        #expect(outcome.stdout == (try TestKernel.release) + "\n")
+    }
+
+    @Test("a tree without CONFIG_VIRTIO_CONSOLE and CONFIG_VIRTIO_MMIO fails before booting, naming both")
+    func missingOptions() throws {
+        let folder = try Fixture.temporaryDirectory("kt")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let tree = try TestKernel.copy(into: folder, edit: TestKernel.unsetting(["VIRTIO_CONSOLE", "VIRTIO_MMIO"]))
+        let outcome = try launch(["run", "-v", "Profiles/hello.json", "--accel", "tcg", "--kernel-tree", tree.path, "--", "true"])
+        expectFailedBeforeBooting(outcome)
+        #expect(outcome.stderr.contains("CONFIG_VIRTIO_CONSOLE is not set and no module for it was given: enable it (=y) or pass --modules"))
+        #expect(outcome.stderr.contains("CONFIG_VIRTIO_MMIO is not set and no module for it was given: enable it (=y) or pass --modules"))
+        #expect(outcome.stderr.contains("launch kconfig --apply \(tree.path)"))
+    }
+
+    @Test("a 32-bit configuration (CONFIG_64BIT off) fails before booting with the panic it would cause")
+    func wordSize() throws {
+        let folder = try Fixture.temporaryDirectory("kt")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let tree = try TestKernel.copy(into: folder, edit: TestKernel.unsetting(["64BIT", "X86_64"]))
+        let outcome = try launch(["run", "-v", "Profiles/hello.json", "--accel", "tcg", "--kernel-tree", tree.path, "--", "true"])
+        expectFailedBeforeBooting(outcome)
+        #expect(outcome.stderr.contains("CONFIG_64BIT is not set: this is a 32-bit x86 kernel"))
+        #expect(outcome.stderr.contains("Failed to execute /init (error -8)"))
+    }
+
+    @Test("a bzImage older than the tree's vmlinux (make vmlinux alone) fails before booting: stale bzImage")
+    func staleImage() throws {
+        let folder = try Fixture.temporaryDirectory("kt")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let tree = try TestKernel.copy(into: folder)
+        // Only its time matters to the check: a vmlinux newer than the bzImage.
+        try Data("newer vmlinux".utf8).write(to: tree.appendingPathComponent("vmlinux"))
+        let outcome = try launch(["run", "-v", "Profiles/hello.json", "--accel", "tcg", "--kernel-tree", tree.path, "--", "true"])
+        expectFailedBeforeBooting(outcome)
+        #expect(outcome.stderr.contains("stale bzImage: \(tree.path)/arch/x86/boot/bzImage is older than \(tree.path)/vmlinux"))
+        #expect(outcome.stderr.contains("run make bzImage"))
+    }
+
+    @Test("modules of another release fail before booting, naming both releases")
+    func moduleRelease() throws {
+        let folder = try Fixture.temporaryDirectory("kt")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let modules = folder.appendingPathComponent("mods/lib/modules/6.1.0-other")
+        try FileManager.default.createDirectory(at: modules, withIntermediateDirectories: true)
+        try Data().write(to: modules.appendingPathComponent("modules.dep"))
+        let outcome = try launch(["run", "-v", "Profiles/hello.json", "--accel", "tcg", "--kernel-tree", try TestKernel.tree.path,
+                                  "--modules", folder.appendingPathComponent("mods").path, "--", "true"])
+        expectFailedBeforeBooting(outcome)
+        #expect(outcome.stderr.contains("the modules in \(modules.path) are for kernel 6.1.0-other, but the kernel \(try TestKernel.tree.path)/arch/x86/boot/bzImage is \(try TestKernel.release)"))
+    }
+}
+
+@Suite("--kernel-tree that can't be booted: said before anything starts")
+struct KernelTreeRefusalTests {
+    @Test("a tree that doesn't exist says so")
+    func nonexistent() throws {
+        let outcome = try launch(["run", "Profiles/hello.json", "--kernel-tree", "/nonexistent/linux", "--", "true"])
+        #expect(outcome.status == 65)
+        #expect(outcome.stderr.contains("--kernel-tree /nonexistent/linux: the kernel tree /nonexistent/linux does not exist"), "\(outcome.stderr)")
+        #expect(!outcome.stderr.contains("build the kernel"))
+    }
+
+    @Test("an arm64 tree with an x86_64 profile says that, not 'build the kernel first'")
+    func arm64TreeX86Profile() throws {
+        let folder = try Fixture.temporaryDirectory("kt")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try Data("#\n# Linux/arm64 6.1.192 Kernel Configuration\n#\nCONFIG_ARM64=y\nCONFIG_64BIT=y\n".utf8).write(to: folder.appendingPathComponent(".config"))
+        let outcome = try launch(["run", "Profiles/hello.json", "--kernel-tree", folder.path, "--", "true"])
+        #expect(outcome.status == 65)
+        #expect(outcome.stderr.contains("the kernel tree \(folder.path) is configured for arm64 (its .config), but the profile's arch (the host's: the profile sets none) is x86_64"), "\(outcome.stderr)")
+        #expect(outcome.stderr.contains("Profiles/arm64.json"))
+        #expect(!outcome.stderr.contains("build"))
+    }
+
+    @Test("an x86 tree with the aarch64 profile says the tree's arch and the profile's")
+    func x86TreeArm64Profile() throws {
+        let folder = try Fixture.temporaryDirectory("kt")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try Data("# Linux/x86 6.1.192 Kernel Configuration\nCONFIG_X86=y\nCONFIG_64BIT=y\n".utf8).write(to: folder.appendingPathComponent(".config"))
+        let outcome = try launch(["run", "Profiles/arm64.json", "--kernel-tree", folder.path, "--", "true"])
+        #expect(outcome.status == 65)
+        #expect(outcome.stderr.contains("is configured for x86 (its .config), but the profile's arch is aarch64"), "\(outcome.stderr)")
+    }
+}
