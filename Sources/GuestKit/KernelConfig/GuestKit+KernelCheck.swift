@@ -1,4 +1,5 @@
 import Foundation
+import LaunchSupport
 import Logging
 import QEMULaunch
 
@@ -10,36 +11,65 @@ extension GuestKit {
     /// one line and not checked. Blocks (reads files; may decompress an image for IKCONFIG).
     static func checkKernel(_ kernel: URL, release: String?, guest: KernelRequirements.Guest,
                             modulesDirectory: URL?, logger: Logger) throws(LaunchError) {
+        let started = ContinuousClock.now
         var problems: [String] = []
         if let tree = KernelTree.containing(kernel: kernel), let stale = tree.staleness(of: kernel) {
             problems.append(stale)
         }
-        var modules: KernelConfigCheck.OfferedModules?
-        if let modulesDirectory {
+        if let modulesDirectory, let release {
             let folder = modulesDirectory.lastPathComponent
             // A release folder is named after its release (depmod's layout); a folder named otherwise says nothing.
-            if let release, folder != release, folder.first?.isNumber == true {
+            if folder != release, folder.first?.isNumber == true {
                 problems.append("the modules in \(modulesDirectory.path) are for kernel \(folder), but the kernel \(kernel.path) is \(release): the guest can't load them (their version magic differs); pass this kernel's modules (make modules_install INSTALL_MOD_PATH=DIR in its tree, then --modules DIR)")
             }
-            if let index = try? ModuleIndex(modulesDirectory: modulesDirectory) {
-                modules = .init(folder: modulesDirectory.path) { index.contains($0) || index.isBuiltin($0) }
-            }
+        }
+        /// The modules offered, read only when the verdict isn't cached.
+        func modules() -> KernelConfigCheck.OfferedModules? {
+            guard let modulesDirectory, let index = try? ModuleIndex(modulesDirectory: modulesDirectory) else { return nil }
+            return .init(folder: modulesDirectory.path) { index.contains($0) || index.isBuiltin($0) }
+        }
+        // A verdict of "has what this guest needs" is kept per kernel, config file, module
+        // index and option list: parsing a distribution's config and modules.dep costs a warm
+        // launch a few hundred ms otherwise.
+        let options = KernelRequirements.options(for: guest)
+        var key = Fingerprint()
+        key.add("kernel-config-check-1")
+        key.add(guest.arch.rawValue)
+        key.add(KernelRequirements.fragment(options))
+        key.add(file: kernel.path)
+        if let file = KernelConfig.configFile(kernel: kernel, release: release).path { key.add(file: file) }
+        if let modulesDirectory { key.add(file: modulesDirectory.appendingPathComponent("modules.dep").path) }
+        let verdict = CacheDirectory.root.appendingPathComponent("kernel-config/\(key.hex)")
+        if problems.isEmpty, FileManager.default.fileExists(atPath: verdict.path) {
+            logger.debug("kernel config: has what this guest needs (verdict cached at \(verdict.path))")
+            return
         }
         let (found, searched) = KernelConfig.locate(kernel: kernel, release: release)
         if let config = found {
-            let report = KernelConfigCheck.check(config, guest: guest, modules: modules)
+            let report = KernelConfigCheck.check(config, guest: guest, modules: modules())
             problems += report.problems
             for warning in report.warnings { logger.warning("kernel config: \(warning)") }
-            if problems.isEmpty { logger.debug("kernel config: \(config.source) has what this guest needs") }
+            if problems.isEmpty {
+                logger.debug("kernel config: \(config.source) has what this guest needs (checked in \(formatDuration(started.duration(to: .now))))")
+                // Warnings are said again on the next launch: only a verdict without any is kept.
+                if report.warnings.isEmpty { try? writeAtomically(Data(config.source.utf8), to: verdict) }
+            }
         } else {
             logger.info("kernel config: none found for \(kernel.path) (looked at \(searched.joined(separator: ", "))); not checked against what the guest needs")
         }
         guard !problems.isEmpty else { return }
+        // Config gaps share one fix; a stale image or other modules carry theirs in their line.
+        let configGaps = found != nil && problems.contains { $0.hasPrefix("CONFIG_") || $0.hasPrefix("the kernel is configured") }
         let tree = KernelTree.containing(kernel: kernel)
+        var fix: String?
+        if configGaps {
+            fix = tree.map { "`launch kconfig --apply \($0.root.path)` adds every option this guest needs to its .config; then rebuild (make -j\(ProcessInfo.processInfo.activeProcessorCount) \(kernel.lastPathComponent)\(found?["MODULES"] == .yes ? " modules" : ""))" }
+                ?? "`launch kconfig` prints the options this guest needs, as a fragment for scripts/kconfig/merge_config.sh"
+        }
         throw LaunchError(
             .invalidProfile,
-            "the kernel \(kernel.path) can't boot this guest\(found.map { " (config: \($0.source))" } ?? ""): \(problems.count) problem\(problems.count == 1 ? "" : "s")",
-            fix: tree.map { "`launch kconfig --apply \($0.root.path)` adds every option this guest needs to its .config; then rebuild (make -j\(ProcessInfo.processInfo.activeProcessorCount) \(kernel.lastPathComponent)\(found?["MODULES"] == .yes ? " modules" : ""))" }
-                ?? "`launch kconfig` prints the options this guest needs, as a fragment for scripts/kconfig/merge_config.sh")
+            "the kernel \(kernel.path) can't boot this guest\(found.map { " (config: \($0.source))" } ?? ""): \(problems.count) problem\(problems.count == 1 ? "" : "s")"
+                + problems.map { "\n  - \($0)" }.joined(),
+            fix: fix)
     }
 }

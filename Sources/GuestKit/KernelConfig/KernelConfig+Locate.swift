@@ -7,24 +7,29 @@ extension KernelConfig {
     /// inside the image. Returns nil and the places looked at when none has it.
     /// Blocks while a bzImage's payload is decompressed (only when nothing else has it).
     public static func locate(kernel: URL, release: String?) -> (config: KernelConfig?, searched: [String]) {
-        var searched: [String] = []
-        if let tree = KernelTree.containing(kernel: kernel), let config = tree.config { return (config, []) }
-        if let release {
-            let resolved = kernel.resolvingSymlinksInPath()
-            let beside = [kernel.deletingLastPathComponent(), resolved.deletingLastPathComponent(), URL(fileURLWithPath: "/boot")]
-            var seen: Set<String> = []
-            for folder in beside {
-                let file = folder.appendingPathComponent("config-\(release)").path
-                guard seen.insert(file).inserted else { continue }
-                searched.append(file)
-                if let text = try? String(contentsOfFile: file, encoding: .utf8) { return (KernelConfig(parsing: text, source: file), searched) }
-            }
-        } else {
-            searched.append("config-<release> (the kernel's release is unknown)")
+        var (file, searched) = configFile(kernel: kernel, release: release)
+        if let file, let text = try? String(contentsOfFile: file, encoding: .utf8) {
+            return (KernelConfig(parsing: text, source: file), searched)
         }
         searched.append("IKCONFIG in \(kernel.path)")
         if let text = IKConfig.configText(ofKernel: kernel) {
             return (KernelConfig(parsing: text, source: "the IKCONFIG copy in \(kernel.path)"), searched)
+        }
+        return (nil, searched)
+    }
+
+    /// The config file of the kernel at `kernel` (a tree's `.config`, or `config-<release>`
+    /// beside it or in /boot), without reading it; nil when there is none, with the paths tried.
+    static func configFile(kernel: URL, release: String?) -> (path: String?, searched: [String]) {
+        if let tree = KernelTree.containing(kernel: kernel) { return (tree.root.appendingPathComponent(".config").path, []) }
+        guard let release else { return (nil, ["config-<release> (the kernel's release is unknown)"]) }
+        var searched: [String] = []
+        let folders = [kernel.deletingLastPathComponent(), kernel.resolvingSymlinksInPath().deletingLastPathComponent(), URL(fileURLWithPath: "/boot")]
+        for folder in folders {
+            let file = folder.appendingPathComponent("config-\(release)").path
+            guard !searched.contains(file) else { continue }
+            searched.append(file)
+            if FileManager.default.isReadableFile(atPath: file) { return (file, searched) }
         }
         return (nil, searched)
     }
