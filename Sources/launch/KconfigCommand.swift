@@ -114,7 +114,7 @@ struct KconfigCommand: AsyncParsableCommand {
         }
         let dependencies = KconfigDependencies(tree: root, srcarch: srcarch)
         let lines = dropped.map { option -> String in
-            let now = after[option.name].map { "=\($0)" } ?? " is not set"
+            let now = after[option.name].map { "=\($0)" } ?? ": not set"
             let (conditions, off) = dependencies.unmet(option.name, in: after)
             var line = "\(option.symbol)=y did not stick (now\(now))"
             if !off.isEmpty {
