@@ -100,9 +100,8 @@ struct KernelConfigCheckTests {
 struct IKConfigTests {
     @Test("the gzipped .config between IKCFG_ST and IKCFG_ED is found and read; a kernel without one has none")
     func readsEmbeddedConfig() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ikconfig-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
+        let scratch = try KernelScratch()
+        let folder = scratch.url
         let text = "# Linux/x86 6.1.192 Kernel Configuration\nCONFIG_X86=y\nCONFIG_64BIT=y\nCONFIG_VIRTIO_CONSOLE=m\n"
         let gzip = try TestProcess.run(["/bin/gzip", "-c"], input: Data(text.utf8))
         #expect(gzip.status == 0)
@@ -133,6 +132,16 @@ struct KernelTreeTests {
         return root
     }
 
+    /// The error `image(for: .x86_64)` throws for the tree at `root`, nil when it finds an image.
+    private func imageError(_ root: URL) throws -> LaunchError? {
+        do {
+            _ = try KernelTree(root).image(for: .x86_64)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
     private func touch(_ url: URL, _ secondsAgo: TimeInterval) throws {
         if !FileManager.default.fileExists(atPath: url.path) { try Data("x".utf8).write(to: url) }
         try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -secondsAgo)], ofItemAtPath: url.path)
@@ -151,26 +160,18 @@ struct KernelTreeTests {
     func archMismatch() throws {
         let root = try makeTree(config: "# Linux/arm64 6.1.192 Kernel Configuration\nCONFIG_ARM64=y\n")
         defer { try? FileManager.default.removeItem(at: root) }
-        do {
-            _ = try KernelTree(root).image(for: .x86_64)
-            Issue.record("no error")
-        } catch {
-            #expect(error.message == "the kernel tree \(root.path) is configured for arm64 (its .config), but the profile's arch is x86_64")
-            #expect(error.fix?.contains("Profiles/arm64.json") == true)
-        }
+        let error = try #require(try imageError(root))
+        #expect(error.message == "the kernel tree \(root.path) is configured for arm64 (its .config), but the profile's arch is x86_64")
+        #expect(error.fix?.contains("Profiles/arm64.json") == true)
     }
 
     @Test("the image is the bzImage, else vmlinux; a configured tree without either says to build it")
     func image() throws {
         let root = try makeTree(config: "# Linux/x86 6.1.192 Kernel Configuration\nCONFIG_X86=y\nCONFIG_64BIT=y\nCONFIG_MODULES=y\n")
         defer { try? FileManager.default.removeItem(at: root) }
-        do {
-            _ = try KernelTree(root).image(for: .x86_64)
-            Issue.record("no error")
-        } catch {
-            #expect(error.message.hasPrefix("the kernel tree \(root.path) is configured but not built"))
-            #expect(error.fix?.hasSuffix("bzImage modules") == true)
-        }
+        let error = try #require(try imageError(root))
+        #expect(error.message.hasPrefix("the kernel tree \(root.path) is configured but not built"))
+        #expect(error.fix?.hasSuffix("bzImage modules") == true)
         try touch(root.appendingPathComponent("vmlinux"), 10)
         #expect(try KernelTree(root).image(for: .x86_64).lastPathComponent == "vmlinux")
         try touch(root.appendingPathComponent("arch/x86/boot/bzImage"), 5)
@@ -201,9 +202,9 @@ struct KernelTreeTests {
 struct KconfigDependenciesTests {
     @Test("an option's depends-on and the if-blocks around it (through source) are found; help text is not read as Kconfig")
     func findsConditions() throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("kconfig-\(UUID().uuidString)")
+        let scratch = try KernelScratch()
+        let root = scratch.url
         try FileManager.default.createDirectory(at: root.appendingPathComponent("fs/9p"), withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: root) }
         try Data("""
             config INET
             \tbool "TCP/IP networking"

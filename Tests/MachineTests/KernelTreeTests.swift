@@ -83,6 +83,17 @@ private func expectFailedBeforeBooting(_ outcome: (status: Int32, stdout: String
     #expect(!outcome.stderr.contains("QEMU started"), "\(outcome.stderr)", sourceLocation: sourceLocation)
 }
 
+/// Runs `launch run -v Profiles/hello.json --kernel-tree COPY -- true` on a copy of the test
+/// tree whose `.config` went through `edit` and which `prepare` may change further.
+private func runOnCopy(edit: @escaping (String) -> String = { $0 }, prepare: (URL) throws -> Void = { _ in },
+                       _ check: ((status: Int32, stdout: String, stderr: String), URL) throws -> Void) throws {
+    let folder = try Fixture.temporaryDirectory("kt")
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let tree = try TestKernel.copy(into: folder, edit: edit)
+    try prepare(tree)
+    try check(try launch(["run", "-v", "Profiles/hello.json", "--accel", "tcg", "--kernel-tree", tree.path, "--", "true"]), tree)
+}
+
 @Suite("A kernel built from source, booted with --kernel-tree (slow: builds on Scripts/build-test-kernel, boots under TCG)",
        .serialized, .enabled(if: TestKernel.built || TestKernel.required, "no built kernel tree: run Scripts/build-test-kernel"))
 struct KernelTreeBootTests {
@@ -95,38 +106,31 @@ struct KernelTreeBootTests {
 
     @Test("a tree without CONFIG_VIRTIO_CONSOLE and CONFIG_VIRTIO_MMIO fails before booting, naming both")
     func missingOptions() throws {
-        let folder = try Fixture.temporaryDirectory("kt")
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let tree = try TestKernel.copy(into: folder, edit: TestKernel.unsetting(["VIRTIO_CONSOLE", "VIRTIO_MMIO"]))
-        let outcome = try launch(["run", "-v", "Profiles/hello.json", "--accel", "tcg", "--kernel-tree", tree.path, "--", "true"])
-        expectFailedBeforeBooting(outcome)
-        #expect(outcome.stderr.contains("CONFIG_VIRTIO_CONSOLE is not set and no module for it was given: enable it (=y) or pass --modules"))
-        #expect(outcome.stderr.contains("CONFIG_VIRTIO_MMIO is not set and no module for it was given: enable it (=y) or pass --modules"))
-        #expect(outcome.stderr.contains("launch kconfig --apply \(tree.path)"))
+        try runOnCopy(edit: TestKernel.unsetting(["VIRTIO_CONSOLE", "VIRTIO_MMIO"])) { outcome, tree in
+            expectFailedBeforeBooting(outcome)
+            #expect(outcome.stderr.contains("CONFIG_VIRTIO_CONSOLE is not set and no module for it was given: enable it (=y) or pass --modules"))
+            #expect(outcome.stderr.contains("CONFIG_VIRTIO_MMIO is not set and no module for it was given: enable it (=y) or pass --modules"))
+            #expect(outcome.stderr.contains("launch kconfig --apply \(tree.path)"))
+        }
     }
 
     @Test("a 32-bit configuration (CONFIG_64BIT off) fails before booting with the panic it would cause")
     func wordSize() throws {
-        let folder = try Fixture.temporaryDirectory("kt")
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let tree = try TestKernel.copy(into: folder, edit: TestKernel.unsetting(["64BIT", "X86_64"]))
-        let outcome = try launch(["run", "-v", "Profiles/hello.json", "--accel", "tcg", "--kernel-tree", tree.path, "--", "true"])
-        expectFailedBeforeBooting(outcome)
-        #expect(outcome.stderr.contains("CONFIG_64BIT is not set: this is a 32-bit x86 kernel"))
-        #expect(outcome.stderr.contains("Failed to execute /init (error -8)"))
+        try runOnCopy(edit: TestKernel.unsetting(["64BIT", "X86_64"])) { outcome, _ in
+            expectFailedBeforeBooting(outcome)
+            #expect(outcome.stderr.contains("CONFIG_64BIT is not set: this is a 32-bit x86 kernel"))
+            #expect(outcome.stderr.contains("Failed to execute /init (error -8)"))
+        }
     }
 
     @Test("a bzImage older than the tree's vmlinux (make vmlinux alone) fails before booting: stale bzImage")
     func staleImage() throws {
-        let folder = try Fixture.temporaryDirectory("kt")
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let tree = try TestKernel.copy(into: folder)
         // Only its time matters to the check: a vmlinux newer than the bzImage.
-        try Data("newer vmlinux".utf8).write(to: tree.appendingPathComponent("vmlinux"))
-        let outcome = try launch(["run", "-v", "Profiles/hello.json", "--accel", "tcg", "--kernel-tree", tree.path, "--", "true"])
-        expectFailedBeforeBooting(outcome)
-        #expect(outcome.stderr.contains("stale bzImage: \(tree.path)/arch/x86/boot/bzImage is older than \(tree.path)/vmlinux"))
-        #expect(outcome.stderr.contains("run make bzImage"))
+        try runOnCopy(prepare: { try Data("newer vmlinux".utf8).write(to: $0.appendingPathComponent("vmlinux")) }) { outcome, tree in
+            expectFailedBeforeBooting(outcome)
+            #expect(outcome.stderr.contains("stale bzImage: \(tree.path)/arch/x86/boot/bzImage is older than \(tree.path)/vmlinux"))
+            #expect(outcome.stderr.contains("run make bzImage"))
+        }
     }
 
     @Test("modules of another release fail before booting, naming both releases")
