@@ -179,6 +179,17 @@ struct KernelTreeTests {
         #expect(KernelTree.containing(kernel: root.appendingPathComponent("arch/x86/boot/bzImage"))?.root.path == root.path)
     }
 
+    @Test("a folder with a bzImage and no .config boots that image; one with neither says what to do")
+    func withoutConfig() throws {
+        let scratch = try KernelScratch()
+        let error = try #require(try imageError(scratch.url))
+        #expect(error.message.hasPrefix("the kernel tree \(scratch.url.path) has no .config and no kernel image"))
+        #expect(error.fix?.contains("launch kconfig --apply \(scratch.url.path)") == true)
+        try FileManager.default.createDirectory(at: scratch.url.appendingPathComponent("arch/x86/boot"), withIntermediateDirectories: true)
+        try touch(scratch.url.appendingPathComponent("arch/x86/boot/bzImage"), 1)
+        #expect(try KernelTree(scratch.url).image(for: .x86_64).lastPathComponent == "bzImage")
+    }
+
     @Test("a bzImage older than vmlinux, or than .config, is stale; a fresh one is not")
     func staleness() throws {
         let root = try makeTree(config: "CONFIG_X86=y\n")

@@ -50,20 +50,22 @@ public struct KernelTree: Sendable {
     /// configured for another arch, or not built, is an error that says which and the fix.
     /// - Parameter archSource: how the arch was chosen, for the message ("the profile's arch").
     public func image(for arch: Profile.Arch, archSource: String = "the profile's arch") throws(LaunchError) -> URL {
-        guard let config else {
-            throw LaunchError(.invalidProfile, "the kernel tree \(root.path) has no .config: it is not a configured kernel tree",
-                              fix: "configure and build it (make tinyconfig; launch kconfig --apply \(root.path); make -j\(ProcessInfo.processInfo.activeProcessorCount) \(arch == .x86_64 ? "bzImage" : "Image")), or point at the folder where you ran make")
-        }
-        if let configArch = config.kernelArch, configArch != (arch == .x86_64 ? "x86" : "arm64") {
+        let target = arch == .x86_64 ? "bzImage" : "Image"
+        if let configArch = config?.kernelArch, configArch != (arch == .x86_64 ? "x86" : "arm64") {
             throw LaunchError(.invalidProfile, "the kernel tree \(root.path) is configured for \(configArch) (its .config), but \(archSource) is \(arch.rawValue)",
                               fix: configArch == "arm64" ? "boot it with an aarch64 profile (like Profiles/arm64.json, which sets \"arch\": \"aarch64\")" : "boot it with an x86_64 profile, or give a tree configured for \(arch.rawValue)")
         }
         let candidates = [Self.bootImage(for: arch), "vmlinux"].map { root.appendingPathComponent($0) }
-        guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0.path) }) else {
-            throw LaunchError(.invalidProfile, "the kernel tree \(root.path) is configured but not built: neither \(candidates.map(\.path).joined(separator: " nor ")) exists",
-                              fix: "build it: make -j\(ProcessInfo.processInfo.activeProcessorCount) \(arch == .x86_64 ? "bzImage" : "Image")\(config["MODULES"] == .yes ? " modules" : "")")
+        // (A folder with the image and no .config, like a copy of a build's output, still boots;
+        // its config is then looked for as for any kernel.)
+        if let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0.path) }) { return found }
+        let jobs = ProcessInfo.processInfo.activeProcessorCount
+        guard let config else {
+            throw LaunchError(.invalidProfile, "the kernel tree \(root.path) has no .config and no kernel image (neither \(candidates.map(\.path).joined(separator: " nor ")) exists)",
+                              fix: "configure and build it (make tinyconfig; launch kconfig --apply \(root.path); make -j\(jobs) \(target)), or point at the folder where you ran make")
         }
-        return found
+        throw LaunchError(.invalidProfile, "the kernel tree \(root.path) is configured but not built: neither \(candidates.map(\.path).joined(separator: " nor ")) exists",
+                          fix: "build it: make -j\(jobs) \(target)\(config["MODULES"] == .yes ? " modules" : "")")
     }
 
     /// Why `image` (a file of this tree) is older than what it is built from, or nil:
