@@ -185,3 +185,40 @@ struct KernelTreeRefusalTests {
         #expect(!outcome.stderr.contains("build"))
     }
 }
+
+@Suite("launch kconfig, run as a user would")
+struct KconfigCommandTests {
+    @Test("with a profile it prints only what that profile uses, each option after the comment saying why")
+    func profileFragment() throws {
+        let outcome = try launch(["kconfig", "Profiles/q35.json"])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        let lines = outcome.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.contains("CONFIG_VIRTIO_PCI=y") && lines.contains("CONFIG_VIRTIO_CONSOLE=y"))
+        #expect(!lines.contains("CONFIG_VIRTIO_MMIO=y") && !lines.contains("CONFIG_SERIAL_AMBA_PL011=y"))
+        for (index, line) in lines.enumerated() where line.hasPrefix("CONFIG_") {
+            #expect(lines[index - 1].hasPrefix("# "), "\(line)")
+        }
+    }
+
+    @Test("--arch aarch64 prints the arm64 table; a machine of the other arch is refused")
+    func arches() throws {
+        let arm64 = try launch(["kconfig", "--arch", "aarch64"])
+        #expect(arm64.status == 0)
+        #expect(arm64.stdout.contains("CONFIG_SERIAL_AMBA_PL011_CONSOLE=y") && !arm64.stdout.contains("CONFIG_64BIT=y"))
+        let refused = try launch(["kconfig", "--arch", "aarch64", "--machine", "microvm"])
+        #expect(refused.status == 64, "\(refused.stderr)")
+        #expect(refused.stderr.contains("--machine microvm is not a machine of aarch64"))
+    }
+
+    @Test("--apply to a folder that doesn't exist, or without a .config, says so (exit 65)")
+    func applyRefusals() throws {
+        let missing = try launch(["kconfig", "--apply", "/nonexistent/linux"])
+        #expect(missing.status == 65)
+        #expect(missing.stderr.contains("the kernel tree /nonexistent/linux does not exist"), "\(missing.stderr)")
+        let folder = try Fixture.temporaryDirectory("kc")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let bare = try launch(["kconfig", "--apply", folder.path])
+        #expect(bare.status == 65)
+        #expect(bare.stderr.contains("has no .config to merge into"), "\(bare.stderr)")
+    }
+}
