@@ -115,6 +115,25 @@ struct KernelTreeBootTests {
         #expect(outcome.stderr.contains("kernel config: the IKCONFIG copy in \(image.path) has what this guest needs"), "\(outcome.stderr)")
     }
 
+    @Test("a kernel whose config can't be found is said in one line, every launch, and boots unchecked")
+    func noConfig() throws {
+        let folder = try Fixture.temporaryDirectory("kt")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // The tree's vmlinux without its IKCONFIG marker, out of the tree: no .config, no /boot/config-<release>.
+        var vmlinux = try Data(contentsOf: try TestKernel.tree.appendingPathComponent("vmlinux"))
+        let marker = try #require(vmlinux.range(of: Data("IKCFG_ST".utf8)))
+        vmlinux.replaceSubrange(marker, with: Data("XXXXXXXX".utf8))
+        let kernel = folder.appendingPathComponent("vmlinux-test")
+        try vmlinux.write(to: kernel)
+        for _ in 0..<2 {
+            let outcome = try launch(["run", "-v", "Profiles/hello.json", "--accel", "tcg", "--kernel", kernel.path, "--", "true"])
+            #expect(outcome.status == 0, "\(outcome.stderr)")
+            let lines = outcome.stderr.split(separator: "\n").filter { $0.hasPrefix("launch: kernel config: none found for \(kernel.path) (looked at ") }
+            #expect(lines.count == 1, "\(outcome.stderr)")
+            #expect(lines.first?.hasSuffix("IKCONFIG in \(kernel.path)); not checked against what the guest needs") == true)
+        }
+    }
+
     @Test("a tree without CONFIG_VIRTIO_CONSOLE and CONFIG_VIRTIO_MMIO fails before booting, naming both")
     func missingOptions() throws {
         try runOnCopy(edit: TestKernel.unsetting(["VIRTIO_CONSOLE", "VIRTIO_MMIO"])) { outcome, tree in

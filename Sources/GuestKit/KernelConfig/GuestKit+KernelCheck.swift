@@ -28,34 +28,46 @@ extension GuestKit {
             guard let modulesDirectory, let index = try? ModuleIndex(modulesDirectory: modulesDirectory) else { return nil }
             return .init(folder: modulesDirectory.path) { index.contains($0) || index.isBuiltin($0) }
         }
-        // A verdict of "has what this guest needs" is kept per kernel, config file, module
-        // index and option list: parsing a distribution's config and modules.dep costs a warm
-        // launch a few hundred ms otherwise.
+        // A verdict is kept per kernel, config file, module index and option list: "has what
+        // this guest needs" (parsing a distribution's config and modules.dep costs a warm launch
+        // a few hundred ms), or "no config" (looking for IKCONFIG decompresses the image).
         let options = KernelRequirements.options(for: guest)
         var key = Fingerprint()
-        key.add("kernel-config-check-1")
+        key.add("kernel-config-check-2")
         key.add(guest.arch.rawValue)
         key.add(KernelRequirements.fragment(options))
         key.add(file: kernel.path)
-        if let file = KernelConfig.configFile(kernel: kernel, release: release).path { key.add(file: file) }
+        let (configFile, searchedFiles) = KernelConfig.configFile(kernel: kernel, release: release)
+        if let configFile { key.add(file: configFile) }
         if let modulesDirectory { key.add(file: modulesDirectory.appendingPathComponent("modules.dep").path) }
-        let verdict = CacheDirectory.root.appendingPathComponent("kernel-config/\(key.hex)")
-        if problems.isEmpty, FileManager.default.fileExists(atPath: verdict.path) {
-            logger.debug("kernel config: has what this guest needs (verdict cached at \(verdict.path))")
-            return
+        let verdictFile = CacheDirectory.root.appendingPathComponent("kernel-config/\(key.hex)")
+        let noConfig = "none"
+        func sayNoConfig(_ searched: [String]) {
+            logger.info("kernel config: none found for \(kernel.path) (looked at \(searched.joined(separator: ", "))); not checked against what the guest needs")
         }
-        let (found, searched) = KernelConfig.locate(kernel: kernel, release: release)
-        if let config = found {
+        var found: KernelConfig?
+        switch (try? String(contentsOf: verdictFile, encoding: .utf8)).map({ $0 == noConfig }) {
+        case true?:
+            sayNoConfig(searchedFiles + ["IKCONFIG in \(kernel.path)"])
+        case false? where problems.isEmpty:
+            logger.debug("kernel config: has what this guest needs (verdict cached at \(verdictFile.path))")
+            return
+        default:
+            let (config, searched) = KernelConfig.locate(kernel: kernel, release: release)
+            found = config
+            guard let config else {
+                sayNoConfig(searched)
+                try? writeAtomically(Data(noConfig.utf8), to: verdictFile)
+                break
+            }
             let report = KernelConfigCheck.check(config, guest: guest, modules: modules())
             problems += report.problems
             for warning in report.warnings { logger.warning("kernel config: \(warning)") }
-            if problems.isEmpty {
+            if report.problems.isEmpty {
                 logger.debug("kernel config: \(config.source) has what this guest needs (checked in \(formatDuration(started.duration(to: .now))))")
                 // Warnings are said again on the next launch: only a verdict without any is kept.
-                if report.warnings.isEmpty { try? writeAtomically(Data(config.source.utf8), to: verdict) }
+                if report.warnings.isEmpty { try? writeAtomically(Data(config.source.utf8), to: verdictFile) }
             }
-        } else {
-            logger.info("kernel config: none found for \(kernel.path) (looked at \(searched.joined(separator: ", "))); not checked against what the guest needs")
         }
         guard !problems.isEmpty else { return }
         // Config gaps share one fix; a stale image or other modules carry theirs in their line.
