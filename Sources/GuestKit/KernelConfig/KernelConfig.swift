@@ -61,7 +61,7 @@ public struct KernelConfig: Sendable, Hashable {
     public subscript(name: String) -> Value? { values[name] }
 
     /// The guest architecture this configuration builds, when it is one the launcher
-    /// runs; `i386` for a 32-bit x86 kernel is reported by ``wordSizeProblem``.
+    /// runs; nil for a 32-bit x86 kernel (see ``isX86Without64Bit``).
     public var arch: Profile.Arch? {
         if values["ARM64"] == .yes || headerArch == "arm64" { return .aarch64 }
         if values["X86_64"] == .yes || (values["X86"] == .yes && values["64BIT"] == .yes) { return .x86_64 }

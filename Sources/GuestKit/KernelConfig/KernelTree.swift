@@ -48,7 +48,9 @@ public struct KernelTree: Sendable {
 
     /// The image to boot for a guest of `arch`: the boot image, else `vmlinux`. A tree
     /// configured for another arch, or not built, is an error that says which and the fix.
-    /// - Parameter archSource: how the arch was chosen, for the message ("the profile's arch").
+    /// - Parameters:
+    ///   - arch: the guest's arch.
+    ///   - archSource: how the arch was chosen, for the message ("the profile's arch").
     public func image(for arch: Profile.Arch, archSource: String = "the profile's arch") throws(LaunchError) -> URL {
         let target = arch == .x86_64 ? "bzImage" : "Image"
         if let configArch = config?.kernelArch, configArch != (arch == .x86_64 ? "x86" : "arm64") {
