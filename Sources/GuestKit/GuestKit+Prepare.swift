@@ -91,7 +91,7 @@ extension GuestKit {
         // The kernel against what this guest needs, before anything is built or booted:
         // a config gap would otherwise surface as a boot that never reports in.
         var guest = KernelRequirements.Guest(profile: profile, hostArch: host.arch)
-        guest.session = session
+        (guest.machines, guest.transports, guest.session) = ([decisions.machine], [decisions.transport], session)
         if let root { guest.rootFilesystems = root.guestRoot.modules.filter { ["ext4", "xfs", "btrfs"].contains($0) } }
         let (kernelFile, kernelRelease, offered, required) = (URL(fileURLWithPath: kernel), release, modulesDirectory, guest)
         let checked: Swift.Result<Void, LaunchError> = await onOwnThread {
