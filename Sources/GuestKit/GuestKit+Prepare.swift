@@ -85,21 +85,21 @@ extension GuestKit {
                 modulesDirectory = candidate
             }
         }
-        if modulesDirectory == nil {
-            logger.warning("kernel modules: none found for \(release ?? "this kernel") (looked in /lib/modules/\(release ?? "?")); assuming the virtio drivers are built in. Pass --modules DIR if they are not.")
-        }
         // The kernel against what this guest needs, before anything is built or booted:
         // a config gap would otherwise surface as a boot that never reports in.
         var guest = KernelRequirements.Guest(profile: profile, hostArch: host.arch)
         (guest.machines, guest.transports, guest.session) = ([decisions.machine], [decisions.transport], session)
         if let root { guest.rootFilesystems = root.guestRoot.modules.filter { ["ext4", "xfs", "btrfs"].contains($0) } }
         let (kernelFile, kernelRelease, offered, required) = (URL(fileURLWithPath: kernel), release, modulesDirectory, guest)
-        let checked: Swift.Result<Void, LaunchError> = await onOwnThread {
+        let checked: Swift.Result<Bool, LaunchError> = await onOwnThread {
             Swift.Result { () throws(LaunchError) in
                 try checkKernel(kernelFile, release: kernelRelease, guest: required, modulesDirectory: offered, logger: logger)
             }
         }
-        try checked.get()
+        // (A config that was checked proved the drivers built in, or the modules given have them.)
+        if modulesDirectory == nil, try !checked.get() {
+            logger.warning("kernel modules: none found for \(release ?? "this kernel") (looked in /lib/modules/\(release ?? "?")); assuming the virtio drivers are built in. Pass --modules DIR if they are not.")
+        }
 
         // Fast boot: a PVH vmlinux instead of a self-decompressing bzImage under TCG.
         var entry = KernelEntry.standard

@@ -9,8 +9,10 @@ extension GuestKit {
     /// needs. Every problem at once, as one `.invalidProfile` error; recommended options
     /// that are off are warnings. A kernel whose configuration can't be found is said in
     /// one line and not checked. Blocks (reads files; may decompress an image for IKCONFIG).
+    /// - Returns: true when a configuration was found and checked (and passed).
+    @discardableResult
     static func checkKernel(_ kernel: URL, release: String?, guest: KernelRequirements.Guest,
-                            modulesDirectory: URL?, logger: Logger) throws(LaunchError) {
+                            modulesDirectory: URL?, logger: Logger) throws(LaunchError) -> Bool {
         let started = ContinuousClock.now
         var problems: [String] = []
         if let tree = KernelTree.containing(kernel: kernel), let stale = tree.staleness(of: kernel) {
@@ -51,7 +53,7 @@ extension GuestKit {
             sayNoConfig(searchedFiles + ["IKCONFIG in \(kernel.path)"])
         case false? where problems.isEmpty:
             logger.debug("kernel config: has what this guest needs (verdict cached at \(verdictFile.path))")
-            return
+            return true
         default:
             let (config, searched) = KernelConfig.locate(kernel: kernel, release: release)
             found = config
@@ -69,7 +71,7 @@ extension GuestKit {
                 if report.warnings.isEmpty { try? writeAtomically(Data(config.source.utf8), to: verdictFile) }
             }
         }
-        guard !problems.isEmpty else { return }
+        guard !problems.isEmpty else { return found != nil }
         // Config gaps share one fix; a stale image or other modules carry theirs in their line.
         let configGaps = found != nil && problems.contains { $0.hasPrefix("CONFIG_") || $0.hasPrefix("the kernel is configured") }
         let tree = KernelTree.containing(kernel: kernel)
