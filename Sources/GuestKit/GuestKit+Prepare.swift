@@ -96,8 +96,9 @@ extension GuestKit {
                 try checkKernel(kernelFile, release: kernelRelease, guest: required, modulesDirectory: offered, logger: logger)
             }
         }
+        let configChecked = try checked.get()
         // (A config that was checked proved the drivers built in, or the modules given have them.)
-        if modulesDirectory == nil, try !checked.get() {
+        if modulesDirectory == nil, !configChecked {
             logger.warning("kernel modules: none found for \(release ?? "this kernel") (looked in /lib/modules/\(release ?? "?")); assuming the virtio drivers are built in. Pass --modules DIR if they are not.")
         }
 
