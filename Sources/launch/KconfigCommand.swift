@@ -44,6 +44,9 @@ struct KconfigCommand: AsyncParsableCommand {
             var loaded = try loadProfile(path)
             if let arch { loaded.arch = arch }
             if let machine { loaded.machine = machine }
+            if let machine = loaded.machine, ((loaded.arch ?? .host) == .aarch64) != (machine == .virt) {
+                throw ValidationError("\(path): machine \(machine.rawValue) is not a machine of \((loaded.arch ?? .host).rawValue); pass --machine too")
+            }
             guest = KernelRequirements.Guest(profile: loaded, hostArch: .host)
             what = "what \(path) uses"
         } else {
