@@ -71,12 +71,16 @@ struct KernelConfigCheckTests {
         #expect(report.problems.first?.hasPrefix("the kernel is configured for arm64 (test .config), but the profile's arch is x86_64") == true)
     }
 
-    @Test("recommended options that are off are warnings, not problems")
+    @Test("recommended options that are off are warnings, not problems; optional ones (pvpanic) are neither")
     func recommended() {
         let report = KernelConfigCheck.check(completeConfig(without: ["PVH", "INPUT_EVDEV"]), guest: microvm, modules: nil)
         #expect(report.problems.isEmpty)
         #expect(report.warnings.count == 2)
         #expect(report.warnings.allSatisfy { $0.hasPrefix("recommended: CONFIG_") })
+        let q35 = KernelRequirements.Guest.everything(arch: .x86_64, machine: .q35)
+        #expect(KernelRequirements.options(for: q35).contains { $0.name == "PVPANIC_MMIO" && $0.need == .optional })
+        let withoutPVPanic = KernelConfigCheck.check(completeConfig(without: ["PVPANIC", "PVPANIC_MMIO"]), guest: q35, modules: nil)
+        #expect(withoutPVPanic.problems.isEmpty && withoutPVPanic.warnings.isEmpty)
     }
 
     @Test("this host's Debian kernel, with its /boot config and /lib/modules, has what the bundled guests need",

@@ -90,7 +90,7 @@ extension KernelRequirements {
         if !lines.isEmpty { lines.append("") }
         for option in options {
             var comment = "# \(option.why)"
-            if option.need == .recommended { comment += " (recommended)" }
+            if option.need != .required { comment += " (\(option.need.rawValue))" }
             if let module = option.module { comment += " [=m works: the guest kit loads \(module) from --modules]" }
             lines.append(comment)
             lines.append("\(option.symbol)=y")

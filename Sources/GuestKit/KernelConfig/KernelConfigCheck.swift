@@ -36,7 +36,7 @@ public enum KernelConfigCheck {
             report.problems.append("the kernel is configured for \(kernelArch) (\(config.source)), but the profile's arch is \(guest.arch.rawValue): use \(kernelArch == "arm64" ? "an aarch64 profile (like Profiles/arm64.json)" : "an x86_64 profile") or a kernel built for \(guest.arch.rawValue)")
             return report
         }
-        for option in KernelRequirements.options(for: guest) {
+        for option in KernelRequirements.options(for: guest) where option.need != .optional {
             let value = config[option.name]
             if option.name == "64BIT", config.isX86Without64Bit {
                 report.problems.append("CONFIG_64BIT is not set: this is a 32-bit x86 kernel (make tinyconfig's default), and the guest kit's busybox is a 64-bit static program, so the boot would end in \"Failed to execute /init (error -8)\": set CONFIG_64BIT=y")
@@ -65,10 +65,10 @@ public enum KernelConfigCheck {
             case (_, let module?, let modules?):
                 line = "\(option.symbol) is not set and the modules in \(modules.folder) have no \(module): enable it (=y) (\(option.why))"
             }
-            if option.need == .required {
-                report.problems.append(line)
-            } else {
-                report.warnings.append("recommended: " + line)
+            switch option.need {
+            case .required: report.problems.append(line)
+            case .recommended: report.warnings.append("recommended: " + line)
+            case .optional: break
             }
         }
         return report

@@ -10,6 +10,9 @@ public struct KernelOption: Sendable, Hashable {
         /// Without it something is slower or missing (fast boot, the power button, kernel
         /// messages): the check warns and the launch goes on.
         case recommended
+        /// Nice to have: in the fragment, not checked (the launch's initramfs line already
+        /// names such a driver when the kernel has neither it nor its module).
+        case optional
     }
 
     /// The symbol without `CONFIG_`, as Kconfig spells it: `VIRTIO_CONSOLE`.

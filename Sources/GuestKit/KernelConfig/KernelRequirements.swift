@@ -204,6 +204,17 @@ public enum KernelRequirements {
         }
         add(KernelOption("INPUT_EVDEV", .recommended, module: "evdev", why: "/dev/input/eventN, where the init waits for the power button"))
 
+        // pvpanic: QEMU reports a guest panic as a QMP event at once; without it the panic is
+        // still caught from the console. pc/q35 describe their ISA pvpanic in ACPI (microvm
+        // doesn't); aarch64 virt has it on PCI.
+        if x86 && !guest.machines.isDisjoint(with: [.q35, .pc]) {
+            add(KernelOption("PVPANIC", .optional, why: "the menu holding the pvpanic drivers"),
+                KernelOption("PVPANIC_MMIO", .optional, module: "pvpanic_mmio", why: "pc/q35's pvpanic device: a guest panic reaches QEMU at once (else it is caught from the console)"))
+        } else if !x86 && guest.transports.contains(.pci) {
+            add(KernelOption("PVPANIC", .optional, why: "the menu holding the pvpanic drivers"),
+                KernelOption("PVPANIC_PCI", .optional, module: "pvpanic_pci", why: "virt's pvpanic-pci device: a guest panic reaches QEMU at once (else it is caught from the console)"))
+        }
+
         // Fast boot: under TCG an x86 bzImage spends seconds decompressing itself; the
         // launcher boots the vmlinux inside it through its PVH entry instead.
         if x86 {
