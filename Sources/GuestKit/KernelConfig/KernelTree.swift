@@ -41,7 +41,7 @@ public struct KernelTree: Sendable {
         return tree
     }
 
-    /// `arch/x86` or `arch/arm64`: where a build for `arch` puts its boot image.
+    /// Where a build for `arch` puts its boot image, relative to the tree: `arch/x86/boot/bzImage`, `arch/arm64/boot/Image`.
     static func bootImage(for arch: Profile.Arch) -> String {
         arch == .x86_64 ? "arch/x86/boot/bzImage" : "arch/arm64/boot/Image"
     }
