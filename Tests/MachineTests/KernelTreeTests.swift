@@ -177,6 +177,46 @@ struct KernelTreeBootTests {
     }
 }
 
+@Suite("launch kconfig --apply on a real tree (slow: copies the test kernel's tree, runs make tinyconfig)",
+       .serialized, .enabled(if: TestKernel.built || TestKernel.required, "no built kernel tree: run Scripts/build-test-kernel"))
+struct KconfigApplyTests {
+    /// A hard-link copy of the test tree after `make tinyconfig`. Nothing in it is written in
+    /// place: Kconfig writes .config by rename, and the files a test edits are replaced, not changed.
+    private func tinyCopy(in folder: URL) throws -> URL {
+        let copy = folder.appendingPathComponent("linux")
+        try Fixture.run(["/bin/cp", "-al", try TestKernel.tree.path, copy.path])
+        for name in [".config", ".config.old"] { try? FileManager.default.removeItem(at: copy.appendingPathComponent(name)) }
+        try Fixture.run(["/usr/bin/make", "-C", copy.path, "-s", "tinyconfig"])
+        return copy
+    }
+
+    @Test("every option of the fragment is =y after --apply on a tinyconfig tree; one whose dependency is off is named with it")
+    func applies() throws {
+        let folder = try Fixture.temporaryDirectory("ka")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let tree = try tinyCopy(in: folder)
+        let applied = try launch(["kconfig", "--apply", tree.path])
+        #expect(applied.status == 0, "\(applied.stderr)")
+        #expect(applied.stdout.contains("every one is =y after make olddefconfig"), "\(applied.stdout)")
+        let config = try String(contentsOf: tree.appendingPathComponent(".config"), encoding: .utf8)
+        for line in ["CONFIG_64BIT=y", "CONFIG_VIRTIO_CONSOLE=y", "CONFIG_9P_FS=y", "CONFIG_INET=y", "CONFIG_PVH=y"] {
+            #expect(config.contains("\n\(line)\n"), "\(line)")
+        }
+
+        // 9P_FS made to depend on BROKEN as well (the file replaced, not edited: it is a hard link).
+        let kconfig = tree.appendingPathComponent("fs/9p/Kconfig")
+        let text = try String(contentsOf: kconfig, encoding: .utf8).replacingOccurrences(of: "depends on INET && NET_9P", with: "depends on INET && NET_9P && BROKEN")
+        try FileManager.default.removeItem(at: kconfig)
+        try Data(text.utf8).write(to: kconfig)
+        for name in [".config", ".config.old"] { try? FileManager.default.removeItem(at: tree.appendingPathComponent(name)) }
+        try Fixture.run(["/usr/bin/make", "-C", tree.path, "-s", "tinyconfig"])
+        let dropped = try launch(["kconfig", "--apply", tree.path])
+        #expect(dropped.status == 65)
+        #expect(dropped.stderr.contains("1 option did not stick after make olddefconfig"), "\(dropped.stderr)")
+        #expect(dropped.stderr.contains("CONFIG_9P_FS=y did not stick (now: not set): it depends on NETWORK_FILESYSTEMS && INET && NET_9P && BROKEN, and CONFIG_BROKEN is off"), "\(dropped.stderr)")
+    }
+}
+
 @Suite("--kernel-tree that can't be booted: said before anything starts")
 struct KernelTreeRefusalTests {
     @Test("a tree that doesn't exist says so")
