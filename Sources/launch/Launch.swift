@@ -15,7 +15,7 @@ struct Launch: AsyncParsableCommand {
             124 timeout, 125 guest panic, 65 invalid profile, 69 a required program \
             is missing, 70 internal error, 71 host problem.
             """,
-        subcommands: [RunCommand.self, BatchCommand.self, PlanCommand.self, StateCommand.self, DoctorCommand.self],
+        subcommands: [RunCommand.self, BatchCommand.self, PlanCommand.self, StateCommand.self, DoctorCommand.self, KconfigCommand.self],
         defaultSubcommand: RunCommand.self
     )
 }
@@ -77,18 +77,15 @@ struct ProfileOverrides: ParsableArguments {
             if let path { profile.timeouts[keyPath: path] = limit } else { profile.timeouts.boot = limit }
         }
         if let tree = kernelTree {
-            var isFolder: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: absolutePath(tree), isDirectory: &isFolder), isFolder.boolValue else {
-                throw ValidationError("--kernel-tree \(tree): no such folder; give the top of a kernel build tree (where you ran make)")
-            }
+            // The tree's own .config says its arch: a tree for another arch, or one not built,
+            // is named as such here; the config check before the boot does the rest.
             let arch = profile.arch ?? .host
-            let archDir = arch == .x86_64 ? "x86" : "arm64"
-            let image = arch == .x86_64 ? "bzImage" : "Image"
-            let candidates = ["\(tree)/arch/\(archDir)/boot/\(image)", "\(tree)/vmlinux"].map(absolutePath)
-            guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
-                throw ValidationError("--kernel-tree \(tree): neither \(candidates.joined(separator: " nor ")) exists; build the kernel first (make -j\(ProcessInfo.processInfo.activeProcessorCount))")
+            let source = profile.arch == nil ? "the profile's arch (the host's: the profile sets none)" : "the profile's arch"
+            do {
+                profile.kernel = try KernelTree(URL(fileURLWithPath: absolutePath(tree))).image(for: arch, archSource: source).path
+            } catch {
+                throw ValidationError("--kernel-tree \(tree): \(error)")
             }
-            profile.kernel = found
         }
         if let initrd { profile.initrd = absolutePath(initrd) }
         if let append {
