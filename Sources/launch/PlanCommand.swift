@@ -25,7 +25,7 @@ struct PlanCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = makeLogger(verbose: false, quiet: true)
-        let profile = try overrides.loadProfile(self.profile)
+        let profile = try await overrides.loadProfile(self.profile)
         let options = overrides.guestOptions(logger: logger)
         let launch: PreparedLaunch
         do {
