@@ -105,8 +105,8 @@ struct Planning {
         }
         if profile.firmware == .uefi && machine != .microvm && firmware == nil {
             problems.append(ProfileProblem(path: "firmware", message: "no UEFI firmware for \(arch.rawValue) was found (looked at QEMU's firmware descriptors and the usual paths)",
-                                           fix: arch == .x86_64 ? "install it (Debian, Ubuntu: sudo apt-get install ovmf; Fedora: sudo dnf install edk2-ovmf)"
-                                                                : "install it (Debian, Ubuntu: sudo apt-get install qemu-efi-aarch64; Fedora: sudo dnf install edk2-aarch64)"))
+                                           fix: LaunchError.installFix(arch == .x86_64 ? "Debian and Ubuntu: ovmf; Fedora: edk2-ovmf"
+                                                                                          : "Debian and Ubuntu: qemu-efi-aarch64; Fedora: edk2-aarch64")))
         }
         if machine == .microvm, let first = virtiofsShares.first, let capabilities, Planner.seabiosOnly(capabilities) {
             problems.append(ProfileProblem(path: "shares[\(first.offset)].transport", message: Planner.microvmCantShareMemory(capabilities),
