@@ -1,4 +1,5 @@
 import Foundation
+import GuestKit
 import QEMULaunch
 import TestSupport
 import Testing
@@ -77,6 +78,33 @@ struct OnePassCLITests {
         #expect(outcome.stderr.hasPrefix("launch: invalid profile \(setup.profile.path): 4 problems\n"), "\(outcome.stderr)")
         for path in ["shares[0].path", "shares[1].tag", "accel", "shares"] {
             #expect(outcome.stderr.contains("\n  - \(path): "), "\(path)")
+        }
+    }
+
+    @Test("Machine.start and GuestKit.run on a profile read with its problems deferred throw the same one list")
+    func libraryCallersGetTheSameList() async throws {
+        let setup = try setup()
+        defer { try? FileManager.default.removeItem(at: setup.folder) }
+        let profile = try Profile.loadDeferringProblems(contentsOf: setup.profile)
+        let paths = ["memroy", "memory", "shares[0].path", "shares[1].tag", "accel", "shares"]
+        do {
+            _ = try await Machine.start(profile)
+            Issue.record("Machine.start started an invalid profile")
+        } catch {
+            #expect(error.code == .invalidProfile)
+            #expect(error.problems?.source == setup.profile.path)
+            #expect(error.problems?.problems.map(\.path) == paths, "\(error)")
+        }
+        var options = GuestKit.Options()
+        options.command = ["true"]
+        // Refused before the initramfs is built: building it would fail on this busybox first.
+        options.busybox = setup.folder.appendingPathComponent("no-busybox").path
+        do {
+            _ = try await GuestKit.run(profile, options: options)
+            Issue.record("GuestKit.run booted an invalid profile")
+        } catch {
+            #expect(error.code == .invalidProfile)
+            #expect(error.problems?.problems.map(\.path) == paths, "\(error)")
         }
     }
 }
