@@ -10,12 +10,12 @@ extension GuestKit {
             try InitramfsBuilder.checkStaticBusybox("/bin/busybox", arch: host.arch)
             checks.append(HostCheck("busybox", .ok, "/bin/busybox is a static \(host.arch.rawValue) program"))
         } catch {
-            checks.append(HostCheck("busybox", .fail, error.message, fix: error.fix ?? "sudo apt-get install busybox-static"))
+            checks.append(HostCheck("busybox", .fail, error.message, fix: error.fix ?? LaunchError.installFix("Debian and Ubuntu: busybox-static")))
         }
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: bootFolder)) ?? []).filter { $0.hasPrefix("vmlinuz-") }.sorted()
         if names.isEmpty {
             checks.append(HostCheck("kernels", .fail, "no \(bootFolder)/vmlinuz-*: \"kernel\": \"auto\" (the bundled profiles) needs one",
-                                    fix: "sudo apt-get install linux-image-amd64"))
+                                    fix: KernelLocator.installFix))
         }
         for name in names {
             let path = "\(bootFolder)/\(name)"

@@ -30,6 +30,8 @@ extension GuestKit {
         let logger = options.logger
         var profile = profile
         if let command = options.command { profile.command = command }
+        // A profile that already shows a problem is refused with every problem, before anything is built.
+        try await Machine.refuseEarly(profile, options: machineOptions(options))
         let session = sessionSlots > 0
         profile = try profile.resolvingAutoKernel(logger: logger)
         let host = await AcceleratorHealth.hostFacts(for: profile, given: options.host, logger: logger)

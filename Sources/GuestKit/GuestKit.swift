@@ -175,12 +175,19 @@ extension GuestKit {
 
     /// The machine options that boot `prepared` as `options` ask (also `launch plan`'s).
     package static func machineOptions(_ prepared: Prepared, _ options: Options) -> Machine.Options {
-        var machineOptions = Machine.Options()
+        var machineOptions = machineOptions(options)
         machineOptions.host = prepared.host
-        machineOptions.keepRuntimeDir = options.keepRuntimeDir
         machineOptions.kernelEntry = prepared.kernelEntry
         machineOptions.kernelArguments = prepared.kernelArguments
         machineOptions.guestPorts = prepared.guestPorts
+        return machineOptions
+    }
+
+    /// The machine options `options` set before anything is prepared: the host, the state root, the logger.
+    static func machineOptions(_ options: Options) -> Machine.Options {
+        var machineOptions = Machine.Options()
+        machineOptions.host = options.host
+        machineOptions.keepRuntimeDir = options.keepRuntimeDir
         machineOptions.stateRoot = options.stateRoot
         machineOptions.logger = options.logger
         return machineOptions

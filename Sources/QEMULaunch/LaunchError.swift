@@ -92,7 +92,14 @@ public struct LaunchError: Error, Sendable, CustomStringConvertible {
     /// that ships it (other distributions name theirs alike), `purpose` what needs it.
     public static func missing(_ program: String, package: String, purpose: String) -> LaunchError {
         LaunchError(.missingProgram, "\(program) was not found; it is needed \(purpose)",
-                    fix: "install the package that ships it (Debian and Ubuntu: \(package))")
+                    fix: installFix("Debian and Ubuntu: \(package)"))
+    }
+
+    /// The libraries' wording for a fix that is a distribution package: the package each
+    /// distribution family names, never an install command (`packages` like
+    /// "Debian and Ubuntu: ovmf; Fedora: edk2-ovmf").
+    package static func installFix(_ packages: String) -> String {
+        "install the package that ships it (\(packages))"
     }
 }
 

@@ -47,7 +47,7 @@ struct BatchCommand: AsyncParsableCommand {
         let commands: [[String]?] = !shell.isEmpty ? shell.map { ["sh", "-c", $0] } : [nil]
         let names = profiles.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent }
         for (profileIndex, path) in profiles.enumerated() {
-            let profile = try overrides.loadProfile(path)
+            let profile = try await overrides.loadProfile(path)
             for (index, command) in commands.enumerated() {
                 var job = profile
                 if let command { job.command = command }

@@ -115,20 +115,21 @@ struct ProfileOverrides: ParsableArguments {
 
     /// Loads the profile at `path` with these overrides applied; prints the problems
     /// and exits 65 when either is invalid.
-    func loadProfile(_ path: String) throws -> Profile {
-        var profile = try launch.loadProfile(path)
+    func loadProfile(_ path: String) async throws -> Profile {
+        var profile = try launch.loadProfile(path, deferringProblems: true)
         do {
             try apply(to: &profile)
         } catch let error as ValidationError {
             FileHandle.standardError.write(Data("launch: \(error)\n".utf8))
             throw ExitCode(LaunchError.Code.invalidProfile)
         }
-        // The profile as it will run, checked against this host before anything is probed
-        // or built, so every problem shows at once and early. (Start checks it again.)
-        let problems = ProfileValidator.hostProblems(profile, host: HostProbe.basics())
-        if !problems.isEmpty {
-            FileHandle.standardError.write(Data("launch: \(ProfileProblems(source: path, problems: problems))\n".utf8))
-            throw ExitCode(LaunchError.Code.invalidProfile)
+        // The profile as it will run: one that already shows a problem (of its JSON, or of
+        // its files on this host) is refused with every problem at once, the planner's and
+        // the QEMU binary's included, before anything is built or any job starts.
+        do {
+            try await Machine.refuseEarly(profile)
+        } catch {
+            throw fail(error)
         }
         return profile
     }
@@ -157,11 +158,13 @@ func absolutePath(_ path: String) -> String {
     return URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(path).standardizedFileURL.path
 }
 
-/// Loads a profile, printing every problem (of the JSON and against this host, in one
-/// list) and exiting 65 when it is invalid.
-func loadProfile(_ path: String) throws -> Profile {
+/// Loads a profile, printing every problem of its JSON and exiting 65 when there is one;
+/// `deferringProblems` leaves them to the launch (`Profile.loadDeferringProblems`), which
+/// lists them with the rest, and exits here only for a file that is no JSON object.
+func loadProfile(_ path: String, deferringProblems: Bool = false) throws -> Profile {
+    let url = URL(fileURLWithPath: absolutePath(path))
     do {
-        return try Profile.load(contentsOf: URL(fileURLWithPath: absolutePath(path)), checkingAgainst: HostProbe.basics())
+        return try deferringProblems ? Profile.loadDeferringProblems(contentsOf: url) : Profile.load(contentsOf: url)
     } catch {
         FileHandle.standardError.write(Data("launch: \(error)\n".utf8))
         throw ExitCode(LaunchError.Code.invalidProfile)

@@ -25,7 +25,7 @@ struct PlanCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = makeLogger(verbose: false, quiet: true)
-        let profile = try overrides.loadProfile(self.profile)
+        let profile = try await overrides.loadProfile(self.profile)
         let options = overrides.guestOptions(logger: logger)
         let launch: PreparedLaunch
         do {
@@ -67,14 +67,9 @@ struct PlanCommand: AsyncParsableCommand {
 
     /// What `run` boots (a one-command session when there is a command, else a console
     /// shell), prepared and planned as `run` does it (`Machine.prepare`), making nothing.
-    /// A profile's problems are reported against the file, as loading it does.
+    /// A profile's problems are reported against its file (the profile knows it), as `run` reports them.
     func prepare(_ profile: Profile, options: GuestKit.Options) async throws(LaunchError) -> PreparedLaunch {
-        do {
-            let guest = try await GuestKit.prepare(profile, options: options, sessionSlots: profile.command != nil ? 1 : 0)
-            return try await Machine.prepare(guest.profile, options: GuestKit.machineOptions(guest, options), for: .preview)
-        } catch {
-            if let problems = error.problems { throw .invalid(ProfileProblems(source: self.profile, problems: problems.problems)) }
-            throw error
-        }
+        let guest = try await GuestKit.prepare(profile, options: options, sessionSlots: profile.command != nil ? 1 : 0)
+        return try await Machine.prepare(guest.profile, options: GuestKit.machineOptions(guest, options), for: .preview)
     }
 }

@@ -48,7 +48,7 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = makeLogger(verbose: verbose, quiet: quiet)
-        var profile = try overrides.loadProfile(self.profile)
+        var profile = try await overrides.loadProfile(self.profile)
         if !command.isEmpty { profile.command = command }
         if shell.count == 1 { profile.command = ["sh", "-c", shell[0]] }
         let interrupt = Interrupt()

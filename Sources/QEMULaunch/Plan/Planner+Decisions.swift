@@ -83,7 +83,7 @@ extension Planner {
 
     /// How to get a virtiofsd, for messages. Debian 12 has no Rust virtiofsd package (backports
     /// included) and Debian 13's needs glibc 2.39; its QEMU 7.2 ships the C one.
-    static let installVirtiofsdFix = "install the Rust virtiofsd (Debian 13 / Ubuntu 24.04 / Fedora: sudo apt-get install virtiofsd or dnf install virtiofsd; Debian 12: Debian's QEMU 7.2 package qemu-system-common ships the C one at /usr/lib/qemu/virtiofsd, or build the Rust one: cargo install virtiofsd)"
+    static let installVirtiofsdFix = "install the package that ships the Rust virtiofsd (Debian 13, Ubuntu 24.04 and Fedora: virtiofsd; on Debian 12, QEMU 7.2's qemu-system-common ships the C one at /usr/lib/qemu/virtiofsd, or build the Rust one with `cargo install virtiofsd`)"
 
     static func transport(machine: Profile.MachineKind, requested: Profile.TransportChoice) -> Plan.Transport {
         switch (machine, requested) {

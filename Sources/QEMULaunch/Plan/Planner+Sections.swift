@@ -105,8 +105,8 @@ struct Planning {
         }
         if profile.firmware == .uefi && machine != .microvm && firmware == nil {
             problems.append(ProfileProblem(path: "firmware", message: "no UEFI firmware for \(arch.rawValue) was found (looked at QEMU's firmware descriptors and the usual paths)",
-                                           fix: arch == .x86_64 ? "install it (Debian, Ubuntu: sudo apt-get install ovmf; Fedora: sudo dnf install edk2-ovmf)"
-                                                                : "install it (Debian, Ubuntu: sudo apt-get install qemu-efi-aarch64; Fedora: sudo dnf install edk2-aarch64)"))
+                                           fix: LaunchError.installFix(arch == .x86_64 ? "Debian and Ubuntu: ovmf; Fedora: edk2-ovmf"
+                                                                                          : "Debian and Ubuntu: qemu-efi-aarch64; Fedora: edk2-aarch64")))
         }
         if machine == .microvm, let first = virtiofsShares.first, let capabilities, Planner.seabiosOnly(capabilities) {
             problems.append(ProfileProblem(path: "shares[\(first.offset)].transport", message: Planner.microvmCantShareMemory(capabilities),
@@ -115,7 +115,7 @@ struct Planning {
         if let virtiofsd = host.virtiofsd, virtiofsd.flavor == .legacyC, !host.isRoot, let first = virtiofsShares.first {
             problems.append(ProfileProblem(path: "shares[\(first.offset)].transport",
                                            message: "the C virtiofsd (\(virtiofsd.path)) runs only as root, and this launcher is not root",
-                                           fix: "run as root, install the Rust virtiofsd (package virtiofsd on Debian 13 / Ubuntu 24.04), or use \"transport\": \"9p\""))
+                                           fix: "run as root, install the package that ships the Rust virtiofsd (Debian 13, Ubuntu 24.04 and Fedora: virtiofsd), or use \"transport\": \"9p\""))
         }
         if options.stateDirectory == nil, let persistent = profile.disks.indices.first(where: { profile.disks[$0].overlay == .persistent }) {
             problems.append(ProfileProblem(path: "disks[\(persistent)].overlay", message: "a persistent overlay lives in the VM's state folder, and the plan was given none",

@@ -53,7 +53,7 @@ public enum Planner {
     /// The plan for `facts` with `options`, or every problem that stops it, at once:
     /// the profile's own against the host and its files (`ProfileValidator`), those found
     /// while choosing (accelerator, virtiofsd, firmware), and, when `facts.capabilities`
-    /// is known and nothing else is wrong, what that QEMU binary lacks.
+    /// is known, what that QEMU binary lacks (but nothing at a path that has a problem already).
     public static func plan(_ facts: LaunchFacts, options: PlanOptions) throws(ProfileProblems) -> Plan {
         var problems = ProfileValidator.problems(facts.profile, host: facts.host, files: facts.files, runtimeDir: options.runtimeDir)
         // `"transport": "auto"` shares become virtiofs or 9p here, each said in one line.
@@ -62,8 +62,9 @@ public enum Planner {
         planning.chooseAccelerator(&problems)
         planning.describeTarget(shareChoices: shareChoices)
         problems += planning.problems()
-        if !problems.isEmpty { throw ProfileProblems(source: profile.name, problems: problems) }
 
+        // The sections are built even when there are problems (with TCG standing in for a
+        // refused accelerator), so what the QEMU binary lacks is listed with the rest.
         planning.header()
         planning.machineAndFirmwareOptions()
         planning.processorsAndMemory()
@@ -78,11 +79,12 @@ public enum Planner {
         planning.lifetimeAndExtras()
         let plan = planning.finished()
 
-        // What this QEMU binary can't do is a profile problem now, not a QEMU error later.
+        // What this QEMU binary can't do is a profile problem now, not a QEMU error later
+        // (except at a path that has a problem already: fixing that changes the plan).
         if let capabilities = facts.capabilities {
-            let missing = capabilities.problems(with: plan, binary: plan.qemu[0])
-            if !missing.isEmpty { throw ProfileProblems(source: profile.name, problems: missing) }
+            problems = problems.followed(by: capabilities.problems(with: plan, binary: plan.qemu[0]))
         }
+        if !problems.isEmpty { throw ProfileProblems(source: profile.name, problems: problems) }
         return plan
     }
 

@@ -59,6 +59,24 @@ public struct Profile: Sendable, Hashable {
     /// root partition (see `RootFS`); nil = the busybox initramfs.
     public var rootfs: RootFS?
 
+    /// The file this profile was read from and what was wrong with its JSON, when it was
+    /// read by ``loadDeferringProblems(contentsOf:)`` (each value at a problem's path is a
+    /// stand-in default); nil for a profile made in code or decoded strictly. Preparing a
+    /// launch lists these problems with the rest and refuses the profile while there are any.
+    /// Not part of the profile's value: profiles that differ only here are equal.
+    public internal(set) var decodingProblems: ProfileProblems? {
+        get { decoding.problems }
+        set { decoding.problems = newValue }
+    }
+    private var decoding = DecodingRecord()
+
+    /// Where a profile came from, carried along without taking part in equality.
+    private struct DecodingRecord: Sendable, Hashable {
+        var problems: ProfileProblems?
+        static func == (lhs: Self, rhs: Self) -> Bool { true }
+        func hash(into hasher: inout Hasher) {}
+    }
+
     /// A profile with every default: the host's arch and default machine, `accel` auto,
     /// 1 vCPU, 512 MiB, no kernel yet (set ``kernel`` before starting it). Planning it
     /// (``Machine/start(_:options:)``, ``Planner``) checks it against the host first and

@@ -24,7 +24,7 @@ public enum ProfileValidator {
 
     /// Every problem of `profile` on `host`, looking at its files now (`HostFiles.read(for:)`);
     /// empty when it can be planned. For checking a profile early, before anything is
-    /// prepared (`Profile.load(contentsOf:checkingAgainst:)`, the CLI); planning runs the
+    /// prepared (`Machine.refuseEarly`, before the guest kit builds anything); planning runs the
     /// same checks from the facts it was given (`problems(_:host:files:runtimeDir:)`).
     public static func hostProblems(_ profile: Profile, host: HostFacts, runtimeDir: String? = nil) -> [ProfileProblem] {
         problems(profile, host: host, files: HostFiles.read(for: profile), runtimeDir: runtimeDir)

@@ -49,6 +49,9 @@ extension Machine {
     /// every problem of the profile at once. Nothing is made on the host: `Machine.start`
     /// makes the runtime dir and the identity after this returns.
     ///
+    /// A profile read by `Profile.loadDeferringProblems(contentsOf:)` is planned with the
+    /// stand-ins for its bad values, and its JSON's problems lead the list.
+    ///
     /// Throws `LaunchError` with `.invalidProfile` (every profile problem, in `problems`),
     /// `.missingProgram` (no QEMU or qemu-img), `.hostProblem` (a state folder in use, an
     /// overlay whose base changed, an unreadable identity) or `.cancelled`.
@@ -83,11 +86,18 @@ extension Machine {
             stateFolder = folder
         }
 
-        let plan: Plan
+        // Every problem at once: the JSON's (a profile read by Profile.loadDeferringProblems
+        // is planned with stand-ins for its bad values), then the planner's, which include the
+        // host's and what the QEMU binary lacks, less what is said at a path that failed to decode.
+        var problems = profile.decodingProblems?.problems ?? []
+        var planned: Plan?
         do {
-            plan = try Planner.plan(facts, options: planOptions)
+            planned = try Planner.plan(facts, options: planOptions)
         } catch {
-            throw .invalid(error)
+            problems = problems.followed(by: error.problems)
+        }
+        guard let plan = planned, problems.isEmpty else {
+            throw .invalid(ProfileProblems(source: profile.decodingProblems?.source ?? profile.name, problems: problems))
         }
         // The profile is fine; is the VM's state ready for it?
         if let stateFolder {
@@ -95,6 +105,19 @@ extension Machine {
             try checkExistingOverlays(profile, in: stateFolder)
         }
         return PreparedLaunch(facts: facts, options: planOptions, plan: plan, stateFolder: stateFolder, identityIsNew: identityIsNew)
+    }
+
+    /// Refuses `profile` before anything is built for it when it already shows a problem:
+    /// one of its JSON (``Profile/decodingProblems``) or one its files on the host show
+    /// (missing folders, duplicate tags; `ProfileValidator.hostProblems`). The error then
+    /// lists every problem at once, as ``prepare(_:options:for:)`` finds them for a preview
+    /// (the planner's and what the QEMU binary lacks included). A profile that shows none is
+    /// left to `prepare`. The guest kit calls it before it builds its initramfs, `launch`
+    /// before any job starts.
+    package static func refuseEarly(_ profile: Profile, options: Options = Options()) async throws(LaunchError) {
+        let decodingFailed = profile.decodingProblems?.problems.isEmpty == false
+        guard decodingFailed || !ProfileValidator.hostProblems(profile, host: options.host ?? HostProbe.basics()).isEmpty else { return }
+        _ = try await prepare(profile, options: options, for: .preview)
     }
 
     /// The programs a launch can't start without: a QEMU for the guest's arch (or the
