@@ -45,6 +45,26 @@ extension GuestKit {
         public var console: GuestOutput?
         /// Boot with `quiet` (fewer kernel messages on the emulated UART: faster).
         public var quietKernel = true
+        /// The kernel's console log level: boot without `quiet`, with `loglevel=N` (messages
+        /// below level N reach the console: 5 shows warnings and WARN splats, 8 everything).
+        /// nil = `quietKernel` decides.
+        public var kernelLogLevel: Int?
+        /// A kernel build tree (where `make` ran): its built modules are installed into the
+        /// cache and every one is put in the guest for `modprobe`; its `vmlinux` is the
+        /// symbol file for gdb and crash dumps.
+        public var kernelTree: URL?
+        /// Your own out-of-tree modules (`.ko`), in the guest as
+        /// `/lib/modules/<release>/extra/NAME.ko` for `modprobe NAME`. Each must be built for
+        /// this kernel: a vermagic from another release fails before the boot.
+        public var extraModules: [URL] = []
+        /// QEMU's gdb stub; with `waitForDebugger` the guest runs only once gdb continues,
+        /// and the boot and command deadlines count from then (guest running time).
+        public var gdb: GDBStub?
+        /// Save the console log and a memory dump when the guest kernel panics; nil = off.
+        public var crashCapture: CrashCapture?
+        /// Also capture at the end of ``run(_:options:)`` and ``withSession(_:options:_:)``
+        /// when the guest did not panic (needs `crashCapture`).
+        public var captureAtEnd = false
         /// When it fires (Ctrl-C), the VM is stopped through the shutdown ladder.
         public var interrupt: Interrupt?
         /// Host facts to plan with; nil probes this host.
@@ -100,6 +120,10 @@ extension GuestKit {
             await session.end(grace: error.code == .interrupted ? nil : .seconds(2))
             throw error
         }
+        if options.captureAtEnd, options.crashCapture != nil {
+            let report = await session.machine.captureCrashState(reason: "capture requested")
+            options.logger.info("crash capture: \(report)")
+        }
         let shutdown = await session.end()
         if case .panicked = session.machine.end {
             throw endedEarly(.panicked, while: "\(QEMUSyntax.shellLine(command)) ran", details: consoleDetails(session.machine))
@@ -130,6 +154,10 @@ extension GuestKit {
             result = .success(try await body(session))
         } catch {
             result = .failure(error)
+        }
+        if options.captureAtEnd, options.crashCapture != nil, session.machine.end == nil {
+            let report = await session.machine.captureCrashState(reason: "capture requested")
+            options.logger.info("crash capture: \(report)")
         }
         await session.end()
         if Task.isCancelled { throw LaunchError.cancelled("the session on \(profile.name); the VM was stopped") }
@@ -179,6 +207,9 @@ extension GuestKit {
         machineOptions.guestPorts = prepared.guestPorts
         machineOptions.stateRoot = options.stateRoot
         machineOptions.logger = options.logger
+        machineOptions.gdb = options.gdb
+        machineOptions.crashCapture = options.crashCapture
+        if machineOptions.crashCapture?.symbols == nil { machineOptions.crashCapture?.symbols = symbolFile(options) }
         return machineOptions
     }
 
@@ -188,8 +219,10 @@ extension GuestKit {
                                     timeout: options.timeout)
     }
 
+    /// What a capture saved (a panic's console log and memory dump), then the console's last lines.
     static func consoleDetails(_ machine: Machine) -> [String] {
-        ["  last console lines:"] + machine.console.tail.lines(last: 25).map { "    \($0)" }
+        machine.crashCaptures.map { "  crash capture: \($0)" }
+            + ["  last console lines:"] + machine.console.tail.lines(last: 25).map { "    \($0)" }
     }
 
     static func endedEarly(_ end: VMEnd, while what: String, details: [String]) -> LaunchError {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LaunchSupport
 import QEMULaunch
 
 struct StateCommand: ParsableCommand {
@@ -84,17 +85,6 @@ struct StateCommand: ParsableCommand {
         let index = Int(name.dropFirst(4).dropLast(6))
         return index.flatMap { VMStateFolder.overlayFile(disk: $0) == name ? $0 : nil }
     }
-}
-
-/// 1536 → "1.5 KiB".
-func byteCount(_ bytes: UInt64) -> String {
-    if bytes < 1024 { return "\(bytes) B" }
-    var value = Double(bytes)
-    for unit in ["KiB", "MiB", "GiB", "TiB"] {
-        value /= 1024
-        if value < 1024 || unit == "TiB" { return String(format: value < 10 ? "%.1f" : "%.0f", value) + " " + unit }
-    }
-    return "\(bytes) B"
 }
 
 extension String {

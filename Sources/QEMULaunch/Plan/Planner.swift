@@ -26,6 +26,10 @@ public struct PlanOptions: Sendable, Hashable {
     /// The fd (in QEMU) of the launcher's own QMP connection, one end of a socketpair;
     /// nil = none (a plan for people to run by hand: they use `qmp.sock`).
     public var controlFileDescriptor: Int32?
+    /// QEMU's gdb stub for a kernel debugger; nil = none.
+    public var gdb: GDBStub?
+    /// Keep a panicked guest alive, stopped, for a memory dump, instead of ending QEMU.
+    public var holdOnPanic = false
 
     public init(runtimeDir: String, kernelEntry: KernelEntry = .standard, kernelArguments: [String] = [],
                 startPaused: Bool = true, guestPorts: [String] = [], stateDirectory: String? = nil,
@@ -226,8 +230,19 @@ public enum Planner {
             args.add("-kernel", kernel)
             if let initrd = profile.initrd { args.add("-initrd", initrd) }
             cmdline.append(arch == .aarch64 ? "console=ttyAMA0" : "console=ttyS0")
-            // A panic reboots at once, and -no-reboot turns that reboot into QEMU's exit.
-            cmdline.append("panic=-1")
+            if options.holdOnPanic {
+                // The panicked kernel waits (panic=0) instead of rebooting, so there is a
+                // guest to dump; the supervisor sees the panic (console or pvpanic), dumps, quits.
+                cmdline.append("panic=0")
+            } else {
+                // A panic reboots at once, and -no-reboot turns that reboot into QEMU's exit.
+                cmdline.append("panic=-1")
+            }
+            if options.gdb != nil {
+                // A randomized kernel base would not match the addresses in vmlinux's symbols
+                // (a bzImage booted through its decompressor picks one; PVH entry never does).
+                cmdline.append("nokaslr")
+            }
             if machine == .microvm, options.kernelEntry == .pvh || accel == .tcg, let khz = host.tscKHz {
                 // microvm has no HPET or PM timer to calibrate the TSC against, only the PIT:
                 // with PVH the guest hangs calibrating, and under TCG on a loaded host the PIT
@@ -370,6 +385,16 @@ public enum Planner {
         // The launcher owns the VM's lifetime: a guest reboot ends the run.
         args.add("-no-reboot")
         if options.startPaused { args.add("-S") }
+        if let gdb = options.gdb {
+            args.add("-gdb", gdb.qemuArgument)
+            choices.append(Plan.Choice(topic: "gdb", value: "stub on 127.0.0.1:\(gdb.port)",
+                                       reason: gdb.waitForDebugger ? "vCPUs held at the first instruction until the debugger continues; nokaslr" : "the guest runs at once; nokaslr"))
+        }
+        if options.holdOnPanic {
+            // pvpanic's GUEST_PANICKED pauses the VM instead of ending QEMU (QEMU's default
+            // action is shutdown), so it can be dumped. -action exists since QEMU 6.0.
+            args.add("-action", "panic=pause")
+        }
         args.argv += profile.qemu.extraArgs
 
         if options.kernelEntry == .pvh {
