@@ -153,7 +153,7 @@ extension GuestKit {
         logger.info("\(choice))")
         if let moduleTree {
             var line = "modprobe: \(image.modprobeModules) module\(image.modprobeModules == 1 ? "" : "s") in the guest's /lib/modules/\(moduleTree.release)"
-            if moduleTree.everyModule, image.modprobeNote == nil { line += " (every module of \(modulesDirectory?.path ?? "?"))" }
+            if moduleTree.everyModule, image.modprobeNote == nil { line += " (every module of \(options.kernelTree?.path ?? modulesDirectory?.path ?? "?"))" }
             if !moduleTree.extra.isEmpty { line += "; yours: \(moduleTree.extra.map(\.name).joined(separator: " "))" }
             logger.info("\(line)")
             if let note = image.modprobeNote { logger.warning("modprobe: \(note)") }

@@ -18,6 +18,9 @@ package struct ModuleInfo: Sendable, Hashable {
     /// The plain `.ko` bytes.
     package var bytes: Data
 
+    /// `vermagic` without kbuild's trailing space, for messages.
+    var shownVermagic: String { vermagic.trimmingCharacters(in: .whitespaces) }
+
     /// The release `vermagic` starts with.
     package var release: String { String(vermagic.split(separator: " ").first ?? "") }
 
@@ -53,12 +56,12 @@ package struct ModuleInfo: Sendable, Hashable {
     package func checkBuilt(for release: String, kernel: String, reference: String?) throws(LaunchError) {
         if self.release != release {
             throw LaunchError(.invalidProfile,
-                              "--module \(path.path) was built for kernel \(self.release) (vermagic \"\(vermagic)\"), but the kernel \(kernel) is \(release): the guest would refuse to load it",
+                              "--module \(path.path) was built for kernel \(self.release) (vermagic \"\(shownVermagic)\"), but the kernel \(kernel) is \(release): the guest would refuse to load it",
                               fix: "rebuild the module against the tree of the kernel you boot: make -C KERNEL_TREE M=$PWD modules")
         }
         if let reference, reference != vermagic {
             throw LaunchError(.invalidProfile,
-                              "--module \(path.path) has vermagic \"\(vermagic)\", but this kernel's own modules have \"\(reference)\": the guest would refuse to load it",
+                              "--module \(path.path) has vermagic \"\(shownVermagic)\", but this kernel's own modules have \"\(reference.trimmingCharacters(in: .whitespaces))\": the guest would refuse to load it",
                               fix: "rebuild the module against the tree of the kernel you boot, with its .config: make -C KERNEL_TREE M=$PWD modules")
         }
     }
