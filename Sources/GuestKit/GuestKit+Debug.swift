@@ -32,11 +32,11 @@ extension GuestKit {
         return try result.get()
     }
 
-    /// What the guest's modprobe gets: with a kernel tree, every module of its build;
-    /// the developer's own modules, each checked against the kernel first. nil = neither.
+    /// What the guest's modprobe gets: every module of a kernel tree's build (`everyModule`:
+    /// `modulesDirectory` holds them), and the developer's own modules, each checked against
+    /// the kernel first. nil = neither.
     static func modprobeTree(_ options: Options, release: String?, kernel: String, modulesDirectory: URL?,
-                             memory: MemorySize) throws(LaunchError) -> InitramfsBuilder.ModuleTree? {
-        let everyModule = options.kernelTree != nil && modulesDirectory != nil
+                             everyModule: Bool, memory: MemorySize) throws(LaunchError) -> InitramfsBuilder.ModuleTree? {
         guard everyModule || !options.extraModules.isEmpty else { return nil }
         guard let release else {
             throw LaunchError(.invalidProfile, "the release of the kernel \(kernel) is unknown, so modules can't be matched to it",

@@ -94,8 +94,10 @@ extension GuestKit {
         let release = inspected?.release ?? releaseFromFileName(kernel)
         var modulesDirectory = options.modulesDirectory
             ?? profile.guestKit.modules.map { modulesFolder(URL(fileURLWithPath: $0), release: release) }
+        var treeInstalled = false
         if modulesDirectory == nil, let tree = options.kernelTree {
             modulesDirectory = try await treeModules(tree, arch: decisions.arch, host: host, logger: logger)
+            treeInstalled = modulesDirectory != nil
         }
         if modulesDirectory == nil, let release {
             let candidate = URL(fileURLWithPath: "/lib/modules/\(release)")
@@ -137,7 +139,8 @@ extension GuestKit {
         // Building reads and decompresses modules and writes the archive: off the cooperative pool.
         let (bootModules, laterModules, optionalModules, powerButtonModules) = (boot, later, optional, powerButton)
         let modules = modulesDirectory
-        let moduleTree = try modprobeTree(options, release: release, kernel: kernel, modulesDirectory: modulesDirectory, memory: profile.memory)
+        let moduleTree = try modprobeTree(options, release: release, kernel: kernel, modulesDirectory: modulesDirectory,
+                                          everyModule: treeInstalled, memory: profile.memory)
         let built: Swift.Result<InitramfsBuilder.Image, LaunchError> = await onOwnThread {
             Swift.Result { () throws(LaunchError) in
                 try InitramfsBuilder.image(busybox: busybox, arch: decisions.arch, modulesDirectory: modules,
