@@ -221,8 +221,13 @@ extension GuestKit {
 
     /// What a capture saved (a panic's console log and memory dump), then the console's last lines.
     static func consoleDetails(_ machine: Machine) -> [String] {
-        machine.crashCaptures.map { "  crash capture: \($0)" }
-            + ["  last console lines:"] + machine.console.tail.lines(last: 25).map { "    \($0)" }
+        let shown = machine.console.tail.lines(last: 25)
+        var details = machine.crashCaptures.map { "  crash capture: \($0)" }
+        // A panic's reason comes 30-odd lines before the end of its backtrace: keep it in view.
+        if let reason = machine.console.tail.lines().last(where: { $0.contains("Kernel panic - not syncing") }), !shown.contains(reason) {
+            details.append("  panic: \(reason.trimmingCharacters(in: .whitespaces))")
+        }
+        return details + ["  last console lines:"] + shown.map { "    \($0)" }
     }
 
     static func endedEarly(_ end: VMEnd, while what: String, details: [String]) -> LaunchError {

@@ -74,6 +74,10 @@ struct StateCommand: ParsableCommand {
                     ?? "base unchanged"
                 line += "  persistent overlay of disks[\(disk)] \(base); \(verdict)"
             }
+            if file.name == "crashes" {
+                let captures = (try? FileManager.default.contentsOfDirectory(atPath: folder.path + "/crashes"))?.count ?? 0
+                line += "  \(captures) crash capture\(captures == 1 ? "" : "s") (console logs and memory dumps of panics)"
+            }
             if inUse.contains(file.name) { line += "  (in use by a running QEMU)" }
             print(line)
         }

@@ -160,7 +160,12 @@ extension Machine {
         formatter.timeZone = TimeZone(identifier: "UTC")
         formatter.dateFormat = "yyyyMMdd-HHmmss"
         let base = "\(root)/\(vmName)-\(formatter.string(from: Date()))"
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        // Every folder made here private (0700), like a state folder: a dump holds guest memory.
+        var made = root.hasPrefix("/") ? "" : FileManager.default.currentDirectoryPath
+        for component in root.split(separator: "/") {
+            made += "/" + component
+            if mkdir(made, 0o700) != 0 && errno != EEXIST { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        }
         for attempt in 1...100 {
             let path = attempt == 1 ? base : "\(base)-\(attempt)"
             // mkdir, not "exists then create": two captures at once never share a folder.
