@@ -121,7 +121,7 @@ extension GuestKit {
             throw error
         }
         if options.captureAtEnd, options.crashCapture != nil {
-            let report = await session.machine.captureCrashState(reason: "capture requested")
+            let report = await session.machine.captureCrashState(reason: "end of the run")
             options.logger.info("crash capture: \(report)")
         }
         let shutdown = await session.end()
@@ -156,7 +156,7 @@ extension GuestKit {
             result = .failure(error)
         }
         if options.captureAtEnd, options.crashCapture != nil, session.machine.end == nil {
-            let report = await session.machine.captureCrashState(reason: "capture requested")
+            let report = await session.machine.captureCrashState(reason: "end of the run")
             options.logger.info("crash capture: \(report)")
         }
         await session.end()

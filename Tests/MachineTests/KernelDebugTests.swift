@@ -1,4 +1,6 @@
 import Foundation
+@testable import GuestKit
+import QEMULaunch
 import QMP
 import TestSupport
 import Testing
@@ -304,5 +306,54 @@ struct KernelTreeModuleTests {
         let status = await run.finish()
         #expect(status == 0, "\(run.stderr)")
         #expect(run.stdout == "hi\n")
+    }
+}
+
+@Suite("Kernel debugging: the plan's gdb stub and panic hold, and what a module file says about itself")
+struct KernelDebugPlanTests {
+    func plan(gdb: GDBStub?, holdOnPanic: Bool) throws -> Plan {
+        var profile = Profile(name: "kdebug")
+        profile.machine = .microvm
+        profile.accel = .tcg
+        profile.kernel = try Fixture.kernel
+        var options = PlanOptions(runtimeDir: "/tmp/launch-kdebugplan")
+        options.gdb = gdb
+        options.holdOnPanic = holdOnPanic
+        return try Planner.plan(profile, host: HostProbe.current(), options: options)
+    }
+
+    @Test("--gdb plans QEMU's stub on loopback and nokaslr; a crash capture plans panic=0 and -action panic=pause; neither by default")
+    func planArguments() throws {
+        let debug = try plan(gdb: GDBStub(port: 4321), holdOnPanic: true)
+        let argv = debug.qemu.joined(separator: " ")
+        #expect(argv.contains(" -gdb tcp:127.0.0.1:4321 "), "\(argv)")
+        #expect(argv.contains(" -action panic=pause"), "\(argv)")
+        #expect(debug.cmdline.split(separator: " ").contains("panic=0"), "\(debug.cmdline)")
+        #expect(debug.cmdline.split(separator: " ").contains("nokaslr"), "\(debug.cmdline)")
+        #expect(!debug.cmdline.contains("panic=-1"))
+        // The vCPUs start stopped either way: the launcher sends cont, or the debugger continues.
+        #expect(debug.qemu.contains("-S"))
+
+        let plain = try plan(gdb: nil, holdOnPanic: false)
+        #expect(!plain.qemu.contains("-gdb") && !plain.qemu.contains("-action"), "\(plain.qemu)")
+        #expect(plain.cmdline.split(separator: " ").contains("panic=-1"))
+        #expect(!plain.cmdline.contains("nokaslr"))
+    }
+
+    @Test("a module's .modinfo gives its name, its kernel's vermagic and its dependencies (the host's virtiofs needs fuse and virtio)")
+    func moduleInfo() throws {
+        let release = try #require(KernelLocator.newest()?.release)
+        let index = try ModuleIndex(kernelRelease: release)
+        let line = try #require(index.line(of: "virtiofs"), "the host kernel has no virtiofs module")
+        let info = try ModuleInfo.read(index.modulesDirectory.appendingPathComponent(line.path))
+        #expect(info.name == "virtiofs")
+        #expect(info.release == release)
+        #expect(info.vermagic.hasPrefix(release + " SMP"))
+        #expect(info.dependencies.sorted() == ["fuse", "virtio", "virtio_ring"])
+        #expect(throws: Never.self) { try info.checkBuilt(for: release, kernel: "k", reference: info.vermagic) }
+        let other = #expect(throws: LaunchError.self) { try info.checkBuilt(for: "6.1.999", kernel: "k", reference: nil) }
+        #expect(other?.description.contains("was built for kernel \(release)") == true)
+        let options = #expect(throws: LaunchError.self) { try info.checkBuilt(for: release, kernel: "k", reference: release + " SMP mod_unload ") }
+        #expect(options?.description.contains("but this kernel's own modules have \"\(release) SMP mod_unload\"") == true)
     }
 }
