@@ -349,6 +349,8 @@ public final class Machine: Sendable {
             } catch {
                 throw LaunchError(.qemuFailed, "QMP cont failed", cause: error)
             }
+            // Running from here whenever the RESUME event is read: a deadline must not wait for it.
+            runClock.resumed()
         }
         if profile.command == nil, boundsLifeByRunTimeout, let limit = profile.timeouts.run?.duration {
             let timer = Task { [weak self] in

@@ -88,7 +88,13 @@ extension Machine {
         } catch {
             report.problems.append("console log not copied: \(error.localizedDescription)")
         }
-        if settings.memory {
+        let guestBytes = profile.memory.bytes
+        var space = statvfs()
+        let freeBytes = statvfs(folder, &space) == 0 ? UInt64(space.f_bavail) * UInt64(space.f_frsize) : .max
+        if settings.memory, freeBytes < guestBytes + (64 << 20) {
+            // A dump is as large as guest RAM: never fill the disk with it.
+            report.problems.append("no memory dump: it needs \(byteCount(guestBytes)) and \(folder) has \(byteCount(freeBytes)) free")
+        } else if settings.memory {
             let dump = folder + "/vmcore"
             do {
                 // paging false: the guest's physical memory as ELF PT_LOAD segments plus a
@@ -145,11 +151,8 @@ extension Machine {
         guard panicCaptureStarted.withLock({ started in defer { started = true }; return !started }) else { return }
         logger.debug("kernel panic seen on \(source): capturing the console log and memory")
         let report = await captureCrashState(reason: "kernel panic")
-        if report.problems.isEmpty {
-            logger.debug("\(report)")
-        } else {
-            logger.warning("\(report)")
-        }
+        // The panic's error names it (crashCaptures), with any problem: not twice.
+        logger.debug("\(report)")
         await shutdown(stepTimeout: .seconds(5), skipACPI: true)
     }
 
