@@ -110,7 +110,7 @@ struct KernelDebugTests {
           .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/gdb"), "needs gdb (Debian package gdb)"))
     func gdbHoldsUntilContinue() async throws {
         let port = try Self.freePort()
-        let run = try RunningLaunch(["run", "Profiles/hello.json", "--accel", "tcg", "-v", "--boot-timeout", "15s",
+        let run = try RunningLaunch(["run", "Profiles/hello.json", "--accel", "tcg", "-v", "--boot-timeout", "40s",
                                      "--gdb", String(port), "--", "echo", "hi"])
         let listening = await run.waitUntil(.seconds(120)) { Self.isListening(port) && run.stderr.contains("QMP ready") }
         #expect(listening, "the gdb stub never listened: \(run.stderr)")
@@ -121,7 +121,8 @@ struct KernelDebugTests {
         let qmp = try await QMP.Client.connect(unixPath: runtime + "/qmp.sock")
         #expect(try await qmp.queryStatus() == QMP.Status(status: "prelaunch", running: false))
         qmp.close()
-        try await Task.sleep(for: .seconds(20))
+        // Longer than the boot timeout (generous, for a loaded host): only running time counts.
+        try await Task.sleep(for: .seconds(45))
         #expect(run.process.isRunning, "launch ended while the guest was held: \(run.stderr)")
         #expect(!run.stderr.contains("Linux version"), "the kernel printed before gdb continued")
 
