@@ -65,15 +65,18 @@ extension GuestKit {
         /// Also capture at the end of ``run(_:options:)`` and ``withSession(_:options:_:)``
         /// when the guest did not panic (needs `crashCapture`).
         public var captureAtEnd = false
-        /// When it fires (Ctrl-C), the VM is stopped through the shutdown ladder.
-        public var interrupt: Interrupt?
+        /// When it fires (the CLI's Ctrl-C), the VM is stopped through the shutdown ladder.
+        /// Library callers cancel the task instead.
+        package var interrupt: Interrupt?
         /// Host facts to plan with; nil probes this host.
         public var host: HostFacts?
-        /// The folder holding every VM's state folder; nil = `VMStateFolder.defaultRoot`.
+        /// The folder holding every VM's state folder; nil = `$XDG_STATE_HOME/qemu-launch`
+        /// (default `~/.local/state/qemu-launch`).
         public var stateRoot: String?
         /// What the launch logs: choices at info, phases at debug. The default shows
         /// warnings and errors only.
         public var logger = Logger.quietByDefault
+        /// The defaults: capture stdout and stderr, the profile's time limits, fast boot on.
         public init() {}
     }
 
@@ -101,8 +104,8 @@ extension GuestKit {
     /// Boots `profile`, runs one command in the guest, ends the VM and returns the
     /// command's result. The command is `options.command`, else the profile's.
     ///
-    /// Throws `LaunchError` with code `.guestPanic` (exit 125) when the guest
-    /// panics, `.timeout` (124) when the boot or the command runs past its deadline,
+    /// Throws `LaunchError` with code `.guestPanic` when the guest panics,
+    /// `.timeout` when the boot or the command runs past its deadline,
     /// `.cancelled` when the calling task is cancelled (the VM is stopped first), and
     /// the start errors of `Machine.start`. Nothing it started outlives it.
     public static func run(_ profile: Profile, options: Options = Options()) async throws(LaunchError) -> Result {
@@ -198,7 +201,8 @@ extension GuestKit {
         return machine
     }
 
-    static func machineOptions(_ prepared: Prepared, _ options: Options) -> Machine.Options {
+    /// The machine options that boot `prepared` as `options` ask (also `launch plan`'s).
+    package static func machineOptions(_ prepared: Prepared, _ options: Options) -> Machine.Options {
         var machineOptions = Machine.Options()
         machineOptions.host = prepared.host
         machineOptions.keepRuntimeDir = options.keepRuntimeDir

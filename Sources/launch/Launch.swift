@@ -128,14 +128,14 @@ struct ProfileOverrides: ParsableArguments {
             try apply(to: &profile)
         } catch let error as ValidationError {
             FileHandle.standardError.write(Data("launch: \(error)\n".utf8))
-            throw ExitCode(LaunchError.Code.invalidProfile.exitStatus)
+            throw ExitCode(LaunchError.Code.invalidProfile)
         }
         // The profile as it will run, checked against this host before anything is probed
         // or built, so every problem shows at once and early. (Start checks it again.)
         let problems = ProfileValidator.hostProblems(profile, host: HostProbe.basics())
         if !problems.isEmpty {
             FileHandle.standardError.write(Data("launch: \(ProfileProblems(source: path, problems: problems))\n".utf8))
-            throw ExitCode(LaunchError.Code.invalidProfile.exitStatus)
+            throw ExitCode(LaunchError.Code.invalidProfile)
         }
         return profile
     }
@@ -172,7 +172,7 @@ func loadProfile(_ path: String) throws -> Profile {
         return try Profile.load(contentsOf: URL(fileURLWithPath: absolutePath(path)), checkingAgainst: HostProbe.basics())
     } catch {
         FileHandle.standardError.write(Data("launch: \(error)\n".utf8))
-        throw ExitCode(LaunchError.Code.invalidProfile.exitStatus)
+        throw ExitCode(LaunchError.Code.invalidProfile)
     }
 }
 
@@ -181,7 +181,7 @@ func fail(_ error: LaunchError) -> ExitCode {
     // An invalid profile's message is its own header ("invalid profile FILE: N problems").
     let label = error.code == .invalidProfile && error.message.hasPrefix("invalid profile") ? "" : "\(error.code): "
     FileHandle.standardError.write(Data("launch: \(label)\(error)\n".utf8))
-    return ExitCode(error.code.exitStatus)
+    return ExitCode(error.code)
 }
 
 /// Logging to stderr: info by default, debug with --verbose.

@@ -120,11 +120,11 @@ struct RunCommand: AsyncParsableCommand {
         case .panicked:
             let captures = machine.crashCaptures.map { "\n  crash capture: \($0)" }.joined()
             FileHandle.standardError.write(Data("launch: guest panic\(captures)\n".utf8))
-            throw ExitCode(LaunchError.Code.guestPanic.exitStatus)
+            throw ExitCode(LaunchError.Code.guestPanic)
         case .timedOut:
-            throw ExitCode(LaunchError.Code.timeout.exitStatus)
+            throw ExitCode(LaunchError.Code.timeout)
         default:
-            throw ExitCode(LaunchError.Code.qemuFailed.exitStatus)
+            throw ExitCode(LaunchError.Code.qemuFailed)
         }
     }
 }

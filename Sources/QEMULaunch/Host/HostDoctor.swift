@@ -4,15 +4,15 @@ import Glibc
 #endif
 
 /// One line of `launch doctor`.
-public struct HostCheck: Sendable, Hashable, Codable {
-    public enum Status: String, Sendable, Hashable, Codable { case ok, warn, fail }
-    public var name: String
-    public var status: Status
-    public var detail: String
+package struct HostCheck: Sendable, Hashable, Codable {
+    package enum Status: String, Sendable, Hashable, Codable { case ok, warn, fail }
+    package var name: String
+    package var status: Status
+    package var detail: String
     /// For warn and fail: exactly what to do.
-    public var fix: String?
+    package var fix: String?
 
-    public init(_ name: String, _ status: Status, _ detail: String, fix: String? = nil) {
+    package init(_ name: String, _ status: Status, _ detail: String, fix: String? = nil) {
         self.name = name
         self.status = status
         self.detail = detail
@@ -21,8 +21,8 @@ public struct HostCheck: Sendable, Hashable, Codable {
 }
 
 /// Turns host facts into checks a person can act on.
-public enum HostDoctor {
-    public static func checks(_ host: HostFacts, bootFolder: String = "/boot") -> [HostCheck] {
+package enum HostDoctor {
+    package static func checks(_ host: HostFacts, bootFolder: String = "/boot") -> [HostCheck] {
         var checks: [HostCheck] = []
         for arch in Profile.Arch.allCases {
             let name = "qemu \(arch.rawValue)"

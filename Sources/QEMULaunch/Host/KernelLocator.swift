@@ -27,7 +27,7 @@ public enum KernelLocator {
 
 extension Profile {
     /// The same profile with `"kernel": "auto"` resolved to the newest /boot/vmlinuz-*.
-    public func resolvingAutoKernel(logger: Logger) throws(LaunchError) -> Profile {
+    package func resolvingAutoKernel(logger: Logger) throws(LaunchError) -> Profile {
         guard kernel == "auto" else { return self }
         guard let newest = KernelLocator.newest() else {
             throw LaunchError(.hostProblem, "\"kernel\": \"auto\" found no /boot/vmlinuz-*",
