@@ -320,7 +320,7 @@ struct KernelDebugPlanTests {
         var options = PlanOptions(runtimeDir: "/tmp/launch-kdebugplan")
         options.gdb = gdb
         options.holdOnPanic = holdOnPanic
-        return try Planner.plan(profile, host: HostProbe.current(), options: options)
+        return try Planner.plan(LaunchFacts(profile: profile, host: HostProbe.current(), files: HostFiles.read(for: profile)), options: options)
     }
 
     @Test("--gdb plans QEMU's stub on loopback and nokaslr; a crash capture plans panic=0 and -action panic=pause; neither by default")
