@@ -323,13 +323,13 @@ struct KernelDebugPlanTests {
         return try Planner.plan(LaunchFacts(profile: profile, host: HostProbe.current(), files: HostFiles.read(for: profile)), options: options)
     }
 
-    @Test("--gdb plans QEMU's stub on loopback and nokaslr; a crash capture plans panic=0 and -action panic=pause; neither by default")
+    @Test("--gdb plans QEMU's stub on loopback and nokaslr; a crash capture plans panic=20 and -action panic=pause; neither by default")
     func planArguments() throws {
         let debug = try plan(gdb: GDBStub(port: 4321), holdOnPanic: true)
         let argv = debug.qemu.joined(separator: " ")
         #expect(argv.contains(" -gdb tcp:127.0.0.1:4321 "), "\(argv)")
         #expect(argv.contains(" -action panic=pause"), "\(argv)")
-        #expect(debug.cmdline.split(separator: " ").contains("panic=0"), "\(debug.cmdline)")
+        #expect(debug.cmdline.split(separator: " ").contains("panic=20"), "\(debug.cmdline)")
         #expect(debug.cmdline.split(separator: " ").contains("nokaslr"), "\(debug.cmdline)")
         #expect(!debug.cmdline.contains("panic=-1"))
         // The vCPUs start stopped either way: the launcher sends cont, or the debugger continues.

@@ -238,9 +238,11 @@ struct Planning {
         if let initrd = profile.initrd { args.add("-initrd", initrd) }
         cmdline.append(arch == .aarch64 ? "console=ttyAMA0" : "console=ttyS0")
         if options.holdOnPanic {
-            // The panicked kernel waits (panic=0) instead of rebooting, so there is a
-            // guest to dump; the supervisor sees the panic (console or pvpanic), dumps, quits.
-            cmdline.append("panic=0")
+            // The panicked kernel waits 20 s (of guest time: none pass while the vCPUs are
+            // stopped for the dump) instead of rebooting at once, so there is a guest to dump;
+            // the supervisor sees the panic (console or pvpanic), stops it, dumps, quits. A
+            // panic nobody saw (no printk, no pvpanic) still ends in the reboot -no-reboot ends.
+            cmdline.append("panic=20")
         } else {
             // A panic reboots at once, and -no-reboot turns that reboot into QEMU's exit.
             cmdline.append("panic=-1")

@@ -9,7 +9,7 @@ import Glibc
 /// when asked (``Machine/captureCrashState(reason:)``).
 ///
 /// With a capture configured, a panicked guest is kept alive and stopped (the kernel
-/// waits with `panic=0`; pvpanic pauses QEMU with `-action panic=pause`) until the dump
+/// waits 20 s with `panic=20`; pvpanic pauses QEMU with `-action panic=pause`) until the dump
 /// is written; then QEMU is told to quit and the VM ends as `.panicked`, as before.
 public struct CrashCapture: Sendable, Hashable {
     /// The folder that receives one subfolder per capture, `<vm name>-<UTC time>`;
