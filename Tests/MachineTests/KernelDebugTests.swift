@@ -217,21 +217,12 @@ struct KernelDebugTests {
     }
 }
 
-/// The small kernel tree CI builds (Scripts/build-test-kernel), at `$LAUNCH_TEST_KERNEL_DIR`.
+/// The small kernel tree CI builds (Scripts/build-test-kernel): found, required or skipped
+/// as ``TestKernel`` says, plus what the module tests build against it.
 enum TestKernelTree {
-    static var path: String? {
-        guard let dir = ProcessInfo.processInfo.environment["LAUNCH_TEST_KERNEL_DIR"], !dir.isEmpty,
-              FileManager.default.fileExists(atPath: dir + "/vmlinux") else { return nil }
-        return dir
-    }
-    /// CI sets `LAUNCH_REQUIRE_TEST_KERNEL=1`: then a missing tree fails instead of skipping.
-    static var required: Bool { ProcessInfo.processInfo.environment["LAUNCH_REQUIRE_TEST_KERNEL"] == "1" }
-    static var enabled: Bool { path != nil || required }
-    static let missing: Comment = "needs the test kernel tree: set LAUNCH_TEST_KERNEL_DIR (Scripts/build-test-kernel builds one)"
-
-    static var tree: String {
-        get throws { try #require(path, "LAUNCH_REQUIRE_TEST_KERNEL=1 but LAUNCH_TEST_KERNEL_DIR has no built tree (vmlinux)") }
-    }
+    static var enabled: Bool { TestKernel.built || TestKernel.required }
+    static let missing: Comment = "no built kernel tree: run Scripts/build-test-kernel (or set LAUNCH_TEST_KERNEL_DIR)"
+    static var tree: String { get throws { try TestKernel.tree.path } }
 
     /// Builds a one-file out-of-tree module against `tree`, the way a developer does.
     static func buildModule(named name: String, against tree: String) throws -> (folder: URL, module: URL) {
