@@ -74,14 +74,14 @@ struct BatchCommand: AsyncParsableCommand {
             let regex = try Regex(filter)
             guard all.jobs.contains(where: { $0.name.contains(regex) }) else {
                 FileHandle.standardError.write(Data("launch: --filter \(filter) matches none of the \(all.jobs.count) jobs; `launch batch \(inputs.joined(separator: " ")) --list` shows their names\n".utf8))
-                throw ExitCode(LaunchError.Code.invalidProfile.exitStatus)
+                throw ExitCode.validationFailure
             }
             selected = selected.filter { $0.name.contains(regex) }
         }
         if list {
             for job in selected {
                 let command = job.command.map(QEMUSyntax.shellLine) ?? "(the profile's command)"
-                print("\(job.name)\t\(job.profile)\t\(command)")
+                print("\(job.name)\t\(relativeToCurrentDirectory(job.profile))\t\(command)")
             }
             return
         }
@@ -89,6 +89,12 @@ struct BatchCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("launch: shard \(chosenShard): \(selected.count) of \(all.jobs.count) jobs\n".utf8))
         }
         try await runJobs(selected, from: all, shard: chosenShard)
+    }
+
+    /// `path` relative to the current directory when it is inside it (shorter to read in --list).
+    func relativeToCurrentDirectory(_ path: String) -> String {
+        let here = FileManager.default.currentDirectoryPath + "/"
+        return path.hasPrefix(here) ? String(path.dropFirst(here.count)) : path
     }
 
     /// --shard as given, or from the CI engine's environment (saying which it used).
@@ -101,7 +107,7 @@ struct BatchCommand: AsyncParsableCommand {
             return found
         } catch {
             FileHandle.standardError.write(Data("launch: \(error)\n".utf8))
-            throw ExitCode(LaunchError.Code.invalidProfile.exitStatus)
+            throw ExitCode.validationFailure
         }
     }
 

@@ -21,7 +21,8 @@ extension JobRecord {
                   shutdownStep: summary.shutdownStep?.rawValue,
                   message: summary.error.map { "\($0.code): \($0)" },
                   stdout: capture.text("\(job.name)\u{0}stdout"), stderr: capture.text("\(job.name)\u{0}stderr"),
-                  consoleTail: summary.consoleTail)
+                  // The tail comes as the console's chunks (several lines each, CRLF-ended): one line each here.
+                  consoleTail: summary.consoleTail.joined().split(whereSeparator: \.isNewline).map(String.init))
     }
 }
 
