@@ -54,6 +54,13 @@ extension JobManifest {
     }
 }
 
+/// The keys a manifest may hold at each level (Jobs/jobs.schema.json declares the same; a test checks).
+enum ManifestKeys {
+    static let top: Set<String> = ["$schema", "jobs", "matrix"]
+    static let job: Set<String> = ["name", "profile", "command", "kernel"]
+    static let matrix: Set<String> = ["profiles", "kernels", "commands"]
+}
+
 /// Walks the JSON once, noting each problem where it is and going on.
 private struct ManifestReader {
     let base: URL
@@ -75,7 +82,7 @@ private struct ManifestReader {
             problem("$", "expected a JSON object with \"jobs\" and/or \"matrix\"")
             return nil
         }
-        unknownKeys(object, allowed: ["$schema", "jobs", "matrix"], at: "")
+        unknownKeys(object, allowed: ManifestKeys.top, at: "")
         var manifest = JobManifest()
         if let jobs = object["jobs"] {
             if let list = jobs as? [Any] {
@@ -108,7 +115,7 @@ private struct ManifestReader {
             problem(path, "expected a job object like {\"name\": \"j1\", \"profile\": \"p.json\"}")
             return nil
         }
-        unknownKeys(object, allowed: ["name", "profile", "command", "kernel"], at: path)
+        unknownKeys(object, allowed: ManifestKeys.job, at: path)
         let name = self.name(object["name"], at: "\(path).name", separator: true)
         let profile = self.path(object["profile"], at: "\(path).profile", what: "a profile file")
         let command = object["command"].flatMap { self.command($0, at: "\(path).command") }
@@ -122,7 +129,7 @@ private struct ManifestReader {
             problem("matrix", "expected an object like {\"profiles\": {\"microvm\": \"boot.json\"}, \"commands\": {\"true\": [\"true\"]}}")
             return nil
         }
-        unknownKeys(object, allowed: ["profiles", "kernels", "commands"], at: "matrix")
+        unknownKeys(object, allowed: ManifestKeys.matrix, at: "matrix")
         let profiles = axis(object["profiles"], at: "matrix.profiles", required: true) { reader, value, path in
             reader.path(value, at: path, what: "a profile file")
         }
