@@ -158,7 +158,7 @@ struct BatchCLITests {
         let merged = folder.appendingPathComponent("reports/merged.xml")
         let merge = try CLITests.launch(["report", "merge"] + shardReports + ["-o", merged.path, "--manifest", manifest.path])
         #expect(merge.status == 0, "\(merge.stderr)")
-        #expect(merge.stdout == "merged 2 reports: 3 testcases, 1 failures, 1 errors, 0 skipped -> \(merged.path)\n")
+        #expect(merge.stdout == "merged 2 reports: 3 testcases, 1 failure, 1 error, 0 skipped -> \(merged.path)\n")
         func outcomes(_ cases: [[String: Any]]) -> [String: String] {
             Dictionary(uniqueKeysWithValues: cases.map { test in
                 (test["name"] as? String ?? "", ((test["results"] as? [[String: Any]])?.first?["kind"] as? String) ?? "pass")
