@@ -174,4 +174,37 @@ struct BatchCLITests {
         #expect(twice.status == 1)
         #expect(twice.stderr.contains("appear in more than one report, so a job ran twice"), "\(twice.stderr)")
     }
+
+    static let slurmInstalled = ["/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr/sbin/munged", "/usr/bin/sbatch"]
+        .allSatisfy { FileManager.default.isExecutableFile(atPath: $0) }
+
+    @Test("on a real single-node Slurm, a manifest of 12 jobs in a 4-task array runs every job exactly once and the merged report holds 12 testcases with the right outcomes",
+          .enabled(if: slurmInstalled, "needs Debian's slurm-wlm and munge (Examples/ci/slurm-local-cluster installs them)"),
+          .enabled(if: JUnitConsumer.available, JUnitConsumer.missing), .timeLimit(.minutes(20)))
+    func slurmArray() throws {
+        let state = try Fixture.temporaryDirectory("slurm")
+        defer { try? FileManager.default.removeItem(at: state) }
+        let script = CLITests.root.appendingPathComponent("Examples/ci/slurm-local-cluster").path
+        let run = try TestProcess.run([script, "Jobs/twelve.json", "4", state.path],
+                                      environment: ProcessInfo.processInfo.environment.merging(["LAUNCH": try Fixture.launchExecutable]) { $1 },
+                                      currentDirectory: CLITests.root)
+        #expect(run.status == 0, "\(run.stderrText)")
+        #expect(run.stdoutText.hasPrefix("merged 4 reports: 12 testcases, 2 failures, 0 errors, 0 skipped -> "), "\(run.stdoutText)")
+        for index in 0..<4 {
+            #expect(run.stderrText.contains("shard-\(index): launch: --shard auto: shard \(index + 1)/4 from Slurm job array (SLURM_ARRAY_TASK_ID=\(index), SLURM_ARRAY_TASK_COUNT=4"), "\(run.stderrText)")
+        }
+        let listed = try CLITests.launch(["batch", "Jobs/twelve.json", "--list"]).stdout.split(separator: "\n").map { String($0.split(separator: "\t")[0]) }
+        let cases = try JUnitConsumer.cases(state.appendingPathComponent("reports/all.xml"))
+        #expect(cases.compactMap { $0["name"] as? String }.sorted() == listed.sorted())
+        for test in cases {
+            let name = test["name"] as? String ?? ""
+            let results = test["results"] as? [[String: Any]] ?? []
+            if name.hasSuffix("/exit-3") {
+                #expect(results.first?["kind"] as? String == "Failure", "\(name)")
+                #expect(results.first?["message"] as? String == "exit code 3", "\(name)")
+            } else {
+                #expect(results.isEmpty, "\(name): \(results)")
+            }
+        }
+    }
 }
