@@ -207,4 +207,49 @@ struct BatchCLITests {
             }
         }
     }
+
+    @Test("the CI recipes parse, and each one's shard count agrees with itself: GitHub's matrix with its --shard K/N, the Kubernetes Job's completions with JOB_COMPLETIONS, whose every index --shard auto maps to a distinct shard",
+          .enabled(if: (try? TestProcess.run([JUnitConsumer.python, "-c", "import yaml"]).status) == 0, "needs Debian's python3-yaml (Scripts/install-deps)"))
+    func ciRecipes() throws {
+        let script = """
+            import json, sys, yaml
+            gh = yaml.safe_load(open("Examples/ci/github-actions.yml"))
+            k8s = yaml.safe_load(open("Examples/ci/kubernetes-job.yaml"))
+            shard = gh["jobs"]["shard"]
+            container = k8s["spec"]["template"]["spec"]["containers"][0]
+            print(json.dumps({
+                "matrix": shard["strategy"]["matrix"]["shard"],
+                "failFast": shard["strategy"]["fail-fast"],
+                "runs": [step.get("run", "") for step in shard["steps"]],
+                "merge": [step.get("run", "") for step in gh["jobs"]["report"]["steps"]],
+                "kind": k8s["kind"], "mode": k8s["spec"]["completionMode"], "completions": k8s["spec"]["completions"],
+                "env": {e["name"]: e["value"] for e in container["env"]},
+                "args": container["args"],
+            }))
+            """
+        let text = try TestProcess.capture([JUnitConsumer.python, "-c", script], currentDirectory: CLITests.root)
+        let recipe = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        let matrix = try #require(recipe["matrix"] as? [Int])
+        #expect(recipe["failFast"] as? Bool == false)
+        #expect((recipe["runs"] as? [String])?.contains { $0.contains("--shard ${{ matrix.shard }}/\(matrix.count) ") } == true, "\(recipe)")
+        #expect(matrix == Array(1...matrix.count))
+        #expect((recipe["merge"] as? [String])?.contains { $0.contains("launch report merge") && $0.contains("--manifest") } == true)
+        #expect(recipe["kind"] as? String == "Job")
+        #expect(recipe["mode"] as? String == "Indexed")
+        let completions = try #require(recipe["completions"] as? Int)
+        #expect((recipe["env"] as? [String: String])?["JOB_COMPLETIONS"] == "\(completions)")
+        #expect((recipe["args"] as? [String])?.first?.contains("--shard auto") == true)
+        // Kubernetes numbers the pods 0...completions-1: together they list every job once.
+        var names: [Substring] = []
+        for index in 0..<completions {
+            let outcome = try CLITests.launch(["batch", "Jobs/smoke.json", "--list", "--shard", "auto"],
+                                              environment: ["JOB_COMPLETION_INDEX": "\(index)", "JOB_COMPLETIONS": "\(completions)"])
+            #expect(outcome.stderr.contains("shard \(index + 1)/\(completions) from Kubernetes Indexed Job"), "\(outcome.stderr)")
+            names += outcome.stdout.split(separator: "\n").map { $0.split(separator: "\t")[0] }
+        }
+        #expect(names.count == 6)
+        #expect(Set(names).count == 6)
+        #expect(try TestProcess.run(["/bin/bash", "-n", "Examples/ci/slurm-array.sh"], currentDirectory: CLITests.root).status == 0)
+        #expect(try TestProcess.run(["/bin/bash", "-n", "Examples/ci/slurm-local-cluster"], currentDirectory: CLITests.root).status == 0)
+    }
 }
