@@ -65,7 +65,8 @@ struct BatchCommand: AsyncParsableCommand {
     func run() async throws {
         let manifest = inputs.count == 1 && JobManifest.looksLikeManifest((try? Data(contentsOf: URL(fileURLWithPath: absolutePath(inputs[0])))) ?? Data())
         if manifest && !shell.isEmpty {
-            throw ValidationError("-c is for profiles; a manifest's jobs name their own \"command\"")
+            FileHandle.standardError.write(Data("launch: -c is for profiles; a manifest's jobs name their own \"command\" (fix: add the command to the manifest, or give profiles)\n".utf8))
+            throw ExitCode.validationFailure
         }
         let all = manifest ? try BatchJobList.manifest(inputs[0]) : try BatchJobList.profiles(inputs, commands: shell, overrides: overrides)
         let chosenShard = try resolveShard()
