@@ -19,8 +19,8 @@ extension GuestKit {
     public struct JobSummary: Sendable {
         /// The job's label.
         public var label: String
-        /// The command's exit code, or the launcher's code for a failure (124, 125, 70, ...).
-        public var exitCode: Int32
+        /// The command's exit code; nil when the launcher failed (see `error`).
+        public var exitCode: Int32?
         /// From the job's start to its VM's end.
         public var duration: Duration
         /// The shutdown ladder's step that ended the VM, when the job got that far.
@@ -58,7 +58,7 @@ extension GuestKit {
                 group.addTask {
                     let started = ContinuousClock.now
                     if options.interrupt?.fired == true {
-                        return (index, JobSummary(label: job.label, exitCode: LaunchError.Code.interrupted.exitStatus,
+                        return (index, JobSummary(label: job.label, exitCode: nil,
                                                   duration: .zero, shutdownStep: nil,
                                                   error: LaunchError(.interrupted, "not started: interrupted")))
                     }
@@ -75,7 +75,7 @@ extension GuestKit {
                                                   shutdownStep: result.shutdown?.step, error: nil,
                                                   consoleTail: result.consoleTail))
                     } catch {
-                        return (index, JobSummary(label: job.label, exitCode: error.code.exitStatus,
+                        return (index, JobSummary(label: job.label, exitCode: nil,
                                                   duration: started.duration(to: .now), shutdownStep: nil, error: error))
                     }
                 }

@@ -30,6 +30,8 @@ extension GuestKit {
         let logger = options.logger
         var profile = profile
         if let command = options.command { profile.command = command }
+        // A profile that already shows a problem is refused with every problem, before anything is built.
+        try await Machine.refuseEarly(profile, options: machineOptions(options))
         let session = sessionSlots > 0
         profile = try profile.resolvingAutoKernel(logger: logger)
         let host = await AcceleratorHealth.hostFacts(for: profile, given: options.host, logger: logger)
@@ -75,6 +77,33 @@ extension GuestKit {
             logger.warning("rootfs: used by commands only; the console shell runs in the guest kit's busybox initramfs")
         }
 
+        // Modules for exactly this kernel.
+        let release = inspected?.release ?? releaseFromFileName(kernel)
+        var modulesDirectory = options.modulesDirectory
+            ?? profile.guestKit.modules.map { modulesFolder(URL(fileURLWithPath: $0), release: release) }
+        if modulesDirectory == nil, let release {
+            let candidate = URL(fileURLWithPath: "/lib/modules/\(release)")
+            if FileManager.default.fileExists(atPath: candidate.appendingPathComponent("modules.dep").path) {
+                modulesDirectory = candidate
+            }
+        }
+        // The kernel against what this guest needs, before anything is built or booted:
+        // a config gap would otherwise surface as a boot that never reports in.
+        var guest = KernelRequirements.Guest(profile: profile, hostArch: host.arch)
+        (guest.machines, guest.transports, guest.session) = ([decisions.machine], [decisions.transport], session)
+        if let root { guest.rootFilesystems = root.guestRoot.modules.filter { ["ext4", "xfs", "btrfs"].contains($0) } }
+        let (kernelFile, kernelRelease, offered, required) = (URL(fileURLWithPath: kernel), release, modulesDirectory, guest)
+        let checked: Swift.Result<Bool, LaunchError> = await onOwnThread {
+            Swift.Result { () throws(LaunchError) in
+                try checkKernel(kernelFile, release: kernelRelease, guest: required, modulesDirectory: offered, logger: logger)
+            }
+        }
+        let configChecked = try checked.get()
+        // (A config that was checked proved the drivers built in, or the modules given have them.)
+        if modulesDirectory == nil, !configChecked {
+            logger.warning("kernel modules: none found for \(release ?? "this kernel") (looked in /lib/modules/\(release ?? "?")); assuming the virtio drivers are built in. Pass --modules DIR if they are not.")
+        }
+
         // Fast boot: a PVH vmlinux instead of a self-decompressing bzImage under TCG.
         var entry = KernelEntry.standard
         if case .elf(_, true)? = inspected?.format {
@@ -89,19 +118,6 @@ extension GuestKit {
             }
         }
 
-        // Modules for exactly this kernel.
-        let release = inspected?.release ?? releaseFromFileName(kernel)
-        var modulesDirectory = options.modulesDirectory
-            ?? profile.guestKit.modules.map { modulesFolder(URL(fileURLWithPath: $0), release: release) }
-        if modulesDirectory == nil, let release {
-            let candidate = URL(fileURLWithPath: "/lib/modules/\(release)")
-            if FileManager.default.fileExists(atPath: candidate.appendingPathComponent("modules.dep").path) {
-                modulesDirectory = candidate
-            }
-        }
-        if modulesDirectory == nil {
-            logger.warning("kernel modules: none found for \(release ?? "this kernel") (looked in /lib/modules/\(release ?? "?")); assuming the virtio drivers are built in. Pass --modules DIR if they are not.")
-        }
         let transportModule = decisions.transport == .mmio ? "virtio_mmio" : "virtio_pci"
         var boot = [transportModule]
         if session { boot.append("virtio_console") }

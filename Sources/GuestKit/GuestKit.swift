@@ -84,8 +84,8 @@ extension GuestKit {
     /// Boots `profile`, runs one command in the guest, ends the VM and returns the
     /// command's result. The command is `options.command`, else the profile's.
     ///
-    /// Throws `LaunchError` with code `.guestPanic` (exit 125) when the guest
-    /// panics, `.timeout` (124) when the boot or the command runs past its deadline,
+    /// Throws `LaunchError` with code `.guestPanic` when the guest panics,
+    /// `.timeout` when the boot or the command runs past its deadline,
     /// `.cancelled` when the calling task is cancelled (the VM is stopped first), and
     /// the start errors of `Machine.start`. Nothing it started outlives it.
     public static func run(_ profile: Profile, options: Options = Options()) async throws(LaunchError) -> Result {
@@ -173,13 +173,21 @@ extension GuestKit {
         return machine
     }
 
-    static func machineOptions(_ prepared: Prepared, _ options: Options) -> Machine.Options {
-        var machineOptions = Machine.Options()
+    /// The machine options that boot `prepared` as `options` ask (also `launch plan`'s).
+    package static func machineOptions(_ prepared: Prepared, _ options: Options) -> Machine.Options {
+        var machineOptions = machineOptions(options)
         machineOptions.host = prepared.host
-        machineOptions.keepRuntimeDir = options.keepRuntimeDir
         machineOptions.kernelEntry = prepared.kernelEntry
         machineOptions.kernelArguments = prepared.kernelArguments
         machineOptions.guestPorts = prepared.guestPorts
+        return machineOptions
+    }
+
+    /// The machine options `options` set before anything is prepared: the host, the state root, the logger.
+    static func machineOptions(_ options: Options) -> Machine.Options {
+        var machineOptions = Machine.Options()
+        machineOptions.host = options.host
+        machineOptions.keepRuntimeDir = options.keepRuntimeDir
         machineOptions.stateRoot = options.stateRoot
         machineOptions.logger = options.logger
         return machineOptions

@@ -90,7 +90,7 @@ extension QMP {
         }
 
         static func explain(errno code: Int32) -> String {
-            let text = "\(String(cString: strerror(code))) (errno \(code))"
+            let text = POSIX.Errno(code).text
             switch code {
             case ENOENT:
                 return text + ". The socket does not exist yet: QEMU has not created it, has exited, "

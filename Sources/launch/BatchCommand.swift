@@ -68,7 +68,7 @@ struct BatchCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("launch: -c is for profiles; a manifest's jobs name their own \"command\" (fix: add the command to the manifest, or give profiles)\n".utf8))
             throw ExitCode.validationFailure
         }
-        let all = manifest ? try BatchJobList.manifest(inputs[0]) : try BatchJobList.profiles(inputs, commands: shell, overrides: overrides)
+        let all = manifest ? try BatchJobList.manifest(inputs[0]) : try await BatchJobList.profiles(inputs, commands: shell, overrides: overrides)
         let chosenShard = try resolveShard()
         var selected = chosenShard.map { $0.select(all.jobs, key: \.name) } ?? all.jobs
         if let filter {
@@ -116,7 +116,7 @@ struct BatchCommand: AsyncParsableCommand {
     /// name, then the summary table and the reports.
     func runJobs(_ selected: [JobManifest.Job], from all: BatchJobList, shard: Shard?) async throws {
         let logger = makeLogger(verbose: false, quiet: true)
-        let jobList = try all.guestJobs(selected, overrides: overrides)
+        let jobList = try await all.guestJobs(selected, overrides: overrides)
         let interrupt = Interrupt()
         let signals = installSignalHandlers(interrupt)
         defer { signals.forEach { $0.cancel() } }
@@ -138,7 +138,7 @@ struct BatchCommand: AsyncParsableCommand {
         for summary in summaries {
             let text = formatDuration(summary.duration)
             let seconds = String(repeating: " ", count: max(0, 8 - text.count)) + text
-            let exit = String(summary.exitCode).padding(toLength: 4, withPad: " ", startingAt: 0)
+            let exit = String(exitStatus(summary)).padding(toLength: 4, withPad: " ", startingAt: 0)
             table += "\(summary.label.padding(toLength: width, withPad: " ", startingAt: 0))  \(exit)  \(seconds)  \(summary.shutdownStep?.rawValue ?? "-")"
             if let error = summary.error { table += "  \(error.code): \(error.message.split(separator: "\n").first ?? "")" }
             table += "\n"
@@ -152,8 +152,13 @@ struct BatchCommand: AsyncParsableCommand {
             try writeReport(report.xml, to: junit, kind: "JUnit")
         }
         if let json { try writeReport(batchReportJSON(BatchReport(shard: shard, jobs: records)), to: json, kind: "JSON") }
-        let failures = Set(summaries.map(\.exitCode).filter { $0 != 0 })
+        let failures = Set(summaries.map(exitStatus).filter { $0 != 0 })
         if failures.count == 1 { throw ExitCode(failures.first!) }
         if failures.count > 1 { throw ExitCode(1) }
     }
+}
+
+/// A job's status: its command's exit code, or the launcher's status for its failure.
+func exitStatus(_ summary: GuestKit.JobSummary) -> Int32 {
+    summary.exitCode ?? summary.error.map { LaunchExit.of($0.code) } ?? LaunchExit.internalError
 }

@@ -47,7 +47,7 @@ struct ReportCommand: AsyncParsableCommand {
                     read.append((path, try JUnitReport.parse(try Data(contentsOf: URL(fileURLWithPath: absolutePath(path))))))
                 } catch {
                     FileHandle.standardError.write(Data("launch: cannot read the report \(path): \(error)\n  fix: give the files `launch batch --junit` wrote\n".utf8))
-                    throw ExitCode(LaunchError.Code.invalidProfile.exitStatus)
+                    throw ExitCode(LaunchError.Code.invalidProfile)
                 }
             }
             let merged: JUnitReport

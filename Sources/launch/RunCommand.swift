@@ -48,7 +48,7 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = makeLogger(verbose: verbose, quiet: quiet)
-        var profile = try overrides.loadProfile(self.profile)
+        var profile = try await overrides.loadProfile(self.profile)
         if !command.isEmpty { profile.command = command }
         if shell.count == 1 { profile.command = ["sh", "-c", shell[0]] }
         let interrupt = Interrupt()
@@ -116,11 +116,11 @@ struct RunCommand: AsyncParsableCommand {
         case .poweredOff, .stopped: return
         case .panicked:
             FileHandle.standardError.write(Data("launch: guest panic\n".utf8))
-            throw ExitCode(LaunchError.Code.guestPanic.exitStatus)
+            throw ExitCode(LaunchError.Code.guestPanic)
         case .timedOut:
-            throw ExitCode(LaunchError.Code.timeout.exitStatus)
+            throw ExitCode(LaunchError.Code.timeout)
         default:
-            throw ExitCode(LaunchError.Code.qemuFailed.exitStatus)
+            throw ExitCode(LaunchError.Code.qemuFailed)
         }
     }
 }

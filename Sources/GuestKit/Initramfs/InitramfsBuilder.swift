@@ -153,7 +153,7 @@ package enum InitramfsBuilder {
             let type = UInt32(table[base]) | UInt32(table[base + 1]) << 8 | UInt32(table[base + 2]) << 16 | UInt32(table[base + 3]) << 24
             if type == 3 { // PT_INTERP: needs a dynamic loader the initramfs doesn't have
                 throw LaunchError(.hostProblem, "\(path) is dynamically linked; the guest has no libc",
-                                  fix: "install the static build: sudo apt-get install busybox-static")
+                                  fix: "use a static build: " + LaunchError.installFix("Debian and Ubuntu: busybox-static"))
             }
         }
     }

@@ -34,11 +34,11 @@ package enum HostDoctor {
             } else {
                 let package = arch == .x86_64 ? "qemu-system-x86" : "qemu-system-arm"
                 checks.append(HostCheck(name, arch == host.arch ? .fail : .warn, "\(arch.qemuSystemBinary) not found",
-                                        fix: "sudo apt-get install \(package)"))
+                                        fix: LaunchError.installFix("Debian and Ubuntu: \(package)")))
             }
         }
         checks.append(host.qemuImg.map { HostCheck("qemu-img", .ok, $0) }
-            ?? HostCheck("qemu-img", .warn, "not found (needed for ephemeral disks)", fix: "sudo apt-get install qemu-utils"))
+            ?? HostCheck("qemu-img", .warn, "not found (needed for ephemeral disks)", fix: LaunchError.installFix("Debian and Ubuntu: qemu-utils; Fedora: qemu-img")))
         switch host.os {
         case .linux:
             checks.append(acceleratorCheck("kvm", host.kvm))
@@ -65,7 +65,8 @@ package enum HostDoctor {
                 checks.append(HostCheck("uefi \(arch.rawValue)", .ok, "\(firmware.code) (from \(firmware.source))"))
             } else {
                 checks.append(HostCheck("uefi \(arch.rawValue)", .warn, "no UEFI firmware: \"firmware\": \"uefi\" won't work for \(arch.rawValue) guests",
-                                        fix: "sudo apt-get install \(arch == .x86_64 ? "ovmf" : "qemu-efi-aarch64")"))
+                                        fix: LaunchError.installFix(arch == .x86_64 ? "Debian and Ubuntu: ovmf; Fedora: edk2-ovmf"
+                                                                                    : "Debian and Ubuntu: qemu-efi-aarch64; Fedora: edk2-aarch64")))
             }
         }
         let limit = ProfileValidator.socketPathLimit(host.os)

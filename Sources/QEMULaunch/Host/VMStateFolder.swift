@@ -99,13 +99,13 @@ package struct VMStateFolder: Sendable, Hashable {
         return identity
     }
 
-    /// The stored identity, or a new random one stored now (making the folder).
-    package func identity() throws(LaunchError) -> (identity: MachineIdentity, isNew: Bool) {
+    /// The stored identity, or `new` (a random one unless given) stored now, making the folder.
+    package func identity(making new: MachineIdentity = .random()) throws(LaunchError) -> (identity: MachineIdentity, isNew: Bool) {
         if let stored = try storedIdentity() { return (stored, false) }
         try create()
         let file = path + "/" + Self.identityFile
         let temporary = AtomicFile.temporaryPath(for: file)
-        let made = MachineIdentity.random()
+        let made = new
         defer { unlink(temporary) }
         do {
             let encoder = JSONEncoder()

@@ -60,19 +60,19 @@ extension Profile {
             }
         }
 
-        /// Problems with this root in `profile`, with their JSON paths.
-        package func problems(in profile: Profile) -> [ProfileProblem] {
+        /// Problems with this root in `profile`, with their JSON paths; `files` says which of
+        /// its folders exist on the host.
+        package func problems(in profile: Profile, files: HostFiles) -> [ProfileProblem] {
             var problems: [ProfileProblem] = []
             func add(_ path: String, _ message: String, _ fix: String? = nil) {
                 problems.append(ProfileProblem(path: path, message: message, fix: fix))
             }
-            var isDirectory: ObjCBool = false
             switch source {
             case .host: break
             case .folder(let path):
                 if !path.hasPrefix("/") {
                     add("rootfs", "the root folder \"\(path)\" is not an absolute path", "use an absolute path, \"host\", or {\"disk\": N}")
-                } else if !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) || !isDirectory.boolValue {
+                } else if !files.isDirectory(path) {
                     add("rootfs", "the root folder \(path) does not exist", "make it (debootstrap, mmdebstrap, an unpacked image) or fix the path")
                 }
             case .disk(let index):
@@ -86,7 +86,7 @@ extension Profile {
             for (i, dir) in rwdirs.enumerated() {
                 if !dir.hasPrefix("/") {
                     add("rootfs.rwdirs[\(i)]", "\"\(dir)\" is not an absolute path", "use an absolute host path")
-                } else if !FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory) || !isDirectory.boolValue {
+                } else if !files.isDirectory(dir) {
                     add("rootfs.rwdirs[\(i)]", "the folder \(dir) does not exist", "make it or fix the path")
                 }
             }

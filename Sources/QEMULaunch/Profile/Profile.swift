@@ -59,6 +59,24 @@ public struct Profile: Sendable, Hashable {
     /// root partition (see `RootFS`); nil = the busybox initramfs.
     public var rootfs: RootFS?
 
+    /// The file this profile was read from and what was wrong with its JSON, when it was
+    /// read by ``loadDeferringProblems(contentsOf:)`` (each value at a problem's path is a
+    /// stand-in default); nil for a profile made in code or decoded strictly. Preparing a
+    /// launch lists these problems with the rest and refuses the profile while there are any.
+    /// Not part of the profile's value: profiles that differ only here are equal.
+    public internal(set) var decodingProblems: ProfileProblems? {
+        get { decoding.problems }
+        set { decoding.problems = newValue }
+    }
+    private var decoding = DecodingRecord()
+
+    /// Where a profile came from, carried along without taking part in equality.
+    private struct DecodingRecord: Sendable, Hashable {
+        var problems: ProfileProblems?
+        static func == (lhs: Self, rhs: Self) -> Bool { true }
+        func hash(into hasher: inout Hasher) {}
+    }
+
     /// A profile with every default: the host's arch and default machine, `accel` auto,
     /// 1 vCPU, 512 MiB, no kernel yet (set ``kernel`` before starting it). Planning it
     /// (``Machine/start(_:options:)``, ``Planner``) checks it against the host first and
@@ -251,6 +269,9 @@ public struct Profile: Sendable, Hashable {
     }
 
     /// `guestKit`: the files the guest kit's initramfs is built from, for a guest that isn't the host's.
+    /// It stays in QEMULaunch although only GuestKit reads it: the profile is one strict JSON
+    /// schema (an unknown key is a problem, listed with the rest in one pass), so its decoder
+    /// must know every section; the values are two paths and carry nothing of the guest kit's protocol.
     public struct GuestKitOptions: Sendable, Hashable {
         /// A static busybox for the guest's arch; nil = /bin/busybox (busybox-static).
         public var busybox: String?

@@ -13,21 +13,37 @@ public struct RuntimeDirectory: Sendable {
     /// `console.log`, `qemu.log` and the other sockets and logs are in it.
     public let path: String
 
-    /// Makes `<base>/launch-XXXXXX` (six random characters) with mode 0700.
+    /// Makes `<base>/launch-XXXXXX` (six random characters, `newName()`) with mode 0700.
     package static func create(under base: String) throws(LaunchError) -> RuntimeDirectory {
-        var template = Array("\(base)/launch-XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        guard made != nil else {
+        try create(at: base + "/" + newName())
+    }
+
+    /// A fresh name for a runtime dir: `launch-` and six random letters and digits (62^6
+    /// names; socket paths are checked against this length).
+    package static func newName() -> String {
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        return "launch-" + String((0..<6).map { _ in alphabet.randomElement()! })
+    }
+
+    /// Makes the folder at `path` (a name from `newName()` under a base) with mode 0700;
+    /// fails when something is there already, so a planned path is never someone else's folder.
+    package static func create(at path: String) throws(LaunchError) -> RuntimeDirectory {
+        guard mkdir(path, 0o700) == 0 else {
             let err = errno
-            var fix = "check that \(base) exists and is writable"
-            if err == EROFS { fix = "\(base) is read-only: set \"runtimeDir\" in the profile to a writable folder" }
-            if err == ENOSPC { fix = "\(base) is full: free space or set \"runtimeDir\" to another folder" }
-            throw LaunchError(.hostProblem, "cannot create the runtime dir under \(base): \(POSIX.describe(err))", fix: fix)
+            let base = (path as NSString).deletingLastPathComponent
+            throw LaunchError(.hostProblem, "cannot create the runtime dir under \(base): \(POSIX.describe(err))", fix: fix(creatingIn: base, errno: err))
         }
-        let path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-        // mkdtemp already makes it 0700; say so explicitly in case of an odd umask.
+        // mkdir applies the umask: say 0700 explicitly.
         chmod(path, 0o700)
         return RuntimeDirectory(path: path)
+    }
+
+    /// How to fix a failed mkdir in `base`.
+    private static func fix(creatingIn base: String, errno err: Int32) -> String {
+        if err == EROFS { return "\(base) is read-only: set \"runtimeDir\" in the profile to a writable folder" }
+        if err == ENOSPC { return "\(base) is full: free space or set \"runtimeDir\" to another folder" }
+        if err == EEXIST { return "try again (another runtime dir took the same random name)" }
+        return "check that \(base) exists and is writable"
     }
 
     /// Removes the folder and everything in it.
@@ -35,13 +51,3 @@ public struct RuntimeDirectory: Sendable {
         try? FileManager.default.removeItem(atPath: path)
     }
 }
-
-/// Unix stream sockets, with the errors spelled out (the POSIX layer QMP uses too).
-enum UnixSocket {
-    /// Connects once; returns the fd or the errno.
-    static func connect(path: String) -> Result<Int32, Errno32> {
-        POSIX.connectedSocket(path: path)
-    }
-}
-
-typealias Errno32 = POSIX.Errno

@@ -21,23 +21,23 @@ struct BatchJobList {
             return BatchJobList(suite: url.deletingPathExtension().lastPathComponent, jobs: manifest.allJobs)
         } catch {
             FileHandle.standardError.write(Data("launch: \(error)\n".utf8))
-            throw ExitCode(LaunchError.Code.invalidProfile.exitStatus)
+            throw ExitCode(LaunchError.Code.invalidProfile)
         }
     }
 
     /// Every profile with every command (or its own), labelled by the profile's name,
     /// `.N` when two profiles share a name, `#N` for the Nth of several commands.
-    static func profiles(_ paths: [String], commands shell: [String], overrides: ProfileOverrides) throws -> BatchJobList {
+    static func profiles(_ paths: [String], commands shell: [String], overrides: ProfileOverrides) async throws -> BatchJobList {
         var list = BatchJobList(suite: "batch", jobs: [])
         let commands: [[String]?] = !shell.isEmpty ? shell.map { ["sh", "-c", $0] } : [nil]
         let names = paths.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent }
         for (profileIndex, path) in paths.enumerated() {
-            let profile = try overrides.loadProfile(path)
+            let profile = try await overrides.loadProfile(path)
             list.loaded[absolutePath(path)] = profile
             for (index, command) in commands.enumerated() {
                 guard command != nil || profile.command != nil else {
                     FileHandle.standardError.write(Data("launch: \(path) has no command; parallel jobs need one (in the profile or with -c)\n".utf8))
-                    throw ExitCode(LaunchError.Code.invalidProfile.exitStatus)
+                    throw ExitCode(LaunchError.Code.invalidProfile)
                 }
                 var label = profile.name
                 if names.filter({ $0 == names[profileIndex] }).count > 1 { label += ".\(profileIndex + 1)" }
@@ -51,13 +51,13 @@ struct BatchJobList {
     /// The guest-kit jobs for `selected`: each profile loaded once with the overrides,
     /// then the job's kernel (unless --kernel or --kernel-tree chose one) and command set.
     /// Every profile's problems are printed before it exits 65.
-    func guestJobs(_ selected: [JobManifest.Job], overrides: ProfileOverrides) throws -> [GuestKit.Job] {
+    func guestJobs(_ selected: [JobManifest.Job], overrides: ProfileOverrides) async throws -> [GuestKit.Job] {
         var profiles = loaded
         var failed = false
         for path in Set(selected.map(\.profile)).sorted() where profiles[path] == nil {
             do {
-                profiles[path] = try overrides.loadProfile(path)
-            } catch let exit as ExitCode where exit.rawValue == LaunchError.Code.invalidProfile.exitStatus {
+                profiles[path] = try await overrides.loadProfile(path)
+            } catch let exit as ExitCode where exit.rawValue == LaunchExit.invalidProfile {
                 failed = true
             }
         }
@@ -73,7 +73,7 @@ struct BatchJobList {
             }
             jobs.append(GuestKit.Job(label: job.name, profile: profile))
         }
-        if failed { throw ExitCode(LaunchError.Code.invalidProfile.exitStatus) }
+        if failed { throw ExitCode(LaunchError.Code.invalidProfile) }
         return jobs
     }
 }

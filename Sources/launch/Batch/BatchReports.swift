@@ -11,13 +11,13 @@ extension JobRecord {
         let outcome: Outcome
         switch (summary.error, summary.exitCode) {
         case (let error?, _) where error.code == .interrupted && summary.duration == .zero: outcome = .skipped
-        case (.some, _): outcome = .error
+        case (.some, _), (nil, nil): outcome = .error
         case (nil, 0): outcome = .passed
-        case (nil, _): outcome = .failed
+        case (nil, .some): outcome = .failed
         }
         let (seconds, attoseconds) = summary.duration.components
         self.init(name: job.name, profile: job.profile, command: job.command, outcome: outcome,
-                  exitCode: summary.exitCode, durationSeconds: Double(seconds) + Double(attoseconds) / 1e18,
+                  exitCode: exitStatus(summary), durationSeconds: Double(seconds) + Double(attoseconds) / 1e18,
                   shutdownStep: summary.shutdownStep?.rawValue,
                   message: summary.error.map { "\($0.code): \($0)" },
                   stdout: capture.text("\(job.name)\u{0}stdout"), stderr: capture.text("\(job.name)\u{0}stderr"),
@@ -35,7 +35,7 @@ func writeReport(_ text: String, to path: String, kind: String) throws {
         try AtomicFile.write(Array(text.utf8), to: target)
     } catch {
         FileHandle.standardError.write(Data("launch: host problem: cannot write the \(kind) report to \(target): \(error)\n  fix: give a path in a folder you can write\n".utf8))
-        throw ExitCode(LaunchError.Code.hostProblem.exitStatus)
+        throw ExitCode(LaunchError.Code.hostProblem)
     }
 }
 
