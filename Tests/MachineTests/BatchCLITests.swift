@@ -252,4 +252,48 @@ struct BatchCLITests {
         #expect(try TestProcess.run(["/bin/bash", "-n", "Examples/ci/slurm-array.sh"], currentDirectory: CLITests.root).status == 0)
         #expect(try TestProcess.run(["/bin/bash", "-n", "Examples/ci/slurm-local-cluster"], currentDirectory: CLITests.root).status == 0)
     }
+
+    @Test("Ctrl-C during a run still writes the reports: the running job is an error with status 130, the jobs not started are skipped",
+          .enabled(if: JUnitConsumer.available, JUnitConsumer.missing), .timeLimit(.minutes(10)))
+    func interruptedRun() async throws {
+        let folder = try Fixture.temporaryDirectory("bi")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var quick = try Fixture.guestProfile("quick", command: ["true"])
+        quick.runtimeDir = folder.path
+        quick.timeouts.shutdown = TimeLimit(.seconds(2))
+        try JSONEncoder().encode(quick).write(to: folder.appendingPathComponent("quick.json"))
+        let manifest = folder.appendingPathComponent("suite.json")
+        try Data(#"""
+            {"jobs": [
+              {"name": "long", "profile": "quick.json", "command": ["sh", "-c", "echo started; sleep 600"]},
+              {"name": "second", "profile": "quick.json"},
+              {"name": "third", "profile": "quick.json"}]}
+            """#.utf8).write(to: manifest)
+        let junit = folder.appendingPathComponent("junit.xml")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try Fixture.launchExecutable)
+        process.arguments = ["batch", manifest.path, "--jobs", "1", "--junit", junit.path]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let printed = Mutex("")
+        let reader = Thread { while case let data = out.fileHandleForReading.availableData, !data.isEmpty { printed.withLock { $0 += String(decoding: data, as: UTF8.self) } } }
+        reader.start()
+        for _ in 0..<2400 where !printed.withLock({ $0.contains("started") }) { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(printed.withLock { $0.contains("[long  ] started") })
+        kill(process.processIdentifier, SIGINT)
+        for _ in 0..<600 where process.isRunning { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(!process.isRunning)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 130)
+        let cases = try JUnitConsumer.cases(junit)
+        let kinds = cases.map { ($0["name"] as? String ?? "", ($0["results"] as? [[String: Any]])?.first?["kind"] as? String ?? "pass") }
+        #expect(kinds.map(\.0) == ["long", "second", "third"])
+        #expect(kinds.map(\.1) == ["Error", "Skipped", "Skipped"])
+        let long = try #require((cases.first?["results"] as? [[String: Any]])?.first)
+        #expect((long["message"] as? String)?.hasPrefix("exit code 130: ") == true, "\(long)")
+        #expect(Fixture.processes(mentioning: folder.path).isEmpty)
+    }
 }
