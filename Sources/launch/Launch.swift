@@ -18,6 +18,10 @@ struct Launch: AsyncParsableCommand {
         subcommands: [RunCommand.self, BatchCommand.self, PlanCommand.self, StateCommand.self, DoctorCommand.self, KconfigCommand.self, ReportCommand.self],
         defaultSubcommand: RunCommand.self
     )
+
+    static func main() async {
+        await main(KernelDebugOptions.givingBareGDBItsPort(Array(CommandLine.arguments.dropFirst())))
+    }
 }
 
 /// Options every subcommand that reads a profile shares.
@@ -142,6 +146,7 @@ struct ProfileOverrides: ParsableArguments {
         options.logger = logger
         options.interrupt = interrupt
         options.modulesDirectory = modulesDirectory(release: nil)
+        options.kernelTree = kernelTree.map { URL(fileURLWithPath: absolutePath($0)) }
         return options
     }
 

@@ -39,6 +39,8 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(name: .shortAndLong, help: "Only warnings and errors from the launcher.")
     var quiet = false
 
+    @OptionGroup(title: "Kernel development") var kernelDebug: KernelDebugOptions
+
     @Argument(parsing: .postTerminator, help: "The command to run in the guest (after --).")
     var command: [String] = []
 
@@ -56,6 +58,7 @@ struct RunCommand: AsyncParsableCommand {
         defer { signals.forEach { $0.cancel() } }
 
         var options = overrides.guestOptions(logger: logger, interrupt: interrupt, keepRuntimeDir: keepRuntimeDir)
+        try kernelDebug.apply(to: &options, profile: profile, logger: logger)
 
         if shell.count > 1 || profile.command != nil {
             options.stdin = .fileDescriptor(STDIN_FILENO)
@@ -115,7 +118,8 @@ struct RunCommand: AsyncParsableCommand {
         switch finalEnd {
         case .poweredOff, .stopped: return
         case .panicked:
-            FileHandle.standardError.write(Data("launch: guest panic\n".utf8))
+            let captures = machine.crashCaptures.map { "\n  crash capture: \($0)" }.joined()
+            FileHandle.standardError.write(Data("launch: guest panic\(captures)\n".utf8))
             throw ExitCode(LaunchError.Code.guestPanic)
         case .timedOut:
             throw ExitCode(LaunchError.Code.timeout)

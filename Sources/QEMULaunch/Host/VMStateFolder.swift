@@ -136,7 +136,15 @@ package struct VMStateFolder: Sendable, Hashable {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
         return names.sorted().map { name in
             var info = stat()
-            let size = stat(path + "/" + name, &info) == 0 ? UInt64(info.st_size) : 0
+            var size = stat(path + "/" + name, &info) == 0 ? UInt64(info.st_size) : 0
+            if info.st_mode & S_IFMT == S_IFDIR {
+                // A folder (crash captures): what its files take, not its directory entry.
+                let files = FileManager.default.enumerator(atPath: path + "/" + name)?.allObjects as? [String] ?? []
+                size = files.reduce(0) { sum, file in
+                    var fileInfo = stat()
+                    return sum + (lstat(path + "/" + name + "/" + file, &fileInfo) == 0 && fileInfo.st_mode & S_IFMT == S_IFREG ? UInt64(fileInfo.st_size) : 0)
+                }
+            }
             return File(name: name, sizeBytes: size)
         }
     }

@@ -237,8 +237,21 @@ struct Planning {
         args.add("-kernel", kernel)
         if let initrd = profile.initrd { args.add("-initrd", initrd) }
         cmdline.append(arch == .aarch64 ? "console=ttyAMA0" : "console=ttyS0")
-        // A panic reboots at once, and -no-reboot turns that reboot into QEMU's exit.
-        cmdline.append("panic=-1")
+        if options.holdOnPanic {
+            // The panicked kernel waits 20 s (of guest time: none pass while the vCPUs are
+            // stopped for the dump) instead of rebooting at once, so there is a guest to dump;
+            // the supervisor sees the panic (console or pvpanic), stops it, dumps, quits. A
+            // panic nobody saw (no printk, no pvpanic) still ends in the reboot -no-reboot ends.
+            cmdline.append("panic=20")
+        } else {
+            // A panic reboots at once, and -no-reboot turns that reboot into QEMU's exit.
+            cmdline.append("panic=-1")
+        }
+        if options.gdb != nil {
+            // A randomized kernel base would not match the addresses in vmlinux's symbols
+            // (a bzImage booted through its decompressor picks one; PVH entry never does).
+            cmdline.append("nokaslr")
+        }
         if machine == .microvm, options.kernelEntry == .pvh || accelerator == .tcg, let khz = host.tscKHz {
             // microvm has no HPET or PM timer to calibrate the TSC against, only the PIT:
             // with PVH the guest hangs calibrating, and under TCG on a loaded host the PIT
@@ -396,6 +409,16 @@ struct Planning {
         // The launcher owns the VM's lifetime: a guest reboot ends the run.
         args.add("-no-reboot")
         if options.startPaused { args.add("-S") }
+        if let gdb = options.gdb {
+            args.add("-gdb", gdb.qemuArgument)
+            choices.append(Plan.Choice(topic: "gdb", value: "stub on 127.0.0.1:\(gdb.port)",
+                                       reason: gdb.waitForDebugger ? "vCPUs held at the first instruction until the debugger continues; nokaslr" : "the guest runs at once; nokaslr"))
+        }
+        if options.holdOnPanic {
+            // pvpanic's GUEST_PANICKED pauses the VM instead of ending QEMU (QEMU's default
+            // action is shutdown), so it can be dumped. -action exists since QEMU 6.0.
+            args.add("-action", "panic=pause")
+        }
         args.argv += profile.qemu.extraArgs
         if options.kernelEntry == .pvh {
             choices.append(Plan.Choice(topic: "kernel", value: "vmlinux (PVH entry)", reason: "booted directly, no in-guest decompression"))

@@ -30,6 +30,10 @@ public struct PlanOptions: Sendable, Hashable {
     /// The fd (in QEMU) of the launcher's own QMP connection, one end of a socketpair;
     /// nil = none (a plan for people to run by hand: they use `qmp.sock`).
     public var controlFileDescriptor: Int32?
+    /// QEMU's gdb stub for a kernel debugger; nil = none.
+    public var gdb: GDBStub?
+    /// Keep a panicked guest alive, stopped, for a memory dump, instead of ending QEMU.
+    public var holdOnPanic = false
 
     /// Options with `runtimeDir` and, for the rest, what a plain direct-kernel boot needs.
     public init(runtimeDir: String, kernelEntry: KernelEntry = .standard, kernelArguments: [String] = [],

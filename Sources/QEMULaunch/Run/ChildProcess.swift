@@ -57,11 +57,13 @@ public final class OutputTail: Sendable {
         let text = String(decoding: bytes, as: UTF8.self)
         state.withLock { s in
             var pending = s.partial + text
-            while let newline = pending.firstIndex(of: "\n") {
-                var line = String(pending[..<newline])
-                if line.hasSuffix("\r") { line.removeLast() }
+            // "\r\n" is one Character, which firstIndex(of: "\n") never finds: a serial
+            // console's CRLF lines would stay one line. Split on Unicode scalars instead.
+            while let newline = pending.unicodeScalars.firstIndex(of: "\n") {
+                var line = String(pending.unicodeScalars[..<newline])
+                if line.unicodeScalars.last == "\r" { line = String(line.unicodeScalars.dropLast()) }
                 s.lines.append(line)
-                pending = String(pending[pending.index(after: newline)...])
+                pending = String(pending.unicodeScalars[pending.unicodeScalars.index(after: newline)...])
             }
             // A single runaway line must not grow without bound either.
             s.partial = pending.count > 8192 ? String(pending.suffix(8192)) : pending

@@ -71,6 +71,8 @@ extension Machine {
             runtimeDir: (profile.runtimeDir ?? host.runtimeBase) + "/" + RuntimeDirectory.newName(),
             kernelEntry: options.kernelEntry, kernelArguments: options.kernelArguments, guestPorts: options.guestPorts,
             controlFileDescriptor: purpose == .start ? controlFileDescriptor : nil)
+        planOptions.gdb = options.gdb
+        planOptions.holdOnPanic = options.crashCapture != nil
         // What the VM keeps between runs: its identity, UEFI variables, persistent overlays.
         // (An unusable name is a profile problem the plan lists; it names no folder.)
         var stateFolder: VMStateFolder?

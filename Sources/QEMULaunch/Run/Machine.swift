@@ -100,6 +100,11 @@ public final class Machine: Sendable {
         /// Whether a VM without a command ends when `timeouts.run` passes (the CLI's
         /// console VMs); a caller driving the guest itself (a session) sets its own deadlines.
         public var boundsLifeByRunTimeout = true
+        /// QEMU's gdb stub; with `waitForDebugger`, ``resume()`` leaves the vCPUs to the debugger.
+        public var gdb: GDBStub?
+        /// Save the console log and a memory dump when the guest kernel panics (the
+        /// panicked guest is held for it); nil = a panic ends QEMU at once.
+        public var crashCapture: CrashCapture?
         /// The defaults: probe this host, quiet logging, runtime dir removed at the end.
         public init() {}
     }
@@ -132,6 +137,15 @@ public final class Machine: Sendable {
     private let ended = OneShot<VMEnd>()
     /// The `timeouts.run` timer of a command-less VM; cancelled when the VM ends.
     private let runTimer = Mutex<Task<Void, Never>?>(nil)
+    /// The guest's running time (QMP STOP/RESUME): what the boot and command deadlines count.
+    public let runClock = GuestRunClock()
+    let gdb: GDBStub?
+    let crashCapture: CrashCapture?
+    let stateRoot: String?
+    let crashReports = Mutex<[CrashReport]>([])
+    let panicCaptureStarted = Mutex(false)
+    /// What ``captureCrashState(reason:)`` saved so far (a panic's capture included).
+    public var crashCaptures: [CrashReport] { crashReports.withLock { $0 } }
 
     /// Starts a VM for `profile` and returns once the guest is running (its vCPUs
     /// paused until ``resume()``): prepares and plans it (``prepare(_:options:for:)``),
@@ -240,7 +254,8 @@ public final class Machine: Sendable {
             let console = ConsoleTap(fd: consoleFd, logPath: runtime.path + "/console.log", name: profile.name)
             let machine = Machine(profile: profile, plan: plan, qmp: qmp, qemu: qemu, virtiofsd: daemons,
                                   console: console, runtime: runtime, ports: portFds, logger: logger,
-                                  keepRuntimeDir: options.keepRuntimeDir, boundsLifeByRunTimeout: options.boundsLifeByRunTimeout)
+                                  keepRuntimeDir: options.keepRuntimeDir, boundsLifeByRunTimeout: options.boundsLifeByRunTimeout,
+                                  debug: options)
             machine.startMonitoring()
             if Task.isCancelled {
                 await machine.shutdown(stepTimeout: .seconds(2), skipACPI: true)
@@ -254,7 +269,11 @@ public final class Machine: Sendable {
     }
 
     private init(profile: Profile, plan: Plan, qmp: QMP.Client, qemu: ChildProcess, virtiofsd: [ChildProcess],
-                 console: ConsoleTap, runtime: RuntimeDirectory, ports: [String: Int32], logger: Logger, keepRuntimeDir: Bool, boundsLifeByRunTimeout: Bool) {
+                 console: ConsoleTap, runtime: RuntimeDirectory, ports: [String: Int32], logger: Logger, keepRuntimeDir: Bool, boundsLifeByRunTimeout: Bool,
+                 debug: Options) {
+        gdb = debug.gdb
+        crashCapture = debug.crashCapture
+        stateRoot = debug.stateRoot
         self.profile = profile
         self.plan = plan
         self.qmp = qmp
@@ -308,15 +327,24 @@ public final class Machine: Sendable {
 
     /// Lets the vCPUs run (the plan starts QEMU with -S so consoles attach first).
     /// Without a command, `timeouts.run` bounds the VM's life from here.
+    /// With a gdb stub that waits for the debugger, the vCPUs stay stopped: the
+    /// debugger's `continue` starts them (and the deadlines only count from then).
     public func resume() async throws(LaunchError) {
-        do {
-            try await qmp.cont()
-        } catch {
-            throw LaunchError(.qemuFailed, "QMP cont failed", cause: error)
+        if let gdb, gdb.waitForDebugger {
+            logger.debug("gdb: vCPUs held at the first instruction until a debugger on 127.0.0.1:\(gdb.port) continues")
+        } else {
+            do {
+                try await qmp.cont()
+            } catch {
+                throw LaunchError(.qemuFailed, "QMP cont failed", cause: error)
+            }
+            // Running from here whenever the RESUME event is read: a deadline must not wait for it.
+            runClock.resumed()
         }
         if profile.command == nil, boundsLifeByRunTimeout, let limit = profile.timeouts.run?.duration {
             let timer = Task { [weak self] in
-                try? await Task.sleep(for: limit)
+                guard let clock = self?.runClock else { return }
+                try? await clock.sleep(running: limit)
                 guard !Task.isCancelled, let self, qemu.exitStatus == nil, end == nil else { return }
                 let tail = console.tail.lines(last: 10).map { "  \($0)" }.joined(separator: "\n")
                 logger.error("timeouts.run (\(profile.timeouts.run!)) passed; stopping the VM. Last console lines:\n\(tail)")
@@ -358,6 +386,7 @@ public final class Machine: Sendable {
 
     private func startMonitoring() {
         let events = qmp.events()
+        watchForPanics()
         // The monitors hold the Machine weakly, so a caller that drops it gets its deinit
         // (which kills QEMU); each ends with QEMU (the event stream finishes as QMP closes).
         Task { [weak self] in
@@ -367,6 +396,11 @@ public final class Machine: Sendable {
                 case "GUEST_PANICKED":
                     self.events.withLock { $0.panicked = true }
                     logger.error("guest panicked (pvpanic)")
+                    if crashCapture != nil { Task { await self.panicked(seenOn: "pvpanic") } }
+                case "STOP":
+                    runClock.stopped()
+                case "RESUME":
+                    runClock.resumed()
                 case "SHUTDOWN":
                     let reason = event.data["reason"]?.stringValue ?? "unknown"
                     self.events.withLock { $0.shutdownReason = reason }
