@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "QMP", targets: ["QMP"]),
         .library(name: "QEMULaunch", targets: ["QEMULaunch"]),
         .library(name: "GuestKit", targets: ["GuestKit"]),
+        .library(name: "LaunchBatch", targets: ["LaunchBatch"]),
         .executable(name: "launch", targets: ["launch"]),
     ],
     dependencies: [
@@ -48,10 +49,13 @@ let package = Package(
             ],
             exclude: ["README.md"]
         ),
+        // Job manifests, shards and JUnit/JSON reports: the pure parts of `launch batch`,
+        // a leaf (Foundation only) so a Swift CI harness can read and write the same files.
+        .target(name: "LaunchBatch", exclude: ["README.md"]),
         .executableTarget(
             name: "launch",
             dependencies: [
-                "QEMULaunch", "GuestKit", "QMP", "LaunchSupport",
+                "QEMULaunch", "GuestKit", "QMP", "LaunchSupport", "LaunchBatch",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -80,6 +84,10 @@ let package = Package(
             ],
             // Recorded `help` outputs of QEMU 7.2 and 10.0, read by path (#filePath).
             exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "LaunchBatchTests",
+            dependencies: ["LaunchBatch", "TestSupport"]
         ),
         .testTarget(
             name: "GuestKitTests",

@@ -27,6 +27,8 @@ extension GuestKit {
         public var shutdownStep: ShutdownStep?
         /// Why it failed, when the launcher (not the command) failed.
         public var error: LaunchError?
+        /// The last lines of the guest's serial console, when the command ran (for reports).
+        public var consoleTail: [String] = []
     }
 
     /// Which of a job's streams an output chunk came from.
@@ -70,7 +72,8 @@ extension GuestKit {
                     do throws(LaunchError) {
                         let result = try await GuestKit.run(job.profile, options: jobOptions)
                         return (index, JobSummary(label: job.label, exitCode: result.exitCode, duration: result.duration,
-                                                  shutdownStep: result.shutdown?.step, error: nil))
+                                                  shutdownStep: result.shutdown?.step, error: nil,
+                                                  consoleTail: result.consoleTail))
                     } catch {
                         return (index, JobSummary(label: job.label, exitCode: nil,
                                                   duration: started.duration(to: .now), shutdownStep: nil, error: error))
