@@ -159,6 +159,23 @@ struct CLITests {
         #expect(first.stdout.hasSuffix("hello from the host, read through virtiofs\n"))
         #expect(first.stderr.contains("KVM health: probing") == kvmOpens)
         #expect(!second.stderr.contains("KVM health: probing"))
+        func accelerator(_ stderr: String) -> String {
+            stderr.split(separator: "\n").first { $0.contains("accelerator: ") }.map(String.init) ?? "no accelerator line"
+        }
+        let picked = accelerator(first.stderr)
+        if kvmOpens {
+            // The probe's verdict, said once: KVM, or TCG in one warning line with the reason and the fix.
+            let healthy = picked.hasPrefix("launch: accelerator: kvm ")
+            let diagnosed = picked.hasPrefix("launch: warning: accelerator: tcg: auto: kvm unusable: /dev/kvm opens, but ")
+                && picked.contains("Set \"accel\": \"tcg\"")
+            #expect(healthy || diagnosed, "\(picked)")
+            let verdicts = try String(contentsOf: cache.appendingPathComponent("accelerator-health.json"), encoding: .utf8)
+            #expect(verdicts.contains("kvm|"), "no verdict cached: \(verdicts)")
+        } else {
+            #expect(picked.hasPrefix("launch: accelerator: tcg "), "\(picked)")
+        }
+        // The second run takes the cached verdict: the same choice, said the same way.
+        #expect(accelerator(second.stderr) == picked)
         let warnings = second.stderr.split(separator: "\n").filter { $0.hasPrefix("launch: warning:") }
         #expect(warnings.count <= 1, "\(warnings)")
     }
