@@ -178,6 +178,19 @@ struct CLITests {
         #expect(accelerator(second.stderr) == picked)
         let warnings = second.stderr.split(separator: "\n").filter { $0.hasPrefix("launch: warning:") }
         #expect(warnings.count <= 1, "\(warnings)")
+        // "accel": "kvm" asked for explicitly never falls back: where the verdict was "unusable" it
+        // is refused with the probe's diagnosis (exit 65); where KVM works it runs.
+        if kvmOpens {
+            let explicit = try Self.launch(["run", "-q", "Profiles/hello.json", "--accel", "kvm", "--", "true"],
+                                           environment: ["LAUNCH_CACHE_DIR": cache.path])
+            if picked.hasPrefix("launch: accelerator: kvm ") {
+                #expect(explicit.status == 0, "\(explicit.stderr)")
+            } else {
+                #expect(explicit.status == 65, "\(explicit.stderr)")
+                #expect(explicit.stderr.contains("  - accel: kvm was asked for, but /dev/kvm opens, but "), "\(explicit.stderr)")
+            }
+            #expect(!explicit.stderr.contains("KVM health: probing"))
+        }
     }
 
     @Test("Ctrl-C on a console boot stops the VM through the shutdown ladder and leaves nothing behind")

@@ -305,3 +305,47 @@ extension LaunchRunTests {
         expectNothingLeft(in: folder)
     }
 }
+
+extension LaunchRunTests {
+    @Test("batch exits 0 when every job exited 0, and 1 when the failures' codes differ")
+    func batchExitStatuses() throws {
+        let allPassed = try CLITests.launch(["batch", "Profiles/hello.json", "--jobs", "2", "-c", "true", "-c", "exit 0"])
+        #expect(allPassed.status == 0, "\(allPassed.stderr)")
+        let mixed = try CLITests.launch(["batch", "Profiles/hello.json", "--jobs", "2", "-c", "exit 3", "-c", "exit 4"])
+        #expect(mixed.status == 1, "\(mixed.stderr)")
+        // The table still says each job's own code.
+        let rows = mixed.stderr.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }.filter { $0.first?.hasPrefix("hello#") == true }
+        #expect(rows.map { $0.count > 1 ? $0[1] : "" } == ["3", "4"], "\(mixed.stderr)")
+    }
+
+    @Test("a console boot (no command) ends at timeouts.run through the ladder with exit 124")
+    func consoleBootRunTimeout() throws {
+        let folder = try Fixture.temporaryDirectory("cto")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var profile = try Fixture.guestProfile("consoletimeout", command: nil)
+        profile.runtimeDir = folder.path
+        // Long enough to boot on a loaded host; the guest kit's console shell never ends by itself.
+        profile.timeouts.run = TimeLimit(.seconds(40))
+        let outcome = try CLITests.launch(["run", try write(profile, to: folder).path])
+        #expect(outcome.status == 124, "\(outcome.stderr)")
+        #expect(outcome.stdout.contains("starting a shell on the console"), "the guest never got to its shell: \(outcome.stdout.suffix(2000))")
+        #expect(outcome.stderr.contains("timeouts.run (40s) passed; stopping the VM"), "\(outcome.stderr)")
+        expectNothingLeft(in: folder)
+    }
+
+    @Test("launch plan reads a VM's state folder but never makes it: it prints the qemu-img create the first run would make")
+    func planMakesNoStateFolder() throws {
+        let folder = try Fixture.temporaryDirectory("pst")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let base = folder.appendingPathComponent("base.img")
+        try Data(repeating: 0, count: 1 << 20).write(to: base)
+        var profile = try Fixture.guestProfile("planonly", command: ["true"])
+        profile.disks = [Profile.Disk(path: base.path, overlay: .persistent)]
+        let xdg = folder.appendingPathComponent("xdg")
+        let outcome = try CLITests.launch(["plan", try write(profile, to: folder).path], environment: ["XDG_STATE_HOME": xdg.path])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        let overlay = xdg.path + "/qemu-launch/planonly/disk0.qcow2"
+        #expect(outcome.stdout.contains("qemu-img create -q -f qcow2 -F raw -b \(base.path) \(overlay)"), "\(outcome.stdout)")
+        #expect(!FileManager.default.fileExists(atPath: xdg.path), "launch plan made \(xdg.path)")
+    }
+}
