@@ -349,3 +349,24 @@ extension LaunchRunTests {
         #expect(!FileManager.default.fileExists(atPath: xdg.path), "launch plan made \(xdg.path)")
     }
 }
+
+extension LaunchRunTests {
+    @Test("--rootfs DIR serves that folder as the root (a relative DIR from the current folder); --rootfs disk:N names disks[N]")
+    func rootfsFolderAndDiskFlags() throws {
+        let folder = try Fixture.temporaryDirectory("rfd")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let root = folder.appendingPathComponent("my root")
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("bin"), withIntermediateDirectories: true)
+        // Relative to launch's current folder (the package root), as a user would type it.
+        let relative = String(repeating: "../", count: CLITests.root.pathComponents.count - 1) + String(root.path.dropFirst())
+        let plan = try CLITests.launch(["plan", "Profiles/hello.json", "--accel", "tcg", "--rootfs", relative])
+        #expect(plan.status == 0, "\(plan.stderr)")
+        // Served by virtiofsd (a read-only bind of the folder) or by QEMU's 9p, whichever this host has.
+        #expect(plan.stdout.contains("recursive bind of \(root.path) ") || plan.stdout.contains("path=\(root.path),"), "\(plan.stdout)")
+        #expect(plan.stdout.contains("tag=launch.root") || plan.stdout.contains("mount_tag=launch.root"), "\(plan.stdout)")
+
+        let disk = try CLITests.launch(["plan", "Profiles/hello.json", "--accel", "tcg", "--rootfs", "disk:0"])
+        #expect(disk.status == 65, "\(disk.stderr)")
+        #expect(disk.stderr.contains("  - rootfs.disk: there is no disks[0] (the profile has 0 disks)"), "\(disk.stderr)")
+    }
+}
