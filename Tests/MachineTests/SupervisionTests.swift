@@ -66,6 +66,26 @@ struct SupervisionTests {
         #expect(tail.contains { $0.contains("guest-done") })
     }
 
+    @Test("a Machine released while its VM runs kills QEMU and removes its runtime dir")
+    func releasedWhileRunning() async throws {
+        let folder = try Fixture.temporaryDirectory("rel")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let profile = try profile("released", script: "sleep 600", folder: folder)
+        var runtime = ""
+        do {
+            let machine = try await Machine.start(profile)
+            try await machine.resume()
+            runtime = machine.runtimeDirectory.path
+            #expect(!Fixture.processes(mentioning: runtime).isEmpty, "QEMU is not running")
+        }
+        // The last reference is gone: no shutdown() and no withRunning. A hang guard, not a timing claim.
+        for _ in 0..<600 where !Fixture.processes(mentioning: runtime).isEmpty || FileManager.default.fileExists(atPath: runtime) {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(Fixture.processes(mentioning: runtime).isEmpty, "QEMU outlived its Machine")
+        #expect(!FileManager.default.fileExists(atPath: runtime), "the runtime dir outlived its Machine")
+    }
+
     @Test("a QEMU argument error is reported with the exit status, the shell-quoted argv and QEMU's stderr")
     func argumentError() async throws {
         let folder = try Fixture.temporaryDirectory("arg")
