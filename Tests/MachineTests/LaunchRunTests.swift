@@ -106,7 +106,7 @@ struct LaunchRunTests {
         expectNothingLeft(in: folder)
     }
 
-    @Test("while one launch run has a VM with a state folder running, a second launch run of it and launch state --reset exit 71; once it ends, reset works")
+    @Test("while one launch run has a VM with a state folder running, a second launch run of it and launch state --reset exit 71; once it ends, state shows the folder, a changed base fails the run with 71, and reset works")
     func refusesWhileAnotherLaunchRuns() async throws {
         let folder = try Fixture.temporaryDirectory("busy")
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -136,6 +136,22 @@ struct LaunchRunTests {
 
         kill(first.pid, SIGINT)
         #expect(try await first.exitStatus() == 130, "\(first.stderr)")
+
+        // What the VM keeps, as `launch state` shows it.
+        let shown = try CLITests.launch(["state", url.path], environment: xdg)
+        #expect(shown.status == 0, "\(shown.stderr)")
+        let lines = shown.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first == "state folder: \(stateFolder.path)", "\(shown.stdout)")
+        #expect(lines.dropFirst().first?.hasPrefix("identity: uuid ") == true && lines.dropFirst().first?.contains(", mac 52:54:00:") == true, "\(shown.stdout)")
+        #expect(lines.contains { $0.hasPrefix("  disk0.qcow2 ") && $0.hasSuffix("persistent overlay of disks[0] over \(base.path); base unchanged") }, "\(shown.stdout)")
+        // A base changed under its overlay (here only its time) fails the next run before QEMU, exit 71, with the fix.
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSince1970: 1_600_000_000)], ofItemAtPath: base.path)
+        let changed = try CLITests.launch(["run", url.path], environment: xdg)
+        #expect(changed.status == 71, "\(changed.stderr)")
+        #expect(changed.stderr.contains("launch: host problem: disks[0]: the base image \(base.path) changed since its persistent overlay"), "\(changed.stderr)")
+        #expect(changed.stderr.contains("set the time back: touch -d @"), "\(changed.stderr)")
+        #expect(try CLITests.launch(["state", url.path], environment: xdg).stdout.contains("; UNUSABLE: the base image \(base.path) changed"))
+
         let after = try CLITests.launch(["state", url.path, "--reset"], environment: xdg)
         #expect(after.status == 0, "\(after.stderr)")
         #expect(after.stdout.contains("deleted \(stateFolder.path): disk0.base.json"), "\(after.stdout)")
