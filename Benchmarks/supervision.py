@@ -689,9 +689,8 @@ def report(args, facts, records, wall):
             else:
                 A("In this run the spinner did not make QEMU faster in both modes: with the host's CPUs already busy it")
                 A("competes with QEMU for a CPU instead. On a quieter host it can make QEMU faster (QEMU's threads then")
-                A("wake on busy vCPUs, and waking an idle vCPU of a VM is slow); the last column of the runs table below")
-                A("keeps this figure per run. Either way wall time per command depends on the host's load more than on")
-                A("the client. The")
+                A("wake on busy vCPUs, and waking an idle vCPU of a VM is slow). Either way wall time per command")
+                A("depends on the host's load more than on the client. The")
             A("client's own CPU per command (table above) is the figure that measures the client alone.")
             records_spin_helps[0] = helps
             A("")
@@ -740,7 +739,7 @@ def report(args, facts, records, wall):
             A("Ours / raw: ready %s, quit→reaped %s. Ours-socketpair / raw-socketpair: ready %s. Ours-socketpair /"
               % (fmt(ratio(smed["swift"][0], smed["raw"][0]), 2), fmt(ratio(smed["swift"][1], smed["raw"][1]), 2),
                  fmt(ratio(smed.get("swift-socketpair", (None,))[0], smed.get("raw-socketpair", (None,))[0]), 2)))
-            A("ours (today's socket path): ready %s. Connection attempts refused (socket file there, not yet"
+            A("ours (socket file): ready %s. Connection attempts refused (socket file there, not yet"
               % fmt(ratio(smed.get("swift-socketpair", (None,))[0], smed["swift"][0]), 2))
             A("listening) and retried: %d for ours, %d for raw." % (
                 sum(x.get("retries", 0) for x in sp if x["client"] == "swift"),
@@ -771,10 +770,9 @@ def report(args, facts, records, wall):
         if len(cm) == 2:
             A("Ours / Popen: spawn call %s, spawn to reaped %s. The shim (`Sources/CLaunchShim/shim.c`, `perform()`)"
               % (fmt(ratio(cm["swift"][0], cm["raw"][0]), 1), fmt(ratio(cm["swift"][1], cm["raw"][1]), 1)))
-            A("uses `vfork()` on Linux, as Python's `_posixsubprocess` does (until 2026-11-22 04:05 it used `fork()`,")
-            A("which copied the supervisor's page tables: about 1.2 ms per spawn, 4–7x Popen, in the runs before). The")
-            A("request also crosses to the shim's spawner thread and back, and `ChildProcess` then starts two")
-            A("Foundation `Thread`s (output reader, reaper).")
+            A("uses `vfork()` on Linux, as Python's `_posixsubprocess` does. The request also crosses to the shim's")
+            A("spawner thread and back; `ChildProcess` then hands the child's output pipe and its pidfd to the")
+            A("launcher's one I/O thread, which reads the output and reaps the child.")
             A("")
 
     # ---- scale
@@ -817,9 +815,9 @@ def report(args, facts, records, wall):
             A("Supervisor memory: %s per VM (peak RSS growth / %d)."
               % (fmt(per_vm, 0) + " KiB", args.count))
             tpv = median([(x["threads_at_ready"] - x["threads_before"]) / x["count"] for x in ours])
-            A("Threads per VM in ours: %s (ChildProcess: an output reader and a reaper, Foundation `Thread`s;"
+            A("Threads per VM in ours: %s (QMP.Client: one I/O thread per connection; every child's output and"
               % fmt(tpv, 1))
-            A("QMP.Client: one I/O pthread), all gone after the shutdown (threads after: %s)."
+            A("reaping go to the launcher's one I/O thread), all gone after the shutdown (threads after: %s)."
               % ", ".join(str(x["threads_after"]) for x in ours))
         A("")
 
@@ -867,9 +865,8 @@ def report(args, facts, records, wall):
     A("")
     A("A launcher avoids it by giving QEMU no listening socket for QMP: one end of a `socketpair(2)` passed as")
     A("`-chardev socket,id=qmp,fd=N -mon chardev=qmp,mode=control`, the other to")
-    A("`QMP.Client.connect(fileDescriptor:)` (already supported). The benchmark's clients give up after a 5 s")
-    A("handshake and SIGKILL such a QEMU; `Machine.start` today would wait until `timeouts.boot` and fail with")
-    A("\"QMP did not become ready\".")
+    A("`QMP.Client.connect(fileDescriptor:)`. `Machine.start` does so (QEMU gets the monitor as its fd 3). The")
+    A("benchmark's clients give up after a 5 s handshake and SIGKILL such a QEMU.")
     A("")
 
     # ---- launch
@@ -983,8 +980,7 @@ def report(args, facts, records, wall):
         if scall and len(cm) == 2:
             r = ratio(cm["swift"][0], cm["raw"][0])
             A("The spawn call alone (`/bin/true`): ours / Popen = %s in this run (both `vfork()`; what is left is"
-              " the hop to the shim's spawner thread and back). Compare the spawn-call column of the runs table"
-              " below for the `fork()` runs before." % fmt(r, 1))
+              " the hop to the shim's spawner thread and back)." % fmt(r, 1))
         A("The 2 ms socket-file poll costs half its interval on average; the socketpair transport needs no poll.")
         A("")
     # Only this run's figures: earlier runs are in git's history of this file.

@@ -10,12 +10,12 @@ extension GuestKit {
             try InitramfsBuilder.checkStaticBusybox("/bin/busybox", arch: host.arch)
             checks.append(HostCheck("busybox", .ok, "/bin/busybox is a static \(host.arch.rawValue) program"))
         } catch {
-            checks.append(HostCheck("busybox", .fail, error.message, fix: error.fix ?? "sudo apt-get install busybox-static"))
+            checks.append(HostCheck("busybox", .fail, error.message, fix: error.fix ?? LaunchError.installFix("Debian and Ubuntu: busybox-static")))
         }
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: bootFolder)) ?? []).filter { $0.hasPrefix("vmlinuz-") }.sorted()
         if names.isEmpty {
             checks.append(HostCheck("kernels", .fail, "no \(bootFolder)/vmlinuz-*: \"kernel\": \"auto\" (the bundled profiles) needs one",
-                                    fix: "sudo apt-get install linux-image-amd64"))
+                                    fix: KernelLocator.installFix))
         }
         for name in names {
             let path = "\(bootFolder)/\(name)"
@@ -29,8 +29,21 @@ extension GuestKit {
             if config.contains("CONFIG_PVH=y") { parts.append("PVH entry: fast boot under TCG") }
             let hasModules = FileManager.default.fileExists(atPath: "/lib/modules/\(release)/modules.dep")
             parts.append(hasModules ? "modules in /lib/modules/\(release)" : "no modules in /lib/modules/\(release)")
-            checks.append(HostCheck("kernel \(release)", hasModules ? .ok : .warn, parts.joined(separator: ", "),
-                                    fix: hasModules ? nil : "reinstall its package (linux-image-\(release)) so the guest kit finds its virtio modules"))
+            // Its config against every guest the guest kit can boot on that arch (the check a launch makes).
+            var configProblems: [String] = []
+            if !config.isEmpty, let arch = image.arch.flatMap({ Profile.Arch(rawValue: $0.rawValue) }) {
+                let index = try? ModuleIndex(kernelRelease: release)
+                let modules = index.map { index in KernelConfigCheck.OfferedModules(folder: index.modulesDirectory.path) { index.contains($0) || index.isBuiltin($0) } }
+                configProblems = KernelConfigCheck.check(KernelConfig(parsing: config, source: "\(bootFolder)/config-\(release)"), guest: .everything(arch: arch), modules: modules).problems
+                if configProblems.isEmpty { parts.append("config-\(release) has every option guests need") }
+            }
+            var fix: String?
+            if !hasModules { fix = "reinstall its package (linux-image-\(release)) so the guest kit finds its virtio modules" }
+            if !configProblems.isEmpty {
+                parts.append("its config lacks what some guests need: \(configProblems.joined(separator: "; "))")
+                fix = [fix, "boot another kernel, or rebuild this one with what `launch kconfig` prints"].compactMap { $0 }.joined(separator: "; ")
+            }
+            checks.append(HostCheck("kernel \(release)", fix == nil ? .ok : .warn, parts.joined(separator: ", "), fix: fix))
         }
         let cache = CacheDirectory.root
         try? FileManager.default.createDirectory(at: cache, withIntermediateDirectories: true)

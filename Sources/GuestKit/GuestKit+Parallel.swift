@@ -19,8 +19,8 @@ extension GuestKit {
     public struct JobSummary: Sendable {
         /// The job's label.
         public var label: String
-        /// The command's exit code, or the launcher's code for a failure (124, 125, 70, ...).
-        public var exitCode: Int32
+        /// The command's exit code; nil when the launcher failed (see `error`).
+        public var exitCode: Int32?
         /// From the job's start to its VM's end.
         public var duration: Duration
         /// The shutdown ladder's step that ended the VM, when the job got that far.
@@ -30,12 +30,18 @@ extension GuestKit {
     }
 
     /// Which of a job's streams an output chunk came from.
-    public enum Stream: Sendable { case stdout, stderr }
+    public enum Stream: Sendable {
+        /// The command's standard output.
+        case stdout
+        /// The command's standard error.
+        case stderr
+    }
 
     /// Runs `jobs` with at most `parallelism` VMs at once. Output arrives through
     /// `output(label, stream, bytes)` as it comes; the summaries come back in job order.
-    /// `options.interrupt` stops every running VM through the shutdown ladder and
-    /// skips the jobs not yet started.
+    /// Cancelling the calling task cancels every job: a running VM is stopped through the
+    /// shutdown ladder, and its summary carries a `.cancelled` error. (The `launch batch`
+    /// command's Ctrl-C stops every running VM the same way and skips the jobs not yet started.)
     public static func runAll(_ jobs: [Job], parallelism: Int, options: Options,
                               output: @escaping @Sendable (String, Stream, Data) -> Void) async -> [JobSummary] {
         let width = max(1, parallelism)
@@ -50,7 +56,7 @@ extension GuestKit {
                 group.addTask {
                     let started = ContinuousClock.now
                     if options.interrupt?.fired == true {
-                        return (index, JobSummary(label: job.label, exitCode: LaunchError.Code.interrupted.exitStatus,
+                        return (index, JobSummary(label: job.label, exitCode: nil,
                                                   duration: .zero, shutdownStep: nil,
                                                   error: LaunchError(.interrupted, "not started: interrupted")))
                     }
@@ -66,7 +72,7 @@ extension GuestKit {
                         return (index, JobSummary(label: job.label, exitCode: result.exitCode, duration: result.duration,
                                                   shutdownStep: result.shutdown?.step, error: nil))
                     } catch {
-                        return (index, JobSummary(label: job.label, exitCode: error.code.exitStatus,
+                        return (index, JobSummary(label: job.label, exitCode: nil,
                                                   duration: started.duration(to: .now), shutdownStep: nil, error: error))
                     }
                 }

@@ -30,6 +30,8 @@ extension GuestKit {
         let logger = options.logger
         var profile = profile
         if let command = options.command { profile.command = command }
+        // A profile that already shows a problem is refused with every problem, before anything is built.
+        try await Machine.refuseEarly(profile, options: machineOptions(options))
         let session = sessionSlots > 0
         profile = try profile.resolvingAutoKernel(logger: logger)
         let host = await AcceleratorHealth.hostFacts(for: profile, given: options.host, logger: logger)
@@ -47,7 +49,8 @@ extension GuestKit {
                 throw LaunchError(.invalidProfile, "a command runs through the guest kit's own initramfs, but the profile sets \"initrd\"",
                                   fix: "remove \"initrd\" to run a command, or remove \"command\" to boot your initrd")
             }
-            return Prepared(profile: profile, host: host, kernelEntry: .standard, kernelArguments: [], setupScript: "",
+            return Prepared(profile: profile, host: host, kernelEntry: .standard,
+                            kernelArguments: logLevelArguments(options, session: false), setupScript: "",
                             guestPorts: [], root: nil, initramfs: nil)
         }
 
@@ -75,6 +78,38 @@ extension GuestKit {
             logger.warning("rootfs: used by commands only; the console shell runs in the guest kit's busybox initramfs")
         }
 
+        // Modules for exactly this kernel.
+        let release = inspected?.release ?? releaseFromFileName(kernel)
+        var modulesDirectory = options.modulesDirectory
+            ?? profile.guestKit.modules.map { modulesFolder(URL(fileURLWithPath: $0), release: release) }
+        var treeInstalled = false
+        if modulesDirectory == nil, let tree = options.kernelTree {
+            modulesDirectory = try await treeModules(tree, arch: decisions.arch, host: host, logger: logger)
+            treeInstalled = modulesDirectory != nil
+        }
+        if modulesDirectory == nil, let release {
+            let candidate = URL(fileURLWithPath: "/lib/modules/\(release)")
+            if FileManager.default.fileExists(atPath: candidate.appendingPathComponent("modules.dep").path) {
+                modulesDirectory = candidate
+            }
+        }
+        // The kernel against what this guest needs, before anything is built or booted:
+        // a config gap would otherwise surface as a boot that never reports in.
+        var guest = KernelRequirements.Guest(profile: profile, hostArch: host.arch)
+        (guest.machines, guest.transports, guest.session) = ([decisions.machine], [decisions.transport], session)
+        if let root { guest.rootFilesystems = root.guestRoot.modules.filter { ["ext4", "xfs", "btrfs"].contains($0) } }
+        let (kernelFile, kernelRelease, offered, required) = (URL(fileURLWithPath: kernel), release, modulesDirectory, guest)
+        let checked: Swift.Result<Bool, LaunchError> = await onOwnThread {
+            Swift.Result { () throws(LaunchError) in
+                try checkKernel(kernelFile, release: kernelRelease, guest: required, modulesDirectory: offered, logger: logger)
+            }
+        }
+        let configChecked = try checked.get()
+        // (A config that was checked proved the drivers built in, or the modules given have them.)
+        if modulesDirectory == nil, !configChecked {
+            logger.warning("kernel modules: none found for \(release ?? "this kernel") (looked in /lib/modules/\(release ?? "?")); assuming the virtio drivers are built in. Pass --modules DIR if they are not.")
+        }
+
         // Fast boot: a PVH vmlinux instead of a self-decompressing bzImage under TCG.
         var entry = KernelEntry.standard
         if case .elf(_, true)? = inspected?.format {
@@ -89,19 +124,6 @@ extension GuestKit {
             }
         }
 
-        // Modules for exactly this kernel.
-        let release = inspected?.release ?? releaseFromFileName(kernel)
-        var modulesDirectory = options.modulesDirectory
-            ?? profile.guestKit.modules.map { modulesFolder(URL(fileURLWithPath: $0), release: release) }
-        if modulesDirectory == nil, let release {
-            let candidate = URL(fileURLWithPath: "/lib/modules/\(release)")
-            if FileManager.default.fileExists(atPath: candidate.appendingPathComponent("modules.dep").path) {
-                modulesDirectory = candidate
-            }
-        }
-        if modulesDirectory == nil {
-            logger.warning("kernel modules: none found for \(release ?? "this kernel") (looked in /lib/modules/\(release ?? "?")); assuming the virtio drivers are built in. Pass --modules DIR if they are not.")
-        }
         let transportModule = decisions.transport == .mmio ? "virtio_mmio" : "virtio_pci"
         var boot = [transportModule]
         if session { boot.append("virtio_console") }
@@ -133,11 +155,13 @@ extension GuestKit {
         // Building reads and decompresses modules and writes the archive: off the cooperative pool.
         let (bootModules, laterModules, optionalModules, powerButtonModules) = (boot, later, optional, powerButton)
         let modules = modulesDirectory
+        let moduleTree = try modprobeTree(options, release: release, kernel: kernel, modulesDirectory: modulesDirectory,
+                                          everyModule: treeInstalled, memory: profile.memory)
         let built: Swift.Result<InitramfsBuilder.Image, LaunchError> = await onOwnThread {
             Swift.Result { () throws(LaunchError) in
                 try InitramfsBuilder.image(busybox: busybox, arch: decisions.arch, modulesDirectory: modules,
                                            bootModules: bootModules, laterModules: laterModules, optionalModules: optionalModules,
-                                           powerButtonModules: powerButtonModules)
+                                           powerButtonModules: powerButtonModules, moduleTree: moduleTree)
             }
         }
         let image = try built.get()
@@ -146,6 +170,13 @@ extension GuestKit {
         if !image.builtin.isEmpty { choice += "; built in: \(image.builtin.joined(separator: " "))" }
         if !image.missingOptional.isEmpty { choice += "; not in this kernel: \(image.missingOptional.joined(separator: " "))" }
         logger.info("\(choice))")
+        if let moduleTree {
+            var line = "modprobe: \(image.modprobeModules) module\(image.modprobeModules == 1 ? "" : "s") in the guest's /lib/modules/\(moduleTree.release)"
+            if moduleTree.everyModule, image.modprobeNote == nil { line += " (every module of \(options.kernelTree?.path ?? modulesDirectory?.path ?? "?"))" }
+            if !moduleTree.extra.isEmpty { line += "; yours: \(moduleTree.extra.map(\.name).joined(separator: " "))" }
+            logger.info("\(line)")
+            if let note = image.modprobeNote { logger.warning("modprobe: \(note)") }
+        }
         profile.initrd = image.url.path
 
         var arguments: [String] = []
@@ -153,9 +184,9 @@ extension GuestKit {
         if !image.powerButtonModules.isEmpty { arguments.append("launch.button=" + image.powerButtonModules.joined(separator: ",")) }
         if session {
             arguments.append(SessionProtocol.kernelArgument(slots: sessionSlots))
-            // Kernel chatter on an emulated UART costs boot time; the console log keeps the rest.
-            if options.quietKernel { arguments.append("quiet") }
         }
+        // Kernel chatter on an emulated UART costs boot time; the console log keeps the rest.
+        arguments += logLevelArguments(options, session: session)
         let rootCommand = root.map { GuestRootCommand(root: $0.guestRoot, workingDirectory: $0.workingDirectory, environment: $0.environment) }
         let script = setupScript(profile: profile, laterModules: image.laterModules, root: rootCommand)
         return Prepared(profile: profile, host: host, kernelEntry: entry, kernelArguments: arguments,

@@ -45,15 +45,38 @@ extension GuestKit {
         public var console: GuestOutput?
         /// Boot with `quiet` (fewer kernel messages on the emulated UART: faster).
         public var quietKernel = true
-        /// When it fires (Ctrl-C), the VM is stopped through the shutdown ladder.
-        public var interrupt: Interrupt?
+        /// The kernel's console log level: boot without `quiet`, with `loglevel=N` (messages
+        /// below level N reach the console: 5 shows warnings and WARN splats, 8 everything).
+        /// nil = `quietKernel` decides.
+        public var kernelLogLevel: Int?
+        /// A kernel build tree (where `make` ran): its built modules are installed into the
+        /// cache and every one is put in the guest for `modprobe`; its `vmlinux` is the
+        /// symbol file for gdb and crash dumps.
+        public var kernelTree: URL?
+        /// Your own out-of-tree modules (`.ko`), in the guest as
+        /// `/lib/modules/<release>/extra/NAME.ko` for `modprobe NAME`. Each must be built for
+        /// this kernel: a vermagic from another release fails before the boot.
+        public var extraModules: [URL] = []
+        /// QEMU's gdb stub; with `waitForDebugger` the guest runs only once gdb continues,
+        /// and the boot and command deadlines count from then (guest running time).
+        public var gdb: GDBStub?
+        /// Save the console log and a memory dump when the guest kernel panics; nil = off.
+        public var crashCapture: CrashCapture?
+        /// Also capture at the end of ``run(_:options:)`` and ``withSession(_:options:_:)``
+        /// when the guest did not panic (needs `crashCapture`).
+        public var captureAtEnd = false
+        /// When it fires (the CLI's Ctrl-C), the VM is stopped through the shutdown ladder.
+        /// Library callers cancel the task instead.
+        package var interrupt: Interrupt?
         /// Host facts to plan with; nil probes this host.
         public var host: HostFacts?
-        /// The folder holding every VM's state folder; nil = `VMStateFolder.defaultRoot`.
+        /// The folder holding every VM's state folder; nil = `$XDG_STATE_HOME/qemu-launch`
+        /// (default `~/.local/state/qemu-launch`).
         public var stateRoot: String?
         /// What the launch logs: choices at info, phases at debug. The default shows
         /// warnings and errors only.
         public var logger = Logger.quietByDefault
+        /// The defaults: capture stdout and stderr, the profile's time limits, fast boot on.
         public init() {}
     }
 
@@ -81,8 +104,8 @@ extension GuestKit {
     /// Boots `profile`, runs one command in the guest, ends the VM and returns the
     /// command's result. The command is `options.command`, else the profile's.
     ///
-    /// Throws `LaunchError` with code `.guestPanic` (exit 125) when the guest
-    /// panics, `.timeout` (124) when the boot or the command runs past its deadline,
+    /// Throws `LaunchError` with code `.guestPanic` when the guest panics,
+    /// `.timeout` when the boot or the command runs past its deadline,
     /// `.cancelled` when the calling task is cancelled (the VM is stopped first), and
     /// the start errors of `Machine.start`. Nothing it started outlives it.
     public static func run(_ profile: Profile, options: Options = Options()) async throws(LaunchError) -> Result {
@@ -99,6 +122,10 @@ extension GuestKit {
         } catch {
             await session.end(grace: error.code == .interrupted ? nil : .seconds(2))
             throw error
+        }
+        if options.captureAtEnd, options.crashCapture != nil {
+            let report = await session.machine.captureCrashState(reason: "end of the run")
+            options.logger.info("crash capture: \(report)")
         }
         let shutdown = await session.end()
         if case .panicked = session.machine.end {
@@ -130,6 +157,10 @@ extension GuestKit {
             result = .success(try await body(session))
         } catch {
             result = .failure(error)
+        }
+        if options.captureAtEnd, options.crashCapture != nil, session.machine.end == nil {
+            let report = await session.machine.captureCrashState(reason: "end of the run")
+            options.logger.info("crash capture: \(report)")
         }
         await session.end()
         if Task.isCancelled { throw LaunchError.cancelled("the session on \(profile.name); the VM was stopped") }
@@ -170,15 +201,26 @@ extension GuestKit {
         return machine
     }
 
-    static func machineOptions(_ prepared: Prepared, _ options: Options) -> Machine.Options {
-        var machineOptions = Machine.Options()
+    /// The machine options that boot `prepared` as `options` ask (also `launch plan`'s).
+    package static func machineOptions(_ prepared: Prepared, _ options: Options) -> Machine.Options {
+        var machineOptions = machineOptions(options)
         machineOptions.host = prepared.host
-        machineOptions.keepRuntimeDir = options.keepRuntimeDir
         machineOptions.kernelEntry = prepared.kernelEntry
         machineOptions.kernelArguments = prepared.kernelArguments
         machineOptions.guestPorts = prepared.guestPorts
+        return machineOptions
+    }
+
+    /// The machine options `options` set before anything is prepared: the host, the state root, the logger.
+    static func machineOptions(_ options: Options) -> Machine.Options {
+        var machineOptions = Machine.Options()
+        machineOptions.host = options.host
+        machineOptions.keepRuntimeDir = options.keepRuntimeDir
         machineOptions.stateRoot = options.stateRoot
         machineOptions.logger = options.logger
+        machineOptions.gdb = options.gdb
+        machineOptions.crashCapture = options.crashCapture
+        if machineOptions.crashCapture?.symbols == nil { machineOptions.crashCapture?.symbols = symbolFile(options) }
         return machineOptions
     }
 
@@ -188,8 +230,15 @@ extension GuestKit {
                                     timeout: options.timeout)
     }
 
+    /// What a capture saved (a panic's console log and memory dump), then the console's last lines.
     static func consoleDetails(_ machine: Machine) -> [String] {
-        ["  last console lines:"] + machine.console.tail.lines(last: 25).map { "    \($0)" }
+        let shown = machine.console.tail.lines(last: 25)
+        var details = machine.crashCaptures.map { "  crash capture: \($0)" }
+        // A panic's reason comes 30-odd lines before the end of its backtrace: keep it in view.
+        if let reason = machine.console.tail.lines().last(where: { $0.contains("Kernel panic - not syncing") }), !shown.contains(reason) {
+            details.append("  panic: \(reason.trimmingCharacters(in: .whitespaces))")
+        }
+        return details + ["  last console lines:"] + shown.map { "    \($0)" }
     }
 
     static func endedEarly(_ end: VMEnd, while what: String, details: [String]) -> LaunchError {

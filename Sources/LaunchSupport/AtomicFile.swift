@@ -13,9 +13,13 @@ import Darwin
 package enum AtomicFile {
     /// What failed, for a message: "create", "write", "rename".
     package struct Failure: Error, Sendable, CustomStringConvertible {
+        /// The step that failed.
         package var step: String
+        /// The file it failed on (the temporary one, or the destination for the rename).
         package var path: String
+        /// Why.
         package var errno: POSIX.Errno
+        /// "can't STEP PATH: ERRNO".
         package var description: String { "can't \(step) \(path): \(errno)" }
     }
 

@@ -22,6 +22,7 @@ package enum POSIX {
     package static let sendFlags: Int32 = Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)
     #endif
 
+    /// This thread's errno.
     package static var errno: Int32 {
         #if canImport(Glibc) || canImport(Musl)
         return Glibc.errno
@@ -67,6 +68,7 @@ package enum POSIX {
         #endif
     }
 
+    /// Whether `fd` is an open descriptor of this process.
     package static func isOpen(_ fd: Int32) -> Bool {
         fcntl(fd, F_GETFD) != -1
     }
@@ -140,7 +142,9 @@ package enum POSIX {
 
     /// An errno value, as a typed error.
     package struct Errno: Error, Sendable, Hashable, CustomStringConvertible {
+        /// The errno number.
         package var code: Int32
+        /// The error for errno `code`.
         package init(_ code: Int32) { self.code = code }
         /// "No such file or directory (errno 2)".
         package var text: String { "\(POSIX.describe(code)) (errno \(code))" }
@@ -153,6 +157,7 @@ package enum POSIX {
 }
 
 extension timeval {
+    /// `duration` as a timeval (negative as zero), for socket timeouts.
     package init(_ duration: Duration) {
         let (seconds, attoseconds) = duration.components
         self.init()

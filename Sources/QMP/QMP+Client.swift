@@ -43,6 +43,7 @@ extension QMP {
         /// capabilities (`qmp_capabilities`, no optional capability enabled).
         ///
         /// - Parameters:
+        ///   - unixPath: the monitor's socket, at most 107 bytes on Linux (103 on macOS).
         ///   - timeout: for the whole handshake: connect, greeting and negotiation.
         ///   - maxLineBytes: the longest message accepted; a longer one fails with
         ///     `.lineTooLong` and closes the connection. The default (64 MiB) takes

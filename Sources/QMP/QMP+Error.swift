@@ -43,6 +43,7 @@ extension QMP {
         /// a late reply is ignored.
         case cancelled(operation: String)
 
+        /// What happened and how to fix it, in one or two sentences.
         public var description: String {
             switch self {
             case let .connectFailed(path, code):
@@ -89,7 +90,7 @@ extension QMP {
         }
 
         static func explain(errno code: Int32) -> String {
-            let text = "\(String(cString: strerror(code))) (errno \(code))"
+            let text = POSIX.Errno(code).text
             switch code {
             case ENOENT:
                 return text + ". The socket does not exist yet: QEMU has not created it, has exited, "

@@ -9,6 +9,7 @@ extension QMP {
         /// nil when the message had no timestamp.
         public var timestamp: Double?
 
+        /// An event as given, for tests and for tools that relay events.
         public init(name: String, data: JSONValue = .null, timestamp: Double? = nil) {
             self.name = name
             self.data = data

@@ -7,12 +7,19 @@ extension QMP {
     /// values; the accessors `intValue` and `doubleValue` convert between them when
     /// that is exact.
     public enum JSONValue: Sendable, Hashable {
+        /// JSON `null`.
         case null
+        /// `true` or `false`.
         case bool(Bool)
+        /// A number without fraction or exponent that fits in `Int`.
         case int(Int)
+        /// Any other number.
         case double(Double)
+        /// A string, unescaped.
         case string(String)
+        /// An array.
         case array([JSONValue])
+        /// An object; its member order is not kept (``jsonText`` sorts the keys).
         case object([String: JSONValue])
     }
 }
@@ -32,11 +39,13 @@ extension QMP.JSONValue {
         return nil
     }
 
+    /// Whether this is `null`.
     public var isNull: Bool {
         if case .null = self { return true }
         return false
     }
 
+    /// The value of a `.bool`; nil for anything else.
     public var boolValue: Bool? {
         if case .bool(let value) = self { return value }
         return nil
@@ -60,16 +69,19 @@ extension QMP.JSONValue {
         }
     }
 
+    /// The value of a `.string`; nil for anything else.
     public var stringValue: String? {
         if case .string(let value) = self { return value }
         return nil
     }
 
+    /// The elements of an `.array`; nil for anything else.
     public var arrayValue: [QMP.JSONValue]? {
         if case .array(let value) = self { return value }
         return nil
     }
 
+    /// The members of an `.object`; nil for anything else.
     public var objectValue: [String: QMP.JSONValue]? {
         if case .object(let value) = self { return value }
         return nil
@@ -82,12 +94,19 @@ extension QMP.JSONValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, E
     ExpressibleByFloatLiteral, ExpressibleByStringLiteral, ExpressibleByArrayLiteral,
     ExpressibleByDictionaryLiteral
 {
+    /// `nil` in a literal is `null`: `["id": nil]`.
     public init(nilLiteral: ()) { self = .null }
+    /// `true` and `false` in a literal.
     public init(booleanLiteral value: Bool) { self = .bool(value) }
+    /// An integer literal is an `.int`: `["value": 64]`.
     public init(integerLiteral value: Int) { self = .int(value) }
+    /// A floating-point literal is a `.double`.
     public init(floatLiteral value: Double) { self = .double(value) }
+    /// A string literal is a `.string`: `execute("device_del", arguments: ["id": "net0"])`.
     public init(stringLiteral value: String) { self = .string(value) }
+    /// An array literal is an `.array`.
     public init(arrayLiteral elements: QMP.JSONValue...) { self = .array(elements) }
+    /// A dictionary literal is an `.object`; a repeated key keeps its last value.
     public init(dictionaryLiteral elements: (String, QMP.JSONValue)...) {
         self = .object(Dictionary(elements, uniquingKeysWith: { _, last in last }))
     }
@@ -138,12 +157,14 @@ extension QMP.JSONValue: CustomStringConvertible {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// The compact JSON text, as ``jsonText``.
     public var description: String { jsonText }
 }
 
 // MARK: - Codable
 
 extension QMP.JSONValue: Codable {
+    /// Decodes any JSON value from a `Decoder`, so `JSONValue` can sit inside your `Codable` types.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if container.decodeNil() {
@@ -166,6 +187,7 @@ extension QMP.JSONValue: Codable {
         }
     }
 
+    /// Encodes the value as the JSON it represents.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         switch self {

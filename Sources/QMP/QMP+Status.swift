@@ -6,6 +6,7 @@ extension QMP {
         /// Whether the guest's vCPUs are running.
         public var running: Bool
 
+        /// A status as given, for tests.
         public init(status: String, running: Bool) {
             self.status = status
             self.running = running

@@ -7,8 +7,8 @@
 ///
 /// ```swift
 /// let qmp = try await QMP.Client.connect(unixPath: "/tmp/vm/qmp.sock")
-/// print(qmp.greeting.version)                       // 7.2.0 (Debian 1:7.2+dfsg-7)
-/// let status = try await qmp.queryStatus()           // prelaunch, running: false
+/// print(qmp.greeting.version)                       // 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)
+/// let status = try await qmp.queryStatus()           // Status(status: "prelaunch", running: false)
 /// let reply = try await qmp.execute("query-kvm")     // the "return" value as JSONValue
 /// try await qmp.quit(timeout: .seconds(5))
 /// ```
@@ -18,6 +18,6 @@
 /// - ``QMP/Error``: every way a call can fail, each with a message that says
 ///   what happened and how to fix it.
 ///
-/// The module knows nothing about how QEMU is started; see `README.md` beside this
-/// file for the error and concurrency models.
+/// The module knows nothing about how QEMU is started. The module's documentation
+/// (and `README.md` beside this file) describes the error and concurrency models.
 public enum QMP {}

@@ -47,13 +47,13 @@ struct BatchCommand: AsyncParsableCommand {
         let commands: [[String]?] = !shell.isEmpty ? shell.map { ["sh", "-c", $0] } : [nil]
         let names = profiles.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent }
         for (profileIndex, path) in profiles.enumerated() {
-            let profile = try overrides.loadProfile(path)
+            let profile = try await overrides.loadProfile(path)
             for (index, command) in commands.enumerated() {
                 var job = profile
                 if let command { job.command = command }
                 guard job.command != nil else {
                     FileHandle.standardError.write(Data("launch: \(path) has no command; parallel jobs need one (in the profile or with -c)\n".utf8))
-                    throw ExitCode(LaunchError.Code.invalidProfile.exitStatus)
+                    throw ExitCode(LaunchError.Code.invalidProfile)
                 }
                 var label = profile.name
                 if names.filter({ $0 == names[profileIndex] }).count > 1 { label += ".\(profileIndex + 1)" }
@@ -79,15 +79,19 @@ struct BatchCommand: AsyncParsableCommand {
         for summary in summaries {
             let text = formatDuration(summary.duration)
             let seconds = String(repeating: " ", count: max(0, 8 - text.count)) + text
-            let exit = String(summary.exitCode).padding(toLength: 4, withPad: " ", startingAt: 0)
+            let exit = String(exitStatus(summary)).padding(toLength: 4, withPad: " ", startingAt: 0)
             table += "\(summary.label.padding(toLength: width, withPad: " ", startingAt: 0))  \(exit)  \(seconds)  \(summary.shutdownStep?.rawValue ?? "-")"
             if let error = summary.error { table += "  \(error.code): \(error.message.split(separator: "\n").first ?? "")" }
             table += "\n"
         }
         FileHandle.standardError.write(Data(table.utf8))
-        let failures = Set(summaries.map(\.exitCode).filter { $0 != 0 })
+        let failures = Set(summaries.map(exitStatus).filter { $0 != 0 })
         if failures.count == 1 { throw ExitCode(failures.first!) }
         if failures.count > 1 { throw ExitCode(1) }
     }
 }
 
+/// A job's status: its command's exit code, or the launcher's status for its failure.
+func exitStatus(_ summary: GuestKit.JobSummary) -> Int32 {
+    summary.exitCode ?? summary.error.map { LaunchExit.of($0.code) } ?? LaunchExit.internalError
+}

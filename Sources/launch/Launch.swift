@@ -15,9 +15,13 @@ struct Launch: AsyncParsableCommand {
             124 timeout, 125 guest panic, 65 invalid profile, 69 a required program \
             is missing, 70 internal error, 71 host problem.
             """,
-        subcommands: [RunCommand.self, BatchCommand.self, PlanCommand.self, StateCommand.self, DoctorCommand.self],
+        subcommands: [RunCommand.self, BatchCommand.self, PlanCommand.self, StateCommand.self, DoctorCommand.self, KconfigCommand.self],
         defaultSubcommand: RunCommand.self
     )
+
+    static func main() async {
+        await main(KernelDebugOptions.givingBareGDBItsPort(Array(CommandLine.arguments.dropFirst())))
+    }
 }
 
 /// Options every subcommand that reads a profile shares.
@@ -77,18 +81,15 @@ struct ProfileOverrides: ParsableArguments {
             if let path { profile.timeouts[keyPath: path] = limit } else { profile.timeouts.boot = limit }
         }
         if let tree = kernelTree {
-            var isFolder: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: absolutePath(tree), isDirectory: &isFolder), isFolder.boolValue else {
-                throw ValidationError("--kernel-tree \(tree): no such folder; give the top of a kernel build tree (where you ran make)")
-            }
+            // The tree's own .config says its arch: a tree for another arch, or one not built,
+            // is named as such here; the config check before the boot does the rest.
             let arch = profile.arch ?? .host
-            let archDir = arch == .x86_64 ? "x86" : "arm64"
-            let image = arch == .x86_64 ? "bzImage" : "Image"
-            let candidates = ["\(tree)/arch/\(archDir)/boot/\(image)", "\(tree)/vmlinux"].map(absolutePath)
-            guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
-                throw ValidationError("--kernel-tree \(tree): neither \(candidates.joined(separator: " nor ")) exists; build the kernel first (make -j\(ProcessInfo.processInfo.activeProcessorCount))")
+            let source = profile.arch == nil ? "the profile's arch (the host's: the profile sets none)" : "the profile's arch"
+            do {
+                profile.kernel = try KernelTree(URL(fileURLWithPath: absolutePath(tree))).image(for: arch, archSource: source).path
+            } catch {
+                throw ValidationError("--kernel-tree \(tree): \(error)")
             }
-            profile.kernel = found
         }
         if let initrd { profile.initrd = absolutePath(initrd) }
         if let append {
@@ -118,20 +119,21 @@ struct ProfileOverrides: ParsableArguments {
 
     /// Loads the profile at `path` with these overrides applied; prints the problems
     /// and exits 65 when either is invalid.
-    func loadProfile(_ path: String) throws -> Profile {
-        var profile = try launch.loadProfile(path)
+    func loadProfile(_ path: String) async throws -> Profile {
+        var profile = try launch.loadProfile(path, deferringProblems: true)
         do {
             try apply(to: &profile)
         } catch let error as ValidationError {
             FileHandle.standardError.write(Data("launch: \(error)\n".utf8))
-            throw ExitCode(LaunchError.Code.invalidProfile.exitStatus)
+            throw ExitCode(LaunchError.Code.invalidProfile)
         }
-        // The profile as it will run, checked against this host before anything is probed
-        // or built, so every problem shows at once and early. (Start checks it again.)
-        let problems = ProfileValidator.hostProblems(profile, host: HostProbe.basics())
-        if !problems.isEmpty {
-            FileHandle.standardError.write(Data("launch: \(ProfileProblems(source: path, problems: problems))\n".utf8))
-            throw ExitCode(LaunchError.Code.invalidProfile.exitStatus)
+        // The profile as it will run: one that already shows a problem (of its JSON, or of
+        // its files on this host) is refused with every problem at once, the planner's and
+        // the QEMU binary's included, before anything is built or any job starts.
+        do {
+            try await Machine.refuseEarly(profile)
+        } catch {
+            throw fail(error)
         }
         return profile
     }
@@ -144,6 +146,7 @@ struct ProfileOverrides: ParsableArguments {
         options.logger = logger
         options.interrupt = interrupt
         options.modulesDirectory = modulesDirectory(release: nil)
+        options.kernelTree = kernelTree.map { URL(fileURLWithPath: absolutePath($0)) }
         return options
     }
 
@@ -160,14 +163,16 @@ func absolutePath(_ path: String) -> String {
     return URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(path).standardizedFileURL.path
 }
 
-/// Loads a profile, printing every problem (of the JSON and against this host, in one
-/// list) and exiting 65 when it is invalid.
-func loadProfile(_ path: String) throws -> Profile {
+/// Loads a profile, printing every problem of its JSON and exiting 65 when there is one;
+/// `deferringProblems` leaves them to the launch (`Profile.loadDeferringProblems`), which
+/// lists them with the rest, and exits here only for a file that is no JSON object.
+func loadProfile(_ path: String, deferringProblems: Bool = false) throws -> Profile {
+    let url = URL(fileURLWithPath: absolutePath(path))
     do {
-        return try Profile.load(contentsOf: URL(fileURLWithPath: absolutePath(path)), checkingAgainst: HostProbe.basics())
+        return try deferringProblems ? Profile.loadDeferringProblems(contentsOf: url) : Profile.load(contentsOf: url)
     } catch {
         FileHandle.standardError.write(Data("launch: \(error)\n".utf8))
-        throw ExitCode(LaunchError.Code.invalidProfile.exitStatus)
+        throw ExitCode(LaunchError.Code.invalidProfile)
     }
 }
 
@@ -176,7 +181,7 @@ func fail(_ error: LaunchError) -> ExitCode {
     // An invalid profile's message is its own header ("invalid profile FILE: N problems").
     let label = error.code == .invalidProfile && error.message.hasPrefix("invalid profile") ? "" : "\(error.code): "
     FileHandle.standardError.write(Data("launch: \(label)\(error)\n".utf8))
-    return ExitCode(error.code.exitStatus)
+    return ExitCode(error.code)
 }
 
 /// Logging to stderr: info by default, debug with --verbose.

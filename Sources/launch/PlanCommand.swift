@@ -25,53 +25,18 @@ struct PlanCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = makeLogger(verbose: false, quiet: true)
-        let profile = try overrides.loadProfile(self.profile)
-        var plan: Plan
-        var qemuImg = "qemu-img"
-        var newIdentityFile: String?
-        var shareChoices: [Plan.Choice] = []
+        let profile = try await overrides.loadProfile(self.profile)
+        let options = overrides.guestOptions(logger: logger)
+        let launch: PreparedLaunch
         do {
-            var options = overrides.guestOptions(logger: logger)
-            // Validate first: a profile with problems must list them all, not fail in preparation.
-            let host = await AcceleratorHealth.hostFacts(for: profile, given: nil, logger: logger)
-            let problems = ProfileValidator.hostProblems(profile, host: host)
-            if !problems.isEmpty { throw LaunchError.invalid(ProfileProblems(source: self.profile, problems: problems)) }
-            options.host = host
-            // What `auto` shares become here (prepare resolves them before planning).
-            shareChoices = Planner.resolvingShareTransports(profile, host: host).choices
-            // What `run` boots: a one-command session when there is a command, else a console shell.
-            let prepared = try await GuestKit.prepare(profile, options: options, sessionSlots: profile.command != nil ? 1 : 0)
-            let runtimeDir = (profile.runtimeDir ?? host.runtimeBase) + "/launch-" + randomName()
-            // The state folder as it is: read, never made here (`run` makes it).
-            var state: VMStateFolder?
-            var identity: MachineIdentity?
-            if VMStateFolder.keepsState(prepared.profile) {
-                let folder = try VMStateFolder(vmName: prepared.profile.name)
-                identity = try folder.storedIdentity()
-                if identity == nil { newIdentityFile = folder.path + "/" + VMStateFolder.identityFile }
-                state = folder
-            }
-            qemuImg = host.qemuImg ?? qemuImg
-            do {
-                plan = try Planner.plan(prepared.profile, host: host, options: PlanOptions(
-                    runtimeDir: runtimeDir, kernelEntry: prepared.kernelEntry, kernelArguments: prepared.kernelArguments,
-                    guestPorts: prepared.guestPorts, stateDirectory: state?.path, identity: identity))
-            } catch {
-                throw LaunchError.invalid(ProfileProblems(source: self.profile, problems: error.problems))
-            }
-            // What this QEMU binary can't do is a problem now, not a QEMU error later.
-            let missing = try await QEMUCapabilities.of(plan.qemu[0]).problems(with: plan, binary: plan.qemu[0])
-            if !missing.isEmpty { throw LaunchError.invalid(ProfileProblems(source: self.profile, problems: missing)) }
-            // An overlay `run` would refuse (its base changed) fails here too.
-            for overlay in plan.persistentOverlays where FileManager.default.fileExists(atPath: overlay.path) {
-                if let problem = state?.overlayProblem(disk: overlay.disk, base: overlay.base, format: overlay.baseFormat) {
-                    throw LaunchError(.hostProblem, "disks[\(overlay.disk)]: " + problem.message, fix: problem.fix)
-                }
-            }
-        } catch let error as LaunchError {
+            launch = try await prepare(profile, options: options)
+        } catch {
             throw fail(error)
         }
-        plan.choices = shareChoices + plan.choices
+        var plan = launch.plan
+        // What `auto` shares became (the guest kit resolved them before planning).
+        plan.choices = Planner.resolvingShareTransports(profile, host: launch.facts.host).choices + plan.choices
+        let qemuImg = launch.facts.host.qemuImg ?? "qemu-img"
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -83,8 +48,8 @@ struct PlanCommand: AsyncParsableCommand {
         for choice in plan.choices { print("# \(choice.isWarning ? "warning: " : "")\(choice)") }
         // The one difference from `run`, which also hands QEMU its own QMP connection.
         print("# launch run adds: -chardev socket,id=control,fd=3 -mon chardev=control,mode=control (its QMP connection, a socketpair); qmp.sock is for other tools")
-        if let newIdentityFile {
-            print("# the first run makes this VM's identity in \(newIdentityFile); then QEMU also gets -uuid UUID and the NIC mac=MAC")
+        if launch.identityIsNew, let folder = launch.stateFolder {
+            print("# the first run makes this VM's identity in \(folder.path + "/" + VMStateFolder.identityFile); then QEMU also gets -uuid UUID and the NIC mac=MAC")
         }
         for overlay in plan.persistentOverlays where !FileManager.default.fileExists(atPath: overlay.path) {
             print("# first run: the persistent overlay of disks[\(overlay.disk)] (launch writes it under a temporary name, then records the base in \(VMStateFolder.baseRecordFile(disk: overlay.disk)))")
@@ -99,9 +64,12 @@ struct PlanCommand: AsyncParsableCommand {
         }
         print(QEMUSyntax.shellLine(plan.qemu))
     }
-}
 
-func randomName() -> String {
-    let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")
-    return String((0..<6).map { _ in alphabet.randomElement()! })
+    /// What `run` boots (a one-command session when there is a command, else a console
+    /// shell), prepared and planned as `run` does it (`Machine.prepare`), making nothing.
+    /// A profile's problems are reported against its file (the profile knows it), as `run` reports them.
+    func prepare(_ profile: Profile, options: GuestKit.Options) async throws(LaunchError) -> PreparedLaunch {
+        let guest = try await GuestKit.prepare(profile, options: options, sessionSlots: profile.command != nil ? 1 : 0)
+        return try await Machine.prepare(guest.profile, options: GuestKit.machineOptions(guest, options), for: .preview)
+    }
 }

@@ -39,6 +39,8 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(name: .shortAndLong, help: "Only warnings and errors from the launcher.")
     var quiet = false
 
+    @OptionGroup(title: "Kernel development") var kernelDebug: KernelDebugOptions
+
     @Argument(parsing: .postTerminator, help: "The command to run in the guest (after --).")
     var command: [String] = []
 
@@ -48,7 +50,7 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = makeLogger(verbose: verbose, quiet: quiet)
-        var profile = try overrides.loadProfile(self.profile)
+        var profile = try await overrides.loadProfile(self.profile)
         if !command.isEmpty { profile.command = command }
         if shell.count == 1 { profile.command = ["sh", "-c", shell[0]] }
         let interrupt = Interrupt()
@@ -56,6 +58,7 @@ struct RunCommand: AsyncParsableCommand {
         defer { signals.forEach { $0.cancel() } }
 
         var options = overrides.guestOptions(logger: logger, interrupt: interrupt, keepRuntimeDir: keepRuntimeDir)
+        try kernelDebug.apply(to: &options, profile: profile, logger: logger)
 
         if shell.count > 1 || profile.command != nil {
             options.stdin = .fileDescriptor(STDIN_FILENO)
@@ -115,12 +118,13 @@ struct RunCommand: AsyncParsableCommand {
         switch finalEnd {
         case .poweredOff, .stopped: return
         case .panicked:
-            FileHandle.standardError.write(Data("launch: guest panic\n".utf8))
-            throw ExitCode(LaunchError.Code.guestPanic.exitStatus)
+            let captures = machine.crashCaptures.map { "\n  crash capture: \($0)" }.joined()
+            FileHandle.standardError.write(Data("launch: guest panic\(captures)\n".utf8))
+            throw ExitCode(LaunchError.Code.guestPanic)
         case .timedOut:
-            throw ExitCode(LaunchError.Code.timeout.exitStatus)
+            throw ExitCode(LaunchError.Code.timeout)
         default:
-            throw ExitCode(LaunchError.Code.qemuFailed.exitStatus)
+            throw ExitCode(LaunchError.Code.qemuFailed)
         }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LaunchSupport
 import QEMULaunch
 
 struct StateCommand: ParsableCommand {
@@ -73,6 +74,10 @@ struct StateCommand: ParsableCommand {
                     ?? "base unchanged"
                 line += "  persistent overlay of disks[\(disk)] \(base); \(verdict)"
             }
+            if file.name == "crashes" {
+                let captures = (try? FileManager.default.contentsOfDirectory(atPath: folder.path + "/crashes"))?.count ?? 0
+                line += "  \(captures) crash capture\(captures == 1 ? "" : "s") (console logs and memory dumps of panics)"
+            }
             if inUse.contains(file.name) { line += "  (in use by a running QEMU)" }
             print(line)
         }
@@ -84,17 +89,6 @@ struct StateCommand: ParsableCommand {
         let index = Int(name.dropFirst(4).dropLast(6))
         return index.flatMap { VMStateFolder.overlayFile(disk: $0) == name ? $0 : nil }
     }
-}
-
-/// 1536 → "1.5 KiB".
-func byteCount(_ bytes: UInt64) -> String {
-    if bytes < 1024 { return "\(bytes) B" }
-    var value = Double(bytes)
-    for unit in ["KiB", "MiB", "GiB", "TiB"] {
-        value /= 1024
-        if value < 1024 || unit == "TiB" { return String(format: value < 10 ? "%.1f" : "%.0f", value) + " " + unit }
-    }
-    return "\(bytes) B"
 }
 
 extension String {

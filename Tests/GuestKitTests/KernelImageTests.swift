@@ -256,7 +256,7 @@ struct KernelImageExtractTests {
             try KernelImage.extractVmlinux(fromBzImage: bzImage, to: scratch.url.appendingPathComponent("vmlinux"))
         } throws: { error in
             guard case .decompressionFailed(_, .lzo, .toolMissing(.lzo)) = error as? KernelImage.Error else { return false }
-            return "\(error)".contains("apt-get install lzop")
+            return "\(error)".contains("install the package that ships it (Debian and Ubuntu: lzop)")
         }
     }
 

@@ -249,7 +249,7 @@ struct ModuleIndexSyntheticTests {
     @Test("a missing decompressor is reported with its Debian package", arguments: Compression.allCases)
     func missingTool(format: Compression) {
         let message = DecompressionError.toolMissing(format).description
-        #expect(message.contains("`\(format.tool)`") && message.contains("apt-get install \(format.debianPackage)"))
+        #expect(message.contains("`\(format.tool)`") && message.contains("install the package that ships it (Debian and Ubuntu: \(format.debianPackage))"))
     }
 
     @Test("canonical names drop folders and module suffixes and use underscores", arguments: [

@@ -305,7 +305,7 @@ struct CLITests {
     func missingKernelTree() throws {
         let outcome = try Self.launch(["run", "Profiles/hello.json", "--kernel-tree", "/nonexistent/linux"])
         #expect(outcome.status == 65)
-        #expect(outcome.stderr.contains("--kernel-tree /nonexistent/linux: no such folder"), "\(outcome.stderr)")
+        #expect(outcome.stderr.contains("--kernel-tree /nonexistent/linux: the kernel tree /nonexistent/linux does not exist"), "\(outcome.stderr)")
     }
 
     @Test("--kernel-tree boots DIR/arch/x86/boot/bzImage with the modules folder --modules names")

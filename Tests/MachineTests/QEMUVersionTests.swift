@@ -78,7 +78,7 @@ struct QEMUVersionTests {
             Issue.record("a virtiofs share ran without a virtiofsd")
         } catch {
             #expect(error.code == .invalidProfile)
-            #expect("\(error)".contains("install the Rust virtiofsd"), "\(error)")
+            #expect("\(error)".contains("install the package that ships the Rust virtiofsd"), "\(error)")
         }
         #expect(ContinuousClock.now - started < .seconds(30))
     }

@@ -6,6 +6,15 @@ import Testing
 /// The ports a caller's protocol asks for (the guest kit's one-slot session).
 let sessionPorts = ["launch.ctl", "launch.0.in", "launch.0.out", "launch.0.err"]
 
+/// The argv of `sessionPorts` on the virtio-serial bus `vser0`: one socket chardev and one
+/// `virtserialport` per port, numbered from 0, sockets in `runtimeDir`.
+func sessionPortArgv(_ runtimeDir: String = goldenRuntimeDir) -> [String] {
+    sessionPorts.enumerated().flatMap { index, name in
+        ["-chardev", "socket,id=port\(index),path=\(runtimeDir)/port\(index).sock,server=on,wait=off",
+         "-device", "virtserialport,bus=vser0.0,chardev=port\(index),name=\(name)"]
+    }
+}
+
 /// One profile planned on one host, with the exact argv it must produce.
 struct GoldenCase: Sendable, CustomTestStringConvertible {
     var title: String
@@ -158,14 +167,7 @@ extension GoldenCase {
             "-chardev", "socket,id=console,path=/run/user/1000/launch-test0001/console.sock,server=on,wait=off",
             "-serial", "chardev:console",
             "-device", "virtio-serial-device,id=vser0",
-            "-chardev", "socket,id=port0,path=/run/user/1000/launch-test0001/port0.sock,server=on,wait=off",
-            "-device", "virtserialport,bus=vser0.0,chardev=port0,name=launch.ctl",
-            "-chardev", "socket,id=port1,path=/run/user/1000/launch-test0001/port1.sock,server=on,wait=off",
-            "-device", "virtserialport,bus=vser0.0,chardev=port1,name=launch.0.in",
-            "-chardev", "socket,id=port2,path=/run/user/1000/launch-test0001/port2.sock,server=on,wait=off",
-            "-device", "virtserialport,bus=vser0.0,chardev=port2,name=launch.0.out",
-            "-chardev", "socket,id=port3,path=/run/user/1000/launch-test0001/port3.sock,server=on,wait=off",
-            "-device", "virtserialport,bus=vser0.0,chardev=port3,name=launch.0.err",
+            ] + sessionPortArgv() + [
             "-chardev", "socket,id=fs0,path=/run/user/1000/launch-test0001/fs0.sock",
             "-device", "vhost-user-fs-device,chardev=fs0,tag=src",
             "-object", "rng-random,id=rng0,filename=/dev/urandom",
@@ -341,14 +343,7 @@ extension GoldenCase {
             "-chardev", "socket,id=console,path=/run/user/1000/launch-test0001/console.sock,server=on,wait=off",
             "-serial", "chardev:console",
             "-device", "virtio-serial-device,id=vser0",
-            "-chardev", "socket,id=port0,path=/run/user/1000/launch-test0001/port0.sock,server=on,wait=off",
-            "-device", "virtserialport,bus=vser0.0,chardev=port0,name=launch.ctl",
-            "-chardev", "socket,id=port1,path=/run/user/1000/launch-test0001/port1.sock,server=on,wait=off",
-            "-device", "virtserialport,bus=vser0.0,chardev=port1,name=launch.0.in",
-            "-chardev", "socket,id=port2,path=/run/user/1000/launch-test0001/port2.sock,server=on,wait=off",
-            "-device", "virtserialport,bus=vser0.0,chardev=port2,name=launch.0.out",
-            "-chardev", "socket,id=port3,path=/run/user/1000/launch-test0001/port3.sock,server=on,wait=off",
-            "-device", "virtserialport,bus=vser0.0,chardev=port3,name=launch.0.err",
+            ] + sessionPortArgv() + [
             "-object", "rng-random,id=rng0,filename=/dev/urandom",
             "-device", "virtio-rng-device,rng=rng0",
             "-device", "pvpanic",
@@ -381,14 +376,7 @@ extension GoldenCase {
             "-chardev", "socket,id=console,path=/run/user/1000/launch-test0001/console.sock,server=on,wait=off",
             "-serial", "chardev:console",
             "-device", "virtio-serial-pci,id=vser0",
-            "-chardev", "socket,id=port0,path=/run/user/1000/launch-test0001/port0.sock,server=on,wait=off",
-            "-device", "virtserialport,bus=vser0.0,chardev=port0,name=launch.ctl",
-            "-chardev", "socket,id=port1,path=/run/user/1000/launch-test0001/port1.sock,server=on,wait=off",
-            "-device", "virtserialport,bus=vser0.0,chardev=port1,name=launch.0.in",
-            "-chardev", "socket,id=port2,path=/run/user/1000/launch-test0001/port2.sock,server=on,wait=off",
-            "-device", "virtserialport,bus=vser0.0,chardev=port2,name=launch.0.out",
-            "-chardev", "socket,id=port3,path=/run/user/1000/launch-test0001/port3.sock,server=on,wait=off",
-            "-device", "virtserialport,bus=vser0.0,chardev=port3,name=launch.0.err",
+            ] + sessionPortArgv() + [
             "-chardev", "socket,id=port4,path=/run/user/1000/launch-test0001/port4.sock,server=on,wait=off",
             "-device", "virtserialport,bus=vser0.0,chardev=port4,name=trace",
             "-netdev", "user,id=net0",
@@ -564,14 +552,7 @@ extension GoldenCase {
             "-chardev", "socket,id=console,path=/run/user/1000/launch-test0001/console.sock,server=on,wait=off",
             "-serial", "chardev:console",
             "-device", "virtio-serial-device,id=vser0",
-            "-chardev", "socket,id=port0,path=/run/user/1000/launch-test0001/port0.sock,server=on,wait=off",
-            "-device", "virtserialport,bus=vser0.0,chardev=port0,name=launch.ctl",
-            "-chardev", "socket,id=port1,path=/run/user/1000/launch-test0001/port1.sock,server=on,wait=off",
-            "-device", "virtserialport,bus=vser0.0,chardev=port1,name=launch.0.in",
-            "-chardev", "socket,id=port2,path=/run/user/1000/launch-test0001/port2.sock,server=on,wait=off",
-            "-device", "virtserialport,bus=vser0.0,chardev=port2,name=launch.0.out",
-            "-chardev", "socket,id=port3,path=/run/user/1000/launch-test0001/port3.sock,server=on,wait=off",
-            "-device", "virtserialport,bus=vser0.0,chardev=port3,name=launch.0.err",
+            ] + sessionPortArgv() + [
             "-fsdev", "local,id=p9fs0,path=/tmp/qlt-golden/data,security_model=none",
             "-device", "virtio-9p-device,fsdev=p9fs0,mount_tag=data",
             "-object", "rng-random,id=rng0,filename=/dev/urandom",
@@ -692,10 +673,7 @@ enum VersionedGolden {
                     "-append", "console=ttyS0 panic=-1 tsc_early_khz=2400000",
                     "-chardev", "socket,id=console,path=\(run)/console.sock,server=on,wait=off", "-serial", "chardev:console",
                     "-device", "virtio-serial-device,id=vser0"]
-        for (index, name) in sessionPorts.enumerated() {
-            argv += ["-chardev", "socket,id=port\(index),path=\(run)/port\(index).sock,server=on,wait=off",
-                     "-device", "virtserialport,bus=vser0.0,chardev=port\(index),name=\(name)"]
-        }
+        argv += sessionPortArgv(run)
         return argv + share + [
             "-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", "virtio-rng-device,rng=rng0",
             "-device", "pvpanic",

@@ -238,7 +238,7 @@ extension HostCase {
                  },
                  problems: [problem(
                     "shares[1].transport", "a virtiofs share needs virtiofsd, and none was found on this host",
-                    fix: "install the Rust virtiofsd (Debian 13 / Ubuntu 24.04 / Fedora: sudo apt-get install virtiofsd or dnf install virtiofsd; Debian 12: Debian's QEMU 7.2 package qemu-system-common ships the C one at /usr/lib/qemu/virtiofsd, or build the Rust one: cargo install virtiofsd), set virtiofsd.binary, or use \"transport\": \"9p\" (or \"auto\": 9p when no virtiofsd is found)")]),
+                    fix: "install the package that ships the Rust virtiofsd (Debian 13, Ubuntu 24.04 and Fedora: virtiofsd; on Debian 12, QEMU 7.2's qemu-system-common ships the C one at /usr/lib/qemu/virtiofsd, or build the Rust one with `cargo install virtiofsd`), set virtiofsd.binary, or use \"transport\": \"9p\" (or \"auto\": 9p when no virtiofsd is found)")]),
         // Disks.
         HostCase(title: "a disk both ephemeral and readOnly",
                  change: { $0.disks = [Profile.Disk(path: "/tmp/qlt-golden/disk.img"), Profile.Disk(path: "/tmp/qlt-golden/disk.img", readOnly: true, ephemeral: true)] },

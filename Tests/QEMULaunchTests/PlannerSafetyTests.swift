@@ -44,7 +44,7 @@ struct PlannerSafetyTests {
         p.firmware = .uefi
         let problems = planProblems(p, host: Hosts.x86KVM)
         #expect(problems.map(\.path) == ["firmware"])
-        #expect(problems.first?.fix?.contains("apt-get install ovmf") == true)
+        #expect(problems.first?.fix == "install the package that ships it (Debian and Ubuntu: ovmf; Fedora: edk2-ovmf)")
     }
 
     @Test("a read-only virtiofs share on the C virtiofsd (which has no read-only mode) is served from a read-only view made on the host")

@@ -2,21 +2,9 @@ import Foundation
 import PropertyBased
 import Synchronization
 import Testing
+import TestSupport
 
 @testable import QEMULaunch
-
-/// A tiny seeded generator, so a failing case can be replayed from its seed.
-struct Mix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 @Suite("Properties: mutated profiles give a valid plan or typed problems, never a crash or a hang")
 struct ProfileFuzzTests {
@@ -33,7 +21,7 @@ struct ProfileFuzzTests {
     static let nasty: [String] = ["", " ", "a,b", "x,,y", "/tmp/a,readonly=off", "'", "\"", "\n", "$(reboot)", "é", "😀",
                                   "-1", "1e999", "512X", "auto", "../..", "/", String(repeating: "a", count: 300)]
 
-    static func randomValue(_ g: inout Mix64, depth: Int = 0) -> Any {
+    static func randomValue(_ g: inout SplitMix64, depth: Int = 0) -> Any {
         switch Int.random(in: 0..<(depth > 2 ? 5 : 7), using: &g) {
         case 0: return nasty.randomElement(using: &g)!
         case 1: return Int.random(in: -70000...70000, using: &g)
@@ -51,7 +39,7 @@ struct ProfileFuzzTests {
     }
 
     /// Applies 1-4 random edits somewhere in the tree.
-    static func mutate(_ value: Any, _ g: inout Mix64, depth: Int = 0) -> Any {
+    static func mutate(_ value: Any, _ g: inout SplitMix64, depth: Int = 0) -> Any {
         if var object = value as? [String: Any], !object.isEmpty, depth < 4 {
             let key = object.keys.sorted().randomElement(using: &g)!
             switch Int.random(in: 0..<5, using: &g) {
@@ -77,7 +65,7 @@ struct ProfileFuzzTests {
         // (plans, refused plans, decode problems): the mutations must reach every outcome.
         let outcomes = Mutex<(Int, Int, Int)>((0, 0, 0))
         await propertyCheck(count: 400, input: Gen.uint64()) { seed in
-            var g = Mix64(seed: seed)
+            var g = SplitMix64(seed: seed)
             var tree: Any = Self.base
             for _ in 0..<Int.random(in: 1...4, using: &g) { tree = Self.mutate(tree, &g) }
             guard JSONSerialization.isValidJSONObject(tree),

@@ -320,8 +320,11 @@ public final class GuestSession: Sendable {
             { await event.wait().map(Outcome.event) ?? .cancelled }
         }
         if let limit {
+            let clock = machine.runClock
             racers.append {
-                try? await Task.sleep(for: limit)
+                // Guest running time: a guest stopped (held for gdb, a breakpoint, QMP stop,
+                // a memory dump) makes no progress, so it must not time out meanwhile.
+                try? await clock.sleep(running: limit)
                 return Task.isCancelled ? .cancelled : .timedOut
             }
         }
@@ -335,7 +338,7 @@ public final class GuestSession: Sendable {
     }
 
     private func consoleDetails() -> [String] {
-        ["  last console lines:"] + machine.console.tail.lines(last: 25).map { "    \($0)" }
+        GuestKit.consoleDetails(machine)
     }
 
     /// A free slot; nil when the task is cancelled or the VM has ended.

@@ -20,11 +20,15 @@ package enum InitramfsBuilder {
         /// Optional modules (pvpanic, power button) this kernel has neither as a
         /// module nor built in: left out, and said so in the launch's log.
         package var missingOptional: [String]
+        /// Modules under `/lib/modules/<release>/` for the guest's modprobe (0 = no such folder).
+        package var modprobeModules = 0
+        /// Why not every module of the release is there, when it was asked for.
+        package var modprobeNote: String?
     }
 
     /// Bumped whenever the layout or the init changes, so old cache entries are not reused.
     /// (The request fingerprint also covers the init script itself.)
-    static let formatVersion = "guestkit-initramfs-2"
+    static let formatVersion = "guestkit-initramfs-3"
 
     /// - Parameters:
     ///   - busybox: a static busybox for the guest's arch.
@@ -38,7 +42,7 @@ package enum InitramfsBuilder {
     ///     `gpio_keys`); optional too. The watcher loads them alongside the port setup.
     package static func image(busybox: String, arch: Profile.Arch, modulesDirectory: URL?, bootModules: [String],
                              laterModules: [String], optionalModules: [String] = [],
-                             powerButtonModules: [String] = []) throws(LaunchError) -> Image {
+                             powerButtonModules: [String] = [], moduleTree: ModuleTree? = nil) throws(LaunchError) -> Image {
         try checkStaticBusybox(busybox, arch: arch)
         // The request's fingerprint finds a built image without reading modules.dep, whose
         // parse is most of a warm launch's own time: modules.dep's identity stands for the
@@ -50,6 +54,10 @@ package enum InitramfsBuilder {
         request.add(arch.rawValue)
         if let modulesDirectory {
             request.add(file: modulesDirectory.appendingPathComponent("modules.dep").path)
+        }
+        if let moduleTree {
+            request.add("tree \(moduleTree.release) \(moduleTree.everyModule) \(moduleTree.budgetBytes)")
+            for module in moduleTree.extra { request.add(file: module.path.path) }
         }
         request.add((["boot"] + bootModules + ["later"] + laterModules + ["optional"] + optionalModules
                      + ["power"] + powerButtonModules).joined(separator: ","))
@@ -64,6 +72,7 @@ package enum InitramfsBuilder {
         var resolvedPower: [ResolvedModule] = []
         var builtin: [String] = []
         var missingOptional: [String] = []
+        var treeContents: ModuleTreeContents?
         if let modulesDirectory {
             do {
                 let index = try ModuleIndex(modulesDirectory: modulesDirectory)
@@ -79,8 +88,11 @@ package enum InitramfsBuilder {
                 resolvedLater = later.modules
                 resolvedPower = power.modules
                 builtin = later.builtin + power.builtin.filter { !later.builtin.contains($0) }
+                if let moduleTree { treeContents = try moduleTreeContents(moduleTree, index: index) }
             } catch {
-                throw LaunchError(.hostProblem, "cannot resolve the guest's kernel modules", fix: "install the modules of the guest kernel, or pass --modules DIR", cause: error)
+                // The build tree's own advice is the cause's; "install the modules" would mislead.
+                let fix: String? = if case .buildTree = error { nil } else { "install the modules of the guest kernel, or pass --modules DIR" }
+                throw LaunchError(.hostProblem, "cannot resolve the guest's kernel modules", fix: fix, cause: error)
             }
         }
         let bootNames = resolvedBoot.map(\.name)
@@ -96,9 +108,17 @@ package enum InitramfsBuilder {
         fingerprint.add(GuestInit.script)
         fingerprint.add(file: busybox)
         for module in resolvedAll { fingerprint.add(file: module.path.path) }
+        if let moduleTree {
+            if modulesDirectory == nil { treeContents = try? moduleTreeContents(moduleTree, index: nil) }
+            fingerprint.add("tree \(moduleTree.release)")
+            for (path, module) in treeContents?.modules ?? [] { fingerprint.add(path); fingerprint.add(file: module.path.path) }
+            for module in moduleTree.extra { fingerprint.add(file: module.path.path) }
+        }
         let url = CacheDirectory.root.appendingPathComponent("initramfs/\(fingerprint.hex).cpio")
         let result = Image(url: url, cached: true, bootModules: bootNames, laterModules: laterNames,
-                           powerButtonModules: powerNames, builtin: builtin, missingOptional: missingOptional)
+                           powerButtonModules: powerNames, builtin: builtin, missingOptional: missingOptional,
+                           modprobeModules: (treeContents?.modules.count ?? 0) + (treeContents?.extra.count ?? 0),
+                           modprobeNote: treeContents?.note)
         defer { if let data = try? JSONEncoder().encode(result) { try? writeAtomically(data, to: index) } }
         if FileManager.default.fileExists(atPath: url.path) { return result }
 
@@ -117,6 +137,7 @@ package enum InitramfsBuilder {
                 let bytes = try index!.loadDecompressed(module)
                 try archive.addFile("/lib/modules/\(module.name).ko", contents: bytes, mode: 0o644)
             }
+            if let moduleTree, let treeContents { try add(treeContents, release: moduleTree.release, index: index, to: &archive) }
             try writeAtomically(archive.finish(), to: url)
         } catch {
             throw LaunchError(.hostProblem, "building the guest initramfs failed", fix: "check that \(CacheDirectory.root.path) is writable", cause: error)
@@ -153,7 +174,7 @@ package enum InitramfsBuilder {
             let type = UInt32(table[base]) | UInt32(table[base + 1]) << 8 | UInt32(table[base + 2]) << 16 | UInt32(table[base + 3]) << 24
             if type == 3 { // PT_INTERP: needs a dynamic loader the initramfs doesn't have
                 throw LaunchError(.hostProblem, "\(path) is dynamically linked; the guest has no libc",
-                                  fix: "install the static build: sudo apt-get install busybox-static")
+                                  fix: "use a static build: " + LaunchError.installFix("Debian and Ubuntu: busybox-static"))
             }
         }
     }

@@ -19,7 +19,7 @@ package enum DecompressionError: Swift.Error, Sendable, Hashable, CustomStringCo
     package var description: String {
         switch self {
         case .toolMissing(let format):
-            "can't decompress \(format) data: `\(format.tool)` is not installed; install it with `apt-get install \(format.debianPackage)` (Debian package \(format.debianPackage))"
+            "can't decompress \(format) data: `\(format.tool)` is not installed; " + LaunchError.installFix("Debian and Ubuntu: \(format.debianPackage)")
         case .launchFailed(let format, let tool, let reason):
             "can't start \(tool) to decompress \(format) data: \(reason); check that \(tool) runs, or reinstall \(format.debianPackage)"
         case .toolFailed(let format, let tool, let status, let signalled, let stderr):

@@ -7,6 +7,8 @@ extension ModuleIndex {
         case modulesDirectoryMissing(URL)
         /// The release folder has no `modules.dep`.
         case indexMissing(URL)
+        /// The folder is a kernel build tree: modules built there are not installed.
+        case buildTree(URL)
         case unreadableIndex(URL, reason: String)
         /// A `modules.dep` line without `path:`.
         case malformedIndex(URL, line: Int, text: String)
@@ -25,6 +27,8 @@ extension ModuleIndex {
                 "no kernel modules folder at \(folder.path): install the modules of kernel \(folder.lastPathComponent) (on Debian, package linux-image-\(folder.lastPathComponent)), or point at the release folder of the kernel you boot"
             case .indexMissing(let file):
                 "\(file.path) is missing: run `depmod \(file.deletingLastPathComponent().lastPathComponent)` (or `depmod -b ROOT RELEASE` for a staged tree) to create the module index"
+            case .buildTree(let folder):
+                "\(folder.path) is a kernel build tree, not installed modules: that's a build tree: use --kernel-tree \(folder.path) (it installs the tree's modules for the guest), or make -C \(folder.path) modules_install INSTALL_MOD_PATH=DIR and pass --modules DIR"
             case .unreadableIndex(let file, let reason):
                 "can't read \(file.path): \(reason)"
             case .malformedIndex(let file, let line, let text):

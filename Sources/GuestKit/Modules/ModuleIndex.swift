@@ -60,7 +60,11 @@ package struct ModuleIndex: Sendable {
         else { throw .modulesDirectoryMissing(self.modulesDirectory) }
 
         let depFile = self.modulesDirectory.appendingPathComponent("modules.dep")
-        guard FileManager.default.fileExists(atPath: depFile.path) else { throw .indexMissing(depFile) }
+        guard FileManager.default.fileExists(atPath: depFile.path) else {
+            // Modules built but not installed: depmod can't help there, installing can.
+            if Self.isBuildTree(self.modulesDirectory) { throw .buildTree(self.modulesDirectory) }
+            throw .indexMissing(depFile)
+        }
         for (number, line) in try Self.lines(of: depFile) {
             guard let colon = line.firstIndex(of: ":") else {
                 throw .malformedIndex(depFile, line: number, text: String(line.prefix(200)))
@@ -88,6 +92,15 @@ package struct ModuleIndex: Sendable {
         try self.init(modulesDirectory: modulesRoot.appendingPathComponent(kernelRelease, isDirectory: true))
     }
 
+    /// A kernel build tree (where `make` ran): its `modules.order`, or its top-level
+    /// `Kbuild` and `Kconfig`.
+    package static func isBuildTree(_ folder: URL) -> Bool {
+        let fm = FileManager.default
+        return fm.fileExists(atPath: folder.appendingPathComponent("modules.order").path)
+            || (fm.fileExists(atPath: folder.appendingPathComponent("Kconfig").path)
+                && fm.fileExists(atPath: folder.appendingPathComponent("Kbuild").path))
+    }
+
     // MARK: Queries
 
     /// The kernel's spelling of a module name: no directory, no `.ko[.xz|.zst|.gz]`,
@@ -108,6 +121,14 @@ package struct ModuleIndex: Sendable {
 
     /// True when `name` is built into the kernel (listed in `modules.builtin`).
     package func isBuiltin(_ name: String) -> Bool { builtinNames.contains(Self.canonicalName(name)) }
+
+    /// Every loadable module's name, sorted.
+    package var moduleNames: [String] { entries.keys.sorted() }
+
+    /// `modules.dep`'s line for `name`: its path and its dependencies' paths, as written.
+    package func line(of name: String) -> (path: String, dependencies: [String])? {
+        entries[Self.canonicalName(name)].map { ($0.relativePath, $0.dependencies) }
+    }
 
     /// The module files for `names` and everything they depend on, dependencies
     /// first, each once. Built-in names are skipped; see `resolution(of:)` to list them.

@@ -6,22 +6,22 @@
 /// plain qcow2 image through its L1/L2 tables. Anything it can't read exactly
 /// (no GPT, no such partition, a qcow2 with a backing file, compressed or
 /// encrypted clusters, ...) is `.unknown`, never a guess.
-public enum DiskArch {
-    public enum Role: String, Sendable, Hashable {
+package enum DiskArch {
+    package enum Role: String, Sendable, Hashable {
         case root
         case usr = "/usr"
     }
 
     /// A partition whose type names an architecture.
-    public struct Partition: Sendable, Hashable, CustomStringConvertible {
+    package struct Partition: Sendable, Hashable, CustomStringConvertible {
         /// 1-based GPT entry number (`/dev/vda<number>` in the guest).
-        public var number: Int
-        public var name: String
-        public var typeGUID: String
-        public var role: Role
-        public var arch: Profile.Arch
+        package var number: Int
+        package var name: String
+        package var typeGUID: String
+        package var role: Role
+        package var arch: Profile.Arch
 
-        public var description: String {
+        package var description: String {
             let label = name.isEmpty ? "" : " \"\(name)\""
             return "partition \(number)\(label) has the \(role.rawValue) partition type for \(Self.specName(arch)) (\(typeGUID))"
         }
@@ -32,14 +32,14 @@ public enum DiskArch {
         }
     }
 
-    public enum Finding: Sendable, Hashable {
+    package enum Finding: Sendable, Hashable {
         /// Root or /usr partitions with an architecture's type; usually one arch, two on a multi-arch image.
         case partitions([Partition])
         /// The image says nothing this reader can trust; the reason says why.
         case unknown(reason: String)
 
         /// The architectures the image was made for; empty when unknown.
-        public var arches: Set<Profile.Arch> {
+        package var arches: Set<Profile.Arch> {
             if case .partitions(let found) = self { return Set(found.map(\.arch)) }
             return []
         }
@@ -54,7 +54,7 @@ public enum DiskArch {
     ]
 
     /// Reads the image file at `path` as `format` describes it.
-    public static func inspect(path: String, format: Profile.DiskFormat) -> Finding {
+    package static func inspect(path: String, format: Profile.DiskFormat) -> Finding {
         guard let file = FileBytes(path: path) else { return .unknown(reason: "cannot open \(path)") }
         return inspect(image: file, format: format)
     }

@@ -4,14 +4,14 @@ import Foundation
 /// image's GPT by the Discoverable Partitions root type of the guest's arch, with the
 /// filesystem's type and UUID read from its superblock (the guest finds the partition by
 /// that UUID: virtio disks have no stable names across transports).
-public enum DiskRoot {
-    public struct Found: Sendable, Hashable {
+package enum DiskRoot {
+    package struct Found: Sendable, Hashable {
         /// 1-based partition number (`/dev/vda<N>`).
-        public var partition: Int
+        package var partition: Int
         /// The kernel's name for the filesystem (`ext4`, `xfs`, `btrfs`): the module to load and `mount -t`.
-        public var filesystem: String
+        package var filesystem: String
         /// The filesystem UUID, lower-case with dashes, as `findfs UUID=` takes it.
-        public var uuid: String
+        package var uuid: String
     }
 
     static let rootTypes: [Profile.Arch: String] = [
@@ -20,7 +20,7 @@ public enum DiskRoot {
     ]
 
     /// Finds the root partition of the image at `path`, or says why there is none.
-    public static func find(path: String, format: Profile.DiskFormat, arch: Profile.Arch) -> Result<Found, ProfileProblem> {
+    package static func find(path: String, format: Profile.DiskFormat, arch: Profile.Arch) -> Result<Found, ProfileProblem> {
         guard let file = FileBytes(path: path) else {
             return .failure(ProfileProblem(path: "rootfs.disk", message: "cannot open \(path)", fix: "check the disk's path and permissions"))
         }

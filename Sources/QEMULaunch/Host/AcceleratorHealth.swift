@@ -13,11 +13,11 @@ import Glibc
 /// probe boots the kernel with no initrd under KVM for a few seconds: a healthy
 /// host reaches the root-mount panic in about a second. The verdict is cached
 /// per host kernel, QEMU binary and CPU, so only the first run pays.
-public enum AcceleratorHealth {
-    public static let probeDeadline: Duration = .seconds(10)
+package enum AcceleratorHealth {
+    package static let probeDeadline: Duration = .seconds(10)
 
     /// `given` facts as they are, or this host's, probed for `profile` with KVM tried for real.
-    public static func hostFacts(for profile: Profile, given: HostFacts?, logger: Logger) async -> HostFacts {
+    package static func hostFacts(for profile: Profile, given: HostFacts?, logger: Logger) async -> HostFacts {
         // Given facts are kept as they are; only the QEMU binary's capabilities are added.
         if let given { return await HostProbe.withQEMUCapabilities(given, for: profile) }
         // Probing runs tools (virtiofsd --help): on a thread of its own, off the cooperative pool.
@@ -28,7 +28,7 @@ public enum AcceleratorHealth {
     /// Host facts with `kvm` downgraded to `.unusable` when the probe says so, and the
     /// capabilities of the QEMU binary `profile` would run (`HostProbe.withQEMUCapabilities`).
     /// Probes KVM only when it opens and `profile` could use it.
-    public static func verified(_ host: HostFacts, for profile: Profile, logger: Logger) async -> HostFacts {
+    package static func verified(_ host: HostFacts, for profile: Profile, logger: Logger) async -> HostFacts {
         let host = await HostProbe.withQEMUCapabilities(host, for: profile)
         guard host.os == .linux, host.kvm.isUsable, profile.accel == .auto || profile.accel == .kvm,
               (profile.arch ?? host.arch) == host.arch,
@@ -41,7 +41,7 @@ public enum AcceleratorHealth {
     }
 
     /// The cached verdict, or a fresh probe.
-    public static func status(qemu: String, kernel: String, arch: Profile.Arch, logger: Logger) async -> AcceleratorStatus {
+    package static func status(qemu: String, kernel: String, arch: Profile.Arch, logger: Logger) async -> AcceleratorStatus {
         let key = cacheKey(qemu: qemu)
         if let cached = cache.read()[key] {
             logger.debug("KVM health: cached verdict", metadata: ["kvm.key": .string(key)])
@@ -56,7 +56,7 @@ public enum AcceleratorHealth {
     /// Boots `kernel` under KVM with no initrd and watches the console: first with
     /// `-cpu host` (what plans use), then, if QEMU refuses that, with its default CPU
     /// model, so the verdict says whether KVM runs guests at all.
-    public static func probe(qemu: String, kernel: String, arch: Profile.Arch, deadline: Duration = probeDeadline) async -> AcceleratorStatus {
+    package static func probe(qemu: String, kernel: String, arch: Profile.Arch, deadline: Duration = probeDeadline) async -> AcceleratorStatus {
         let fix = "This is typical of nested virtualization without full support. Set \"accel\": \"tcg\" (or pass --accel tcg) to skip KVM; after fixing KVM, delete \(cacheFile.path) to probe again"
         let withHost = await boot(qemu: qemu, kernel: kernel, arch: arch, cpu: "host", deadline: deadline)
         switch withHost {

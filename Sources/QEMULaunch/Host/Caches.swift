@@ -7,8 +7,8 @@ import Glibc
 /// Where the launcher keeps what it can rebuild: guest-kit images, extracted
 /// kernels, the KVM verdict, QEMU capabilities.
 /// `$LAUNCH_CACHE_DIR`, else `$XDG_CACHE_HOME/qemu-launch`, else `~/.cache/qemu-launch`.
-public enum CacheDirectory {
-    public static var root: URL {
+package enum CacheDirectory {
+    package static var root: URL {
         let env = ProcessInfo.processInfo.environment
         if let dir = env["LAUNCH_CACHE_DIR"], !dir.isEmpty { return URL(fileURLWithPath: dir) }
         if let xdg = env["XDG_CACHE_HOME"], !xdg.isEmpty { return URL(fileURLWithPath: xdg).appendingPathComponent("qemu-launch") }

@@ -3,11 +3,14 @@ import Foundation
 /// UEFI firmware for one guest arch: the read-only code and the template its
 /// per-VM variable store is copied from.
 public struct UEFIFirmware: Sendable, Hashable, Codable {
+    /// The read-only firmware code (`OVMF_CODE.fd`, `AAVMF_CODE.fd`), attached as the first pflash drive.
     public var code: String
+    /// The empty variable store each VM's own `efivars.fd` is copied from on its first run.
     public var varsTemplate: String
     /// Where it was found: a descriptor file or a known path.
     public var source: String
 
+    /// Firmware at the given paths; `source` says where they were found, for messages.
     public init(code: String, varsTemplate: String, source: String) {
         self.code = code
         self.varsTemplate = varsTemplate
@@ -18,10 +21,10 @@ public struct UEFIFirmware: Sendable, Hashable, Codable {
 /// Finds UEFI firmware the way libvirt does: QEMU's firmware descriptors first
 /// (`/usr/share/qemu/firmware/*.json`, lowest file name wins), then known distro
 /// and Homebrew paths.
-public enum FirmwareLocator {
-    public static let descriptorFolders = ["/etc/qemu/firmware", "/usr/share/qemu/firmware", "/opt/homebrew/share/qemu/firmware", "/usr/local/share/qemu/firmware"]
+package enum FirmwareLocator {
+    package static let descriptorFolders = ["/etc/qemu/firmware", "/usr/share/qemu/firmware", "/opt/homebrew/share/qemu/firmware", "/usr/local/share/qemu/firmware"]
 
-    public static func find(arch: Profile.Arch, descriptorFolders: [String] = descriptorFolders) -> UEFIFirmware? {
+    package static func find(arch: Profile.Arch, descriptorFolders: [String] = descriptorFolders) -> UEFIFirmware? {
         let fm = FileManager.default
         for folder in descriptorFolders {
             let names = ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".json") }.sorted()

@@ -4,15 +4,15 @@ import Glibc
 #endif
 
 /// One line of `launch doctor`.
-public struct HostCheck: Sendable, Hashable, Codable {
-    public enum Status: String, Sendable, Hashable, Codable { case ok, warn, fail }
-    public var name: String
-    public var status: Status
-    public var detail: String
+package struct HostCheck: Sendable, Hashable, Codable {
+    package enum Status: String, Sendable, Hashable, Codable { case ok, warn, fail }
+    package var name: String
+    package var status: Status
+    package var detail: String
     /// For warn and fail: exactly what to do.
-    public var fix: String?
+    package var fix: String?
 
-    public init(_ name: String, _ status: Status, _ detail: String, fix: String? = nil) {
+    package init(_ name: String, _ status: Status, _ detail: String, fix: String? = nil) {
         self.name = name
         self.status = status
         self.detail = detail
@@ -21,8 +21,8 @@ public struct HostCheck: Sendable, Hashable, Codable {
 }
 
 /// Turns host facts into checks a person can act on.
-public enum HostDoctor {
-    public static func checks(_ host: HostFacts, bootFolder: String = "/boot") -> [HostCheck] {
+package enum HostDoctor {
+    package static func checks(_ host: HostFacts, bootFolder: String = "/boot") -> [HostCheck] {
         var checks: [HostCheck] = []
         for arch in Profile.Arch.allCases {
             let name = "qemu \(arch.rawValue)"
@@ -34,11 +34,11 @@ public enum HostDoctor {
             } else {
                 let package = arch == .x86_64 ? "qemu-system-x86" : "qemu-system-arm"
                 checks.append(HostCheck(name, arch == host.arch ? .fail : .warn, "\(arch.qemuSystemBinary) not found",
-                                        fix: "sudo apt-get install \(package)"))
+                                        fix: LaunchError.installFix("Debian and Ubuntu: \(package)")))
             }
         }
         checks.append(host.qemuImg.map { HostCheck("qemu-img", .ok, $0) }
-            ?? HostCheck("qemu-img", .warn, "not found (needed for ephemeral disks)", fix: "sudo apt-get install qemu-utils"))
+            ?? HostCheck("qemu-img", .warn, "not found (needed for ephemeral disks)", fix: LaunchError.installFix("Debian and Ubuntu: qemu-utils; Fedora: qemu-img")))
         switch host.os {
         case .linux:
             checks.append(acceleratorCheck("kvm", host.kvm))
@@ -65,7 +65,8 @@ public enum HostDoctor {
                 checks.append(HostCheck("uefi \(arch.rawValue)", .ok, "\(firmware.code) (from \(firmware.source))"))
             } else {
                 checks.append(HostCheck("uefi \(arch.rawValue)", .warn, "no UEFI firmware: \"firmware\": \"uefi\" won't work for \(arch.rawValue) guests",
-                                        fix: "sudo apt-get install \(arch == .x86_64 ? "ovmf" : "qemu-efi-aarch64")"))
+                                        fix: LaunchError.installFix(arch == .x86_64 ? "Debian and Ubuntu: ovmf; Fedora: edk2-ovmf"
+                                                                                    : "Debian and Ubuntu: qemu-efi-aarch64; Fedora: edk2-aarch64")))
             }
         }
         let limit = ProfileValidator.socketPathLimit(host.os)

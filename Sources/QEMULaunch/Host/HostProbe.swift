@@ -4,11 +4,12 @@ import LaunchSupport
 import Glibc
 #endif
 
-/// Reads `HostFacts` off the machine this runs on.
+/// Reads ``HostFacts`` off the machine this runs on, for ``Planner`` and
+/// ``Machine/Options/host``.
 public enum HostProbe {
     /// The facts that need no program run: arch, OS, /dev/kvm, limits, the runtime base.
     /// Enough for `ProfileValidator.hostProblems`.
-    public static func basics() -> HostFacts {
+    package static func basics() -> HostFacts {
         // The launcher builds for Linux only (see Package.swift); HostFacts.OS.macOS is
         // for planning on other hosts' facts. HVF is never assumed: no probe exists yet.
         var facts = HostFacts(arch: .host, os: .linux)
@@ -21,8 +22,15 @@ public enum HostProbe {
         return facts
     }
 
-    /// Probes this host. `profile` adds the binaries it names (its QEMU and virtiofsd).
-    /// Runs tools (`virtiofsd --help`) the first time: async callers use `onOwnThread`.
+    /// Probes this host: arch, `/dev/kvm`, the QEMU emulators, `qemu-img`, virtiofsd and its
+    /// flavor, limits, and UEFI firmware when `profile` is nil or boots UEFI. `profile` adds
+    /// the binaries it names (its `qemu.binary` and `virtiofsd.binary`).
+    ///
+    /// KVM is reported usable when `/dev/kvm` opens; whether guests make progress under it
+    /// is probed by ``Machine/start(_:options:)``. QEMU's capabilities are not read here
+    /// (see ``withQEMUCapabilities(_:for:)``). It blocks while it runs tools
+    /// (`virtiofsd --help`, remembered per binary afterwards): from async code, call it off
+    /// the cooperative pool.
     public static func current(for profile: Profile? = nil) -> HostFacts {
         var facts = basics()
         for arch in Profile.Arch.allCases {
@@ -61,7 +69,6 @@ public enum HostProbe {
         guard var binary = host.qemu[arch], binary.capabilities == nil else { return host }
         guard let capabilities = try? await QEMUCapabilities.of(binary.path) else { return host }
         binary.capabilities = capabilities
-        binary.version = capabilities.versionNumbers
         var result = host
         result.qemu[arch] = binary
         return result
@@ -87,7 +94,7 @@ public enum HostProbe {
 
     /// The flavor a virtiofsd binary is, from its --help text (never from its path);
     /// nil when it isn't one. Remembered per binary (path, size, mtime).
-    public static func virtiofsdFlavor(_ path: String) -> VirtiofsdFlavor? {
+    package static func virtiofsdFlavor(_ path: String) -> VirtiofsdFlavor? {
         let cache = JSONFileCache<VirtiofsdFlavor>(named: "virtiofsd-flavors.json")
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
@@ -107,7 +114,7 @@ public enum HostProbe {
     }
 
     /// `name` if it is a path to an executable, else its location on PATH.
-    public static func findProgram(_ name: String) -> String? {
+    package static func findProgram(_ name: String) -> String? {
         if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
         for dir in path.split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin"] {
@@ -118,7 +125,7 @@ public enum HostProbe {
     }
 
     /// RLIMIT_MEMLOCK (soft); nil when unlimited.
-    public static func memlockLimit() -> UInt64? {
+    package static func memlockLimit() -> UInt64? {
         var limit = rlimit()
         // RLIMIT_MEMLOCK is 8 on Linux (Glibc's Swift import hides the enum case).
         guard getrlimit(__rlimit_resource_t(8), &limit) == 0, limit.rlim_cur != rlim_t.max else { return nil }

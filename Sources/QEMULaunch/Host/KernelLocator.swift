@@ -3,6 +3,9 @@ import Logging
 
 /// Finds the kernel `"kernel": "auto"` means.
 public enum KernelLocator {
+    /// How to get a kernel for `"kernel": "auto"`: the package each distribution family names.
+    package static let installFix = "install a kernel package (Debian: linux-image-amd64 or linux-image-arm64; Ubuntu: linux-image-generic; Fedora: kernel)"
+
     /// The newest `vmlinuz-*` in `folder` by version order, with its release.
     public static func newest(in folder: String = "/boot") -> (path: String, release: String)? {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
@@ -27,11 +30,11 @@ public enum KernelLocator {
 
 extension Profile {
     /// The same profile with `"kernel": "auto"` resolved to the newest /boot/vmlinuz-*.
-    public func resolvingAutoKernel(logger: Logger) throws(LaunchError) -> Profile {
+    package func resolvingAutoKernel(logger: Logger) throws(LaunchError) -> Profile {
         guard kernel == "auto" else { return self }
         guard let newest = KernelLocator.newest() else {
             throw LaunchError(.hostProblem, "\"kernel\": \"auto\" found no /boot/vmlinuz-*",
-                              fix: "install a kernel (Debian: sudo apt-get install linux-image-amd64) or give a kernel path")
+                              fix: KernelLocator.installFix + " or give a kernel path")
         }
         logger.info("kernel: \(newest.path) (auto: newest in /boot)")
         var copy = self

@@ -11,6 +11,7 @@ public struct MachineIdentity: Sendable, Hashable, Codable {
     /// for every VM, so two VMs on one network would collide.
     public var mac: String
 
+    /// An identity as given: a lower-case UUID and a unicast MAC address, as QEMU takes them.
     public init(uuid: String, mac: String) {
         self.uuid = uuid
         self.mac = mac
@@ -22,6 +23,7 @@ public struct MachineIdentity: Sendable, Hashable, Codable {
         return random(using: &generator)
     }
 
+    /// A new identity from `generator`, so tests get the same one from the same seed.
     public static func random(using generator: inout some RandomNumberGenerator) -> MachineIdentity {
         var uuidBytes = (0..<16).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
         uuidBytes[6] = (uuidBytes[6] & 0x0f) | 0x40   // version 4
@@ -34,7 +36,7 @@ public struct MachineIdentity: Sendable, Hashable, Codable {
     }
 
     /// What is wrong with a stored identity, or nil when QEMU will take it as is.
-    public var problem: String? {
+    package var problem: String? {
         let hexDigits = Set("0123456789abcdef")
         let groups = uuid.split(separator: "-", omittingEmptySubsequences: false)
         if groups.map(\.count) != [8, 4, 4, 4, 12] || !groups.joined().allSatisfy(hexDigits.contains) {

@@ -12,8 +12,11 @@ import Glibc
 public struct QEMUCapabilities: Sendable, Hashable, Codable {
     /// `--version`'s first line, e.g. "QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2...)".
     public var version: String
+    /// Machine types from `-machine help` (`microvm`, `q35`, `pc`, `virt`, ...); a plan for one not here is refused.
     public var machines: Set<String>
+    /// Device names from `-device help`; a plan's `-device` this binary lacks is a problem named with its profile key.
     public var devices: Set<String>
+    /// Accelerators from `-accel help` (`kvm`, `tcg`, ...).
     public var accelerators: Set<String>
     /// What `bios-microvm.bin`, microvm's default firmware, is for this binary; nil for
     /// binaries without microvm.
@@ -36,6 +39,8 @@ public struct QEMUCapabilities: Sendable, Hashable, Codable {
         case unknown
     }
 
+    /// Capabilities as given, for planning against a QEMU that is not on this machine (tests
+    /// build them from recorded `help` outputs).
     public init(version: String, machines: Set<String>, devices: Set<String>, accelerators: Set<String>,
                 microvmFirmware: MicrovmFirmware? = nil, hasQboot: Bool = false) {
         self.version = version
@@ -54,7 +59,7 @@ public struct QEMUCapabilities: Sendable, Hashable, Codable {
 
     /// QEMU 8.0 dropped the C virtiofsd from its tree: packages of QEMU >= 8 ship none,
     /// and virtiofs needs the Rust virtiofsd (package `virtiofsd` on Debian 13, Ubuntu 24.04, Fedora).
-    public var shipsLegacyVirtiofsd: Bool? { versionNumbers.map { $0[0] < 8 } }
+    package var shipsLegacyVirtiofsd: Bool? { versionNumbers.map { $0[0] < 8 } }
 
     static func parseVersion(_ text: String) -> [Int]? {
         guard let range = text.range(of: "version ") else { return nil }
@@ -63,7 +68,7 @@ public struct QEMUCapabilities: Sendable, Hashable, Codable {
     }
 
     /// Capabilities as a binary's recorded help outputs describe them (what the probe reads).
-    public static func parse(version: String, machineHelp: String, deviceHelp: String, accelHelp: String,
+    package static func parse(version: String, machineHelp: String, deviceHelp: String, accelHelp: String,
                              microvmFirmware: MicrovmFirmware? = nil, hasQboot: Bool = false) -> QEMUCapabilities {
         let hasMicrovm = parseMachines(machineHelp).contains("microvm")
         return QEMUCapabilities(version: version.split(separator: "\n").first.map(String.init) ?? "?",
@@ -75,7 +80,7 @@ public struct QEMUCapabilities: Sendable, Hashable, Codable {
 
     /// Reads (or recalls) the capabilities of `binary`. Runs the probes on a
     /// thread of its own: they block for tens of milliseconds each.
-    public static func of(_ binary: String) async throws(LaunchError) -> QEMUCapabilities {
+    package static func of(_ binary: String) async throws(LaunchError) -> QEMUCapabilities {
         let key = cacheKey(binary)
         if let cached = cache.read()[key] { return cached }
         let result: Result<QEMUCapabilities, LaunchError> = await onOwnThread {
@@ -145,7 +150,7 @@ public struct QEMUCapabilities: Sendable, Hashable, Codable {
     }
 
     /// Problems with running `plan` on this binary: a machine, device or accelerator it lacks.
-    public func problems(with plan: Plan, binary: String) -> [ProfileProblem] {
+    package func problems(with plan: Plan, binary: String) -> [ProfileProblem] {
         var problems: [ProfileProblem] = []
         if !machines.contains(plan.machine.rawValue) {
             if let family = targetFamily, family != Self.family(of: plan.arch) {
@@ -176,7 +181,7 @@ public struct QEMUCapabilities: Sendable, Hashable, Codable {
 
     /// Which guests the binary emulates, judged by its machines (a QEMU binary serves one
     /// target): "x86" or "arm"; nil when its machines say neither.
-    public var targetFamily: String? {
+    package var targetFamily: String? {
         for family in ["x86", "arm"] where Self.familyMachines(family).contains(where: machines.contains) {
             return family
         }

@@ -16,14 +16,14 @@ import Darwin
 
 extension VMStateFolder {
     /// The base image an overlay was made over, as it was then.
-    public struct BaseRecord: Sendable, Hashable, Codable {
-        public var path: String
-        public var format: Profile.DiskFormat
-        public var sizeBytes: UInt64
-        public var modifiedSeconds: Int64
-        public var modifiedNanoseconds: Int64
+    package struct BaseRecord: Sendable, Hashable, Codable {
+        package var path: String
+        package var format: Profile.DiskFormat
+        package var sizeBytes: UInt64
+        package var modifiedSeconds: Int64
+        package var modifiedNanoseconds: Int64
 
-        public init(path: String, format: Profile.DiskFormat, sizeBytes: UInt64, modifiedSeconds: Int64, modifiedNanoseconds: Int64) {
+        package init(path: String, format: Profile.DiskFormat, sizeBytes: UInt64, modifiedSeconds: Int64, modifiedNanoseconds: Int64) {
             self.path = path
             self.format = format
             self.sizeBytes = sizeBytes
@@ -32,7 +32,7 @@ extension VMStateFolder {
         }
 
         /// The image at `path` now; nil when it can't be stat'ed.
-        public static func current(path: String, format: Profile.DiskFormat) -> BaseRecord? {
+        package static func current(path: String, format: Profile.DiskFormat) -> BaseRecord? {
             var info = stat()
             guard stat(path, &info) == 0 else { return nil }
             #if canImport(Darwin)
@@ -45,7 +45,7 @@ extension VMStateFolder {
         }
 
         /// How `now` differs from this record, in words; empty when the base is unchanged.
-        public func changes(to now: BaseRecord) -> [String] {
+        package func changes(to now: BaseRecord) -> [String] {
             var changes: [String] = []
             if now.sizeBytes != sizeBytes { changes.append("size \(sizeBytes) → \(now.sizeBytes) bytes") }
             if now.modifiedSeconds != modifiedSeconds || now.modifiedNanoseconds != modifiedNanoseconds {
@@ -63,20 +63,20 @@ extension VMStateFolder {
     }
 
     /// Why an existing overlay can't be used (what, why, fix).
-    public struct OverlayProblem: Sendable, Hashable {
-        public var message: String
-        public var fix: String
+    package struct OverlayProblem: Sendable, Hashable {
+        package var message: String
+        package var fix: String
     }
 
     /// The record next to `disks[index]`'s overlay, if readable.
-    public func baseRecord(disk index: Int) -> BaseRecord? {
+    package func baseRecord(disk index: Int) -> BaseRecord? {
         guard let data = FileManager.default.contents(atPath: path + "/" + Self.baseRecordFile(disk: index)) else { return nil }
         return try? JSONDecoder().decode(BaseRecord.self, from: data)
     }
 
     /// Whether the existing overlay of `disks[index]` may be used over `base` (nil: the
     /// recorded base, for `launch state`); nil = yes.
-    public func overlayProblem(disk index: Int, base: String?, format: Profile.DiskFormat?) -> OverlayProblem? {
+    package func overlayProblem(disk index: Int, base: String?, format: Profile.DiskFormat?) -> OverlayProblem? {
         let overlay = path + "/" + Self.overlayFile(disk: index)
         let record = path + "/" + Self.baseRecordFile(disk: index)
         let discard = "or discard the guest's writes to this disk: rm \(QEMUSyntax.shellQuote(overlay)) \(QEMUSyntax.shellQuote(record)) (`launch state PROFILE --reset` deletes the whole state folder)"

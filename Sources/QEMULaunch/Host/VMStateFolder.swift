@@ -18,16 +18,16 @@ import Darwin
 /// Only VMs that keep something have one (`keepsState`). This type owns the
 /// layout; the planner asks it for file names, `Machine.start` for the identity
 /// and the overlays, `launch state` for the listing and the reset.
-public struct VMStateFolder: Sendable, Hashable {
-    public let vmName: String
+package struct VMStateFolder: Sendable, Hashable {
+    package let vmName: String
     /// The folder holding every VM's state folder.
-    public let root: String
+    package let root: String
 
-    public var path: String { root + "/" + vmName }
+    package var path: String { root + "/" + vmName }
 
     /// `root` nil = `defaultRoot`. The name must be a usable VM name (never "." or "..",
     /// so the folder is always one level below `root`).
-    public init(vmName: String, root: String? = nil) throws(LaunchError) {
+    package init(vmName: String, root: String? = nil) throws(LaunchError) {
         guard ProfileValidator.isUsableVMName(vmName) else {
             throw LaunchError(.invalidProfile, "\"\(vmName)\" is not a usable VM name for a state folder",
                               fix: "use 1-64 letters, digits, '.', '_' or '-' (not \".\" or \"..\")")
@@ -37,7 +37,7 @@ public struct VMStateFolder: Sendable, Hashable {
     }
 
     /// `$XDG_STATE_HOME/qemu-launch`, default `~/.local/state/qemu-launch`.
-    public static var defaultRoot: String {
+    package static var defaultRoot: String {
         let env = ProcessInfo.processInfo.environment
         let base = env["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
             ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".local/state").path
@@ -45,18 +45,18 @@ public struct VMStateFolder: Sendable, Hashable {
     }
 
     /// Whether `profile` keeps anything between runs: UEFI variables or a persistent overlay.
-    public static func keepsState(_ profile: Profile) -> Bool {
+    package static func keepsState(_ profile: Profile) -> Bool {
         profile.firmware == .uefi || profile.disks.contains { $0.overlay == .persistent }
     }
 
     // MARK: - layout
 
-    public static let identityFile = "identity.json"
-    public static let firmwareVarsFile = "efivars.fd"
-    public static func overlayFile(disk index: Int) -> String { "disk\(index).qcow2" }
-    public static func baseRecordFile(disk index: Int) -> String { "disk\(index).base.json" }
+    package static let identityFile = "identity.json"
+    package static let firmwareVarsFile = "efivars.fd"
+    package static func overlayFile(disk index: Int) -> String { "disk\(index).qcow2" }
+    package static func baseRecordFile(disk index: Int) -> String { "disk\(index).base.json" }
 
-    public var exists: Bool {
+    package var exists: Bool {
         var isDirectory: ObjCBool = false
         return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
     }
@@ -77,7 +77,7 @@ public struct VMStateFolder: Sendable, Hashable {
 
     /// The stored identity, or nil when none was made yet. A damaged file is an
     /// error, not a new identity: the guest would see another machine.
-    public func storedIdentity() throws(LaunchError) -> MachineIdentity? {
+    package func storedIdentity() throws(LaunchError) -> MachineIdentity? {
         let file = path + "/" + Self.identityFile
         guard let data = FileManager.default.contents(atPath: file) else {
             if FileManager.default.fileExists(atPath: file) {
@@ -99,13 +99,13 @@ public struct VMStateFolder: Sendable, Hashable {
         return identity
     }
 
-    /// The stored identity, or a new random one stored now (making the folder).
-    public func identity() throws(LaunchError) -> (identity: MachineIdentity, isNew: Bool) {
+    /// The stored identity, or `new` (a random one unless given) stored now, making the folder.
+    package func identity(making new: MachineIdentity = .random()) throws(LaunchError) -> (identity: MachineIdentity, isNew: Bool) {
         if let stored = try storedIdentity() { return (stored, false) }
         try create()
         let file = path + "/" + Self.identityFile
         let temporary = AtomicFile.temporaryPath(for: file)
-        let made = MachineIdentity.random()
+        let made = new
         defer { unlink(temporary) }
         do {
             let encoder = JSONEncoder()
@@ -126,24 +126,32 @@ public struct VMStateFolder: Sendable, Hashable {
 
     // MARK: - listing and reset
 
-    public struct File: Sendable, Hashable {
-        public var name: String
-        public var sizeBytes: UInt64
+    package struct File: Sendable, Hashable {
+        package var name: String
+        package var sizeBytes: UInt64
     }
 
     /// The folder's files, sorted by name; empty when there is no folder.
-    public func files() -> [File] {
+    package func files() -> [File] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
         return names.sorted().map { name in
             var info = stat()
-            let size = stat(path + "/" + name, &info) == 0 ? UInt64(info.st_size) : 0
+            var size = stat(path + "/" + name, &info) == 0 ? UInt64(info.st_size) : 0
+            if info.st_mode & S_IFMT == S_IFDIR {
+                // A folder (crash captures): what its files take, not its directory entry.
+                let files = FileManager.default.enumerator(atPath: path + "/" + name)?.allObjects as? [String] ?? []
+                size = files.reduce(0) { sum, file in
+                    var fileInfo = stat()
+                    return sum + (lstat(path + "/" + name + "/" + file, &fileInfo) == 0 && fileInfo.st_mode & S_IFMT == S_IFREG ? UInt64(fileInfo.st_size) : 0)
+                }
+            }
             return File(name: name, sizeBytes: size)
         }
     }
 
     /// Files a running QEMU holds a lock on (QEMU locks every image it opens,
     /// the UEFI variable store included): non-empty means the VM is running.
-    public func filesInUse() -> [String] {
+    package func filesInUse() -> [String] {
         files().map(\.name).filter { name in
             let fd = open(path + "/" + name, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { return false }
@@ -159,7 +167,7 @@ public struct VMStateFolder: Sendable, Hashable {
     }
 
     /// Throws when a running QEMU uses the folder; `doing` says what was refused.
-    public func checkNotInUse(_ doing: String) throws(LaunchError) {
+    package func checkNotInUse(_ doing: String) throws(LaunchError) {
         let inUse = filesInUse()
         if !inUse.isEmpty {
             throw LaunchError(.hostProblem, "VM \(vmName) seems to be running already: a process holds a lock on \(inUse.joined(separator: ", ")) in \(path); not \(doing)",
@@ -168,7 +176,7 @@ public struct VMStateFolder: Sendable, Hashable {
     }
 
     /// Deletes the folder; returns what was in it. Refuses while a QEMU uses it.
-    public func reset() throws(LaunchError) -> [File] {
+    package func reset() throws(LaunchError) -> [File] {
         guard exists else { return [] }
         try checkNotInUse("resetting it")
         let deleted = files()

@@ -21,6 +21,7 @@ public enum QEMUSyntax {
         return "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 
+    /// `argv` as one line a POSIX shell runs as is (each word quoted when it needs it).
     public static func shellLine(_ argv: [String]) -> String {
         argv.map(shellQuote).joined(separator: " ")
     }

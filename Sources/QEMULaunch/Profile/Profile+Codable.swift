@@ -158,6 +158,10 @@ extension Profile: Codable {
         "rootfs",
     ]
 
+    /// Decodes a profile's JSON object. Every unknown key (with the closest known one),
+    /// wrong type or missing field is recorded with its JSON path and decoding goes on:
+    /// ``decode(_:source:baseDirectory:)`` and ``load(contentsOf:)`` report them all at
+    /// once; a plain `JSONDecoder` throws the first as ``ProfileProblems``.
     public init(from decoder: any Decoder) throws {
         let r = try FieldReader(decoder, allowedKeys: Self.keys, what: "a profile")
         name = r.required("name", String.self, expected: "a name like \"hello\"") ?? ""
@@ -187,6 +191,7 @@ extension Profile: Codable {
         try r.finish()
     }
 
+    /// Encodes the profile as profile JSON, leaving out keys that are at their default.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: AnyKey.self)
         try c.encode(name, forKey: AnyKey("name"))
@@ -217,6 +222,7 @@ extension Profile: Codable {
 }
 
 extension Profile.Share: Codable {
+    /// Decodes one of `shares`, recording every problem with its JSON path (see ``Profile/init(from:)``).
     public init(from decoder: any Decoder) throws {
         let r = try FieldReader(decoder, allowedKeys: ["tag", "path", "guestPath", "readOnly", "transport"], what: "a share")
         tag = r.required("tag", String.self, expected: "a mount tag like \"src\"") ?? ""
@@ -227,6 +233,7 @@ extension Profile.Share: Codable {
         try r.finish()
     }
 
+    /// Encodes the share as profile JSON, leaving out keys that are at their default.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: AnyKey.self)
         try c.encode(tag, forKey: AnyKey("tag"))
@@ -238,6 +245,7 @@ extension Profile.Share: Codable {
 }
 
 extension Profile.Disk: Codable {
+    /// Decodes one of `disks`, recording every problem with its JSON path (see ``Profile/init(from:)``).
     public init(from decoder: any Decoder) throws {
         let r = try FieldReader(decoder, allowedKeys: ["path", "format", "readOnly", "ephemeral", "overlay"], what: "a disk")
         path = r.required("path", String.self, expected: "the disk image's path") ?? ""
@@ -248,6 +256,7 @@ extension Profile.Disk: Codable {
         try r.finish()
     }
 
+    /// Encodes the disk as profile JSON, leaving out keys that are at their default.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: AnyKey.self)
         try c.encode(path, forKey: AnyKey("path"))
@@ -259,6 +268,7 @@ extension Profile.Disk: Codable {
 }
 
 extension Profile.Network: Codable {
+    /// Decodes `network`, recording every problem with its JSON path (see ``Profile/init(from:)``).
     public init(from decoder: any Decoder) throws {
         let r = try FieldReader(decoder, allowedKeys: ["mode", "forwards"], what: "a network")
         mode = r.choice("mode") ?? .none
@@ -266,6 +276,7 @@ extension Profile.Network: Codable {
         try r.finish()
     }
 
+    /// Encodes the network as profile JSON, leaving out keys that are at their default.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: AnyKey.self)
         try c.encode(mode, forKey: AnyKey("mode"))
@@ -274,6 +285,7 @@ extension Profile.Network: Codable {
 }
 
 extension Profile.Forward: Codable {
+    /// Decodes one of `network.forwards`, recording every problem with its JSON path (see ``Profile/init(from:)``).
     public init(from decoder: any Decoder) throws {
         let r = try FieldReader(decoder, allowedKeys: ["host", "guest", "protocol", "address"], what: "a port forward")
         host = r.required("host", Int.self, expected: "a host port number") ?? 0
@@ -283,6 +295,7 @@ extension Profile.Forward: Codable {
         try r.finish()
     }
 
+    /// Encodes the forward as profile JSON, leaving out keys that are at their default.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: AnyKey.self)
         try c.encode(host, forKey: AnyKey("host"))
@@ -293,6 +306,7 @@ extension Profile.Forward: Codable {
 }
 
 extension Profile.QEMUOptions: Codable {
+    /// Decodes `qemu`, recording every problem with its JSON path (see ``Profile/init(from:)``).
     public init(from decoder: any Decoder) throws {
         let r = try FieldReader(decoder, allowedKeys: ["binary", "extraArgs"], what: "qemu options")
         binary = r.optional("binary", String.self, expected: "a program path or name")
@@ -300,6 +314,7 @@ extension Profile.QEMUOptions: Codable {
         try r.finish()
     }
 
+    /// Encodes the options as profile JSON, leaving out keys that are at their default.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: AnyKey.self)
         try c.encodeIfPresent(binary, forKey: AnyKey("binary"))
@@ -308,6 +323,7 @@ extension Profile.QEMUOptions: Codable {
 }
 
 extension Profile.VirtiofsdOptions: Codable {
+    /// Decodes `virtiofsd`, recording every problem with its JSON path (see ``Profile/init(from:)``).
     public init(from decoder: any Decoder) throws {
         let r = try FieldReader(decoder, allowedKeys: ["binary", "extraArgs", "cache"], what: "virtiofsd options")
         binary = r.optional("binary", String.self, expected: "a program path or name")
@@ -316,6 +332,7 @@ extension Profile.VirtiofsdOptions: Codable {
         try r.finish()
     }
 
+    /// Encodes the options as profile JSON, leaving out keys that are at their default.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: AnyKey.self)
         try c.encodeIfPresent(binary, forKey: AnyKey("binary"))
@@ -325,6 +342,7 @@ extension Profile.VirtiofsdOptions: Codable {
 }
 
 extension Profile.Timeouts: Codable {
+    /// Decodes `timeouts`, recording every problem with its JSON path (see ``Profile/init(from:)``).
     public init(from decoder: any Decoder) throws {
         let r = try FieldReader(decoder, allowedKeys: ["boot", "run", "shutdown"], what: "timeouts")
         let expected = "a duration like \"30s\", \"500ms\" or \"10m\""
@@ -334,6 +352,7 @@ extension Profile.Timeouts: Codable {
         try r.finish()
     }
 
+    /// Encodes the timeouts as profile JSON, leaving out keys that are at their default.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: AnyKey.self)
         try c.encode(boot, forKey: AnyKey("boot"))
@@ -343,6 +362,7 @@ extension Profile.Timeouts: Codable {
 }
 
 extension Profile.GuestKitOptions: Codable {
+    /// Decodes `guestKit`, recording every problem with its JSON path (see ``Profile/init(from:)``).
     public init(from decoder: any Decoder) throws {
         let r = try FieldReader(decoder, allowedKeys: ["busybox", "modules"], what: "guest kit options")
         busybox = r.optional("busybox", String.self, expected: "the path of a static busybox for the guest")
@@ -350,6 +370,7 @@ extension Profile.GuestKitOptions: Codable {
         try r.finish()
     }
 
+    /// Encodes the options as profile JSON, leaving out keys that are at their default.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: AnyKey.self)
         try c.encodeIfPresent(busybox, forKey: AnyKey("busybox"))

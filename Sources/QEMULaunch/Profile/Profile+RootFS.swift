@@ -10,6 +10,7 @@ extension Profile {
     /// JSON: `"host"`, a folder path, `{"disk": N}`, or an object
     /// `{"path": "host" | FOLDER, "disk": N, "rwdirs": [..], "overlay": true, "transport": "9p"}`.
     public struct RootFS: Sendable, Hashable {
+        /// Where the root filesystem comes from.
         public enum Source: Sendable, Hashable {
             /// The host's `/`, read-only.
             case host
@@ -18,6 +19,7 @@ extension Profile {
             /// The root partition (Discoverable Partitions type for the guest's arch) of `disks[N]`.
             case disk(Int)
         }
+        /// The root itself: the host's, a folder, or a disk's root partition.
         public var source: Source
         /// Host folders shared read-write at the same path in the guest: the guest's writes there
         /// land in the host's files (host root and folder roots only).
@@ -29,6 +31,7 @@ extension Profile {
         /// virtiofs where this host can serve it, else 9p (said in the launch's rootfs line).
         public var transport: ShareTransport?
 
+        /// A root from `source`; by default no read-write folders, no overlay, the transport chosen per host.
         public init(_ source: Source, rwdirs: [String] = [], overlay: Bool = false, transport: ShareTransport? = nil) {
             self.source = source
             self.rwdirs = rwdirs
@@ -37,7 +40,7 @@ extension Profile {
         }
 
         /// `host`, `disk:N` or a folder, as the CLI's `--rootfs` takes it.
-        public init?(argument: String) {
+        package init?(argument: String) {
             if argument == "host" {
                 self.init(.host)
             } else if argument.hasPrefix("disk:"), let index = Int(argument.dropFirst(5)) {
@@ -49,7 +52,7 @@ extension Profile {
             }
         }
 
-        public var summary: String {
+        package var summary: String {
             switch source {
             case .host: return "the host's /"
             case .folder(let path): return path
@@ -57,19 +60,19 @@ extension Profile {
             }
         }
 
-        /// Problems with this root in `profile`, with their JSON paths.
-        public func problems(in profile: Profile) -> [ProfileProblem] {
+        /// Problems with this root in `profile`, with their JSON paths; `files` says which of
+        /// its folders exist on the host.
+        package func problems(in profile: Profile, files: HostFiles) -> [ProfileProblem] {
             var problems: [ProfileProblem] = []
             func add(_ path: String, _ message: String, _ fix: String? = nil) {
                 problems.append(ProfileProblem(path: path, message: message, fix: fix))
             }
-            var isDirectory: ObjCBool = false
             switch source {
             case .host: break
             case .folder(let path):
                 if !path.hasPrefix("/") {
                     add("rootfs", "the root folder \"\(path)\" is not an absolute path", "use an absolute path, \"host\", or {\"disk\": N}")
-                } else if !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) || !isDirectory.boolValue {
+                } else if !files.isDirectory(path) {
                     add("rootfs", "the root folder \(path) does not exist", "make it (debootstrap, mmdebstrap, an unpacked image) or fix the path")
                 }
             case .disk(let index):
@@ -83,7 +86,7 @@ extension Profile {
             for (i, dir) in rwdirs.enumerated() {
                 if !dir.hasPrefix("/") {
                     add("rootfs.rwdirs[\(i)]", "\"\(dir)\" is not an absolute path", "use an absolute host path")
-                } else if !FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory) || !isDirectory.boolValue {
+                } else if !files.isDirectory(dir) {
                     add("rootfs.rwdirs[\(i)]", "the folder \(dir) does not exist", "make it or fix the path")
                 }
             }
@@ -93,6 +96,8 @@ extension Profile {
 }
 
 extension Profile.RootFS: Codable {
+    /// Decodes `rootfs`: `"host"`, a folder path, `{"disk": N}` or the object form, recording
+    /// every problem with its JSON path.
     public init(from decoder: any Decoder) throws {
         if let single = try? decoder.singleValueContainer(), let text = try? single.decode(String.self) {
             self.init(text == "host" ? .host : .folder(text))
@@ -116,6 +121,8 @@ extension Profile.RootFS: Codable {
         self.init(source, rwdirs: rwdirs, overlay: overlay, transport: transport)
     }
 
+    /// Encodes the root in the shortest form that says it: `"host"`, the folder, `{"disk": N}`,
+    /// or the object form when it has more.
     public func encode(to encoder: any Encoder) throws {
         if rwdirs.isEmpty, !overlay, transport == nil {
             switch source {

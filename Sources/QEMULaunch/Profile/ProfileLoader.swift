@@ -15,25 +15,22 @@ extension Profile {
         return try decode(data, source: url.path, baseDirectory: url.deletingLastPathComponent())
     }
 
-    /// Reads a profile file and reports every problem in one pass: those of the JSON
-    /// itself (unknown keys, bad sizes, wrong types) together with those found by
-    /// checking it against `host` (missing share folders, duplicate tags, a machine the
-    /// arch can't have; `ProfileValidator.hostProblems`). A value that failed to decode
-    /// is checked with its default in its place, and nothing more is said at its path.
-    public static func load(contentsOf url: URL, checkingAgainst host: HostFacts) throws(ProfileProblems) -> Profile {
+    /// Reads a profile file for a launch, leaving its JSON's problems to the launch, so
+    /// they are listed with every other problem at once. A value that failed to decode
+    /// (an unknown key, a bad size, a wrong type) gets its default in its place, and the
+    /// problem is kept in ``decodingProblems``; `Machine.prepare` (so `Machine.start`,
+    /// `GuestKit.run` and `launch`) lists those with the problems it finds against the host
+    /// and the QEMU binary, and refuses the profile. Nothing more is said at the path of a
+    /// value that failed to decode.
+    ///
+    /// Throws only when there is nothing to go on: the file can't be read, or it is not a
+    /// JSON object.
+    public static func loadDeferringProblems(contentsOf url: URL) throws(ProfileProblems) -> Profile {
         let data = try read(url)
         let (decoded, problems) = decodeCollectingProblems(data, source: url.path, baseDirectory: url.deletingLastPathComponent())
-        guard let decoded else { throw ProfileProblems(source: url.path, problems: problems) }
-        // A clean decode is checked against the host where it is planned (Machine.start,
-        // `launch plan`), with the planner's own checks; here only to list it all at once.
-        if problems.isEmpty { return decoded }
-        let decodePaths = problems.map(\.path)
-        let semantic = ProfileValidator.hostProblems(decoded, host: host).filter { problem in
-            !decodePaths.contains { path in
-                path == "$" || problem.path == path || problem.path.hasPrefix(path + ".") || problem.path.hasPrefix(path + "[")
-            }
-        }
-        throw ProfileProblems(source: url.path, problems: problems + semantic)
+        guard var decoded else { throw ProfileProblems(source: url.path, problems: problems) }
+        decoded.decodingProblems = ProfileProblems(source: url.path, problems: problems)
+        return decoded
     }
 
     /// Decodes what can be decoded: the profile with defaults where a value was bad
@@ -89,6 +86,26 @@ extension Profile {
         if let binary = qemu.binary, binary.contains("/") { copy.qemu.binary = absolute(binary) }
         if let binary = virtiofsd.binary, binary.contains("/") { copy.virtiofsd.binary = absolute(binary) }
         return copy
+    }
+}
+
+extension [ProfileProblem] {
+    /// These problems, then those of `later` that say something new: not one of these
+    /// again, and not at (or inside) the path of one of these. A value with a problem is
+    /// checked no further: a stand-in default is in its place (`$` holds every path).
+    package func followed(by later: [ProfileProblem]) -> [ProfileProblem] {
+        var all = self
+        for problem in later where !all.contains(problem) && !contains(where: { problem.isWithin($0.path) }) {
+            all.append(problem)
+        }
+        return all
+    }
+}
+
+extension ProfileProblem {
+    /// Whether this problem is at `path` or inside it: `shares[1]` holds `shares[1].tag`.
+    func isWithin(_ path: String) -> Bool {
+        path == "$" || self.path == path || self.path.hasPrefix(path + ".") || self.path.hasPrefix(path + "[")
     }
 }
 

@@ -1,16 +1,20 @@
-import Foundation
-
-/// Checks of a decoded profile that need the filesystem or the host's facts.
+/// Checks of a decoded profile against a host's facts and the files on it.
 public enum ProfileValidator {
     /// Longest socket file name the planner puts in a runtime dir ("port99.sock").
     static let longestSocketName = 12
     /// `launch-` + 6 random characters (mkdtemp).
     static let runtimeDirNameLength = 13
 
-    /// The usable bytes of a Unix socket path (sun_path minus the NUL).
-    /// Console ports a profile may ask for, leaving room for the guest kit's session.
+    /// Console ports a profile may ask for: virtio-serial has 31, and callers' own
+    /// protocols (`PlanOptions.guestPorts`, like the guest kit's session) need room too.
     public static let maxConsoles = 26
 
+    /// The port-name prefix kept for the ports callers add (`PlanOptions.guestPorts`):
+    /// a profile's console can never take one of their names. QEMULaunch reserves the
+    /// prefix without knowing any protocol; the guest kit names its session ports under it.
+    public static let reservedPortPrefix = "launch."
+
+    /// The usable bytes of a Unix socket path (sun_path minus the NUL) on `os`.
     public static func socketPathLimit(_ os: HostFacts.OS) -> Int { os == .linux ? 107 : 103 }
 
     /// Whether QEMU will lock guest RAM: `lockMemory`, or extra args asking for it (mem-lock, VFIO).
@@ -18,23 +22,26 @@ public enum ProfileValidator {
         profile.lockMemory || profile.qemu.extraArgs.contains { $0.contains("mem-lock=on") || $0.hasPrefix("vfio-pci") }
     }
 
-    /// Every problem of `profile` on `host`; empty when it can be planned.
+    /// Every problem of `profile` on `host`, looking at its files now (`HostFiles.read(for:)`);
+    /// empty when it can be planned. For checking a profile early, before anything is
+    /// prepared (`Machine.refuseEarly`, before the guest kit builds anything); planning runs the
+    /// same checks from the facts it was given (`problems(_:host:files:runtimeDir:)`).
     public static func hostProblems(_ profile: Profile, host: HostFacts, runtimeDir: String? = nil) -> [ProfileProblem] {
+        problems(profile, host: host, files: HostFiles.read(for: profile), runtimeDir: runtimeDir)
+    }
+
+    /// Every problem of `profile` on `host` with `files` on it; empty when it can be planned.
+    /// Pure: it reads nothing, `files` says what is at each path. `runtimeDir` is the VM's
+    /// runtime dir when known (else one `RuntimeDirectory` would make under the base is assumed).
+    public static func problems(_ profile: Profile, host: HostFacts, files: HostFiles, runtimeDir: String? = nil) -> [ProfileProblem] {
         var problems: [ProfileProblem] = []
         func add(_ path: String, _ message: String, _ fix: String? = nil) {
             problems.append(ProfileProblem(path: path, message: message, fix: fix))
         }
-        let fm = FileManager.default
-        func isFile(_ path: String) -> Bool {
-            var dir: ObjCBool = false
-            return fm.fileExists(atPath: path, isDirectory: &dir) && !dir.boolValue
-        }
-        func isDirectory(_ path: String) -> Bool {
-            var dir: ObjCBool = false
-            return fm.fileExists(atPath: path, isDirectory: &dir) && dir.boolValue
-        }
+        let isFile = files.isFile
+        let isDirectory = files.isDirectory
 
-        if let rootfs = profile.rootfs { problems += rootfs.problems(in: profile) }
+        if let rootfs = profile.rootfs { problems += rootfs.problems(in: profile, files: files) }
         if profile.name == "." || profile.name == ".." {
             // It names the VM's state folder, which must be a folder of its own.
             add("name", "\"\(profile.name)\" is not a usable VM name: it would name the folder of every VM's state", "use a name with a letter or digit")
@@ -125,7 +132,7 @@ public enum ProfileValidator {
                 add("\(at).overlay", "a persistent overlay keeps the guest's writes between runs, and ephemeral throws them away at exit",
                     "keep one: remove \"ephemeral\" or \"overlay\"")
             }
-            if isFile(disk.path), let problem = diskArchProblem(disk, at: at, profile: profile, host: host) {
+            if let finding = files.diskImages[disk.path], let problem = diskArchProblem(disk, finding, at: at, profile: profile, host: host) {
                 problems.append(problem)
             }
         }
@@ -154,14 +161,14 @@ public enum ProfileValidator {
         for (i, name) in profile.consoles.enumerated() {
             if name.isEmpty || name.count > 63 || !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }) {
                 add("consoles[\(i)]", "\"\(name)\" is not a usable port name", "use 1-63 letters, digits, '.', '_' or '-'")
-            } else if name.hasPrefix("launch.") {
-                add("consoles[\(i)]", "port names starting with \"launch.\" are the launcher's own", "pick another name")
+            } else if name.hasPrefix(reservedPortPrefix) {
+                add("consoles[\(i)]", "port names starting with \"\(reservedPortPrefix)\" are the launcher's own", "pick another name")
             } else if !portNames.insert(name).inserted {
                 add("consoles[\(i)]", "duplicate port name \"\(name)\"", "give every port its own name")
             }
         }
-        // virtio-serial has 31 ports (port 0 is the console's); the guest kit's session
-        // takes 1 + 3 per concurrent command (at least 4).
+        // virtio-serial has 31 ports (port 0 is the console's); a caller's protocol takes
+        // some (the guest kit's session: 1 + 3 per concurrent command, at least 4).
         if profile.consoles.count > maxConsoles {
             add("consoles", "too many ports (\(profile.consoles.count))", "use at most \(maxConsoles)")
         }
@@ -199,11 +206,11 @@ public enum ProfileValidator {
             && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }
     }
 
-    /// A disk image whose partitions say it is for another arch than the guest's.
-    /// Reads a few KiB of the image; an image that says nothing is no problem.
-    static func diskArchProblem(_ disk: Profile.Disk, at: String, profile: Profile, host: HostFacts) -> ProfileProblem? {
+    /// A disk image whose partitions (`finding`, from `HostFiles`) say it is for another
+    /// arch than the guest's; an image that says nothing is no problem.
+    static func diskArchProblem(_ disk: Profile.Disk, _ finding: DiskArch.Finding, at: String, profile: Profile, host: HostFacts) -> ProfileProblem? {
         let guest = profile.arch ?? host.arch
-        guard case .partitions(let found) = DiskArch.inspect(path: disk.path, format: disk.format),
+        guard case .partitions(let found) = finding,
               !found.contains(where: { $0.arch == guest }), let first = found.first else { return nil }
         let whose = profile.arch == nil ? "the guest arch is \(guest.rawValue) (the host's: the profile sets no \"arch\")"
                                         : "the profile's arch is \(guest.rawValue)"

@@ -8,9 +8,12 @@ import Glibc
 
 /// How a child process ended.
 public enum ExitStatus: Sendable, Hashable, CustomStringConvertible {
+    /// It exited by itself with this status (0 to 255).
     case exited(Int32)
+    /// A signal ended it: this signal's number (`SIGKILL` is 9).
     case signalled(Int32)
 
+    /// "exited with status 1", "killed by signal 9 (SIGKILL)".
     public var description: String {
         switch self {
         case .exited(let code): return "exited with status \(code)"
@@ -18,6 +21,7 @@ public enum ExitStatus: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// Whether it exited with status 0.
     public var isSuccess: Bool { self == .exited(0) }
 }
 
@@ -38,22 +42,28 @@ func signalName(_ sig: Int32) -> String {
 /// A bounded in-memory tail of a byte stream, kept as text lines.
 public final class OutputTail: Sendable {
     private let state: Mutex<(lines: [String], partial: String)>
+    /// How many complete lines it keeps; older ones are dropped.
     public let maxLines: Int
 
-    public init(maxLines: Int = 200) {
+    /// An empty tail keeping the last `maxLines` lines.
+    package init(maxLines: Int = 200) {
         self.maxLines = maxLines
         state = Mutex(([], ""))
     }
 
-    public func append(_ bytes: some Collection<UInt8>) {
+    /// Adds bytes as they come; lines end at LF (a CR before it is dropped), and an unterminated
+    /// line is kept (at most its last 8 KiB) until its end arrives.
+    package func append(_ bytes: some Collection<UInt8>) {
         let text = String(decoding: bytes, as: UTF8.self)
         state.withLock { s in
             var pending = s.partial + text
-            while let newline = pending.firstIndex(of: "\n") {
-                var line = String(pending[..<newline])
-                if line.hasSuffix("\r") { line.removeLast() }
+            // "\r\n" is one Character, which firstIndex(of: "\n") never finds: a serial
+            // console's CRLF lines would stay one line. Split on Unicode scalars instead.
+            while let newline = pending.unicodeScalars.firstIndex(of: "\n") {
+                var line = String(pending.unicodeScalars[..<newline])
+                if line.unicodeScalars.last == "\r" { line = String(line.unicodeScalars.dropLast()) }
                 s.lines.append(line)
-                pending = String(pending[pending.index(after: newline)...])
+                pending = String(pending.unicodeScalars[pending.unicodeScalars.index(after: newline)...])
             }
             // A single runaway line must not grow without bound either.
             s.partial = pending.count > 8192 ? String(pending.suffix(8192)) : pending
@@ -71,10 +81,19 @@ public final class OutputTail: Sendable {
     }
 }
 
-/// A child process spawned through the C shim: new session, parent-death
-/// signal, exact fds, explicit environment; reaped by its own thread.
+/// A child process the launcher started: QEMU, a virtiofsd (``Machine/qemu``,
+/// ``Machine/virtiofsd``), or a helper program.
+///
+/// Every child is spawned through the C shim: in a new session, with the parent-death
+/// signal (SIGKILL when the launcher dies, even by SIGKILL), exactly the fds it needs and
+/// an explicit environment. The launcher's I/O thread reads its output into
+/// ``outputTail`` (and its log file) and reaps it. Use ``wait()`` to learn how it ended
+/// and ``signal(_:)`` or ``terminate(grace:)`` to end it; to stop a whole VM, use
+/// ``Machine/shutdown(guestGrace:stepTimeout:skipACPI:)`` instead.
 public final class ChildProcess: Sendable {
+    /// The child's process id, valid until it is reaped (``exitStatus`` set).
     public let pid: pid_t
+    /// The argv it was started with, program first.
     public let argv: [String]
     /// Short name for messages: "qemu", "virtiofsd[0]".
     public let name: String
@@ -92,7 +111,7 @@ public final class ChildProcess: Sendable {
     /// Spawns `argv`. Its stdout and stderr go to `outputTail` and, when given, to `logPath`.
     /// With `readOnlyView`, the child runs in a mount namespace of its own where the view's
     /// folder is a recursive, read-only bind of its source (see `Plan.ReadOnlyView`).
-    public static func spawn(
+    package static func spawn(
         name: String, argv: [String], environment: [String: String],
         stdin: Int32? = nil, logPath: String? = nil, extraFileDescriptors: [(source: Int32, target: Int32)] = [],
         readOnlyView: Plan.ReadOnlyView? = nil
@@ -109,7 +128,7 @@ public final class ChildProcess: Sendable {
     /// thread: call it from a thread of its own (`onOwnThread`), never from the cooperative
     /// pool. Spawned like every child (parent-death signal, new session, exact fds); killed
     /// with SIGKILL when `timeout` passes first (then `timedOut` is true).
-    public static func run(
+    package static func run(
         name: String, argv: [String], environment: [String: String] = ProcessInfo.processInfo.environment,
         stdin: Int32? = nil, stdout: Int32? = nil, timeout: Duration? = nil, outputLimit: Int = 1 << 20
     ) throws(LaunchError) -> (status: ExitStatus, output: String, timedOut: Bool) {

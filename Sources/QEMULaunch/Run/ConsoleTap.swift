@@ -5,10 +5,19 @@ import Synchronization
 import Glibc
 #endif
 
-/// Drains one console socket, always: an undrained console stalls the guest.
-/// Bytes go to a log file, a bounded tail of lines, and any live subscribers.
+/// The guest's serial console (``Machine/console``), drained from the moment QEMU starts.
+///
+/// An undrained console stalls the guest, so the launcher's I/O thread reads it always,
+/// whether anyone listens or not: every byte goes to ``logPath``, to the bounded ``tail``
+/// and to the live subscribers of ``output(bufferingNewest:)`` and ``lines``. Text that
+/// arrived before you subscribed is only in the log and the tail. ``write(_:)`` types into
+/// the console.
 public final class ConsoleTap: Sendable {
+    /// The log file every console byte is appended to (`console.log` in the runtime dir),
+    /// kept after the VM ends only with ``Machine/Options/keepRuntimeDir``.
     public let logPath: String
+    /// The console's last 200 lines, kept whether or not anyone reads ``lines``: what error
+    /// messages quote when the guest fails.
     public let tail: OutputTail
     private let subscribers: Mutex<[Int: AsyncStream<String>.Continuation]>
     private let nextID = Atomic<Int>(0)
@@ -36,7 +45,9 @@ public final class ConsoleTap: Sendable {
         })
     }
 
-    /// Live console text from now on, in chunks as they arrive (not split into lines).
+    /// Live console text from now on, in chunks as they arrive (not split into lines). Keeps
+    /// the newest `limit` chunks when the reader falls behind; the stream ends when QEMU
+    /// closes the console (it ends at once if it already has).
     public func output(bufferingNewest limit: Int = 4096) -> AsyncStream<String> {
         let (stream, continuation) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(limit))
         let id = nextID.add(1, ordering: .relaxed).newValue
@@ -48,7 +59,8 @@ public final class ConsoleTap: Sendable {
         return stream
     }
 
-    /// Lines of the console, as an async sequence of complete lines.
+    /// The console from now on, one complete line at a time (without the line end), until
+    /// QEMU closes it; an unterminated last line comes last.
     public var lines: AsyncStream<String> {
         let chunks = output()
         return AsyncStream { continuation in

@@ -1,5 +1,6 @@
 import CLaunchShim
 import Foundation
+import LaunchSupport
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -25,7 +26,7 @@ package final class IOLoop: Sendable {
 
     private init() {
         epollFd = cls_epoll_create()
-        precondition(epollFd >= 0, "epoll_create1 failed: \(String(cString: strerror(errno)))")
+        precondition(epollFd >= 0, "epoll_create1 failed: \(POSIX.describe(POSIX.errno))")
         let thread = Thread { [self] in
             cls_name_this_thread("launch-io")
             run()
@@ -62,7 +63,7 @@ package final class IOLoop: Sendable {
             _ = watches.withLock { $0.byID.removeValue(forKey: id) }
             switch watch {
             case .reader(_, _, let onEnd): onEnd()
-            case .exit: preconditionFailure("epoll refused a pidfd: \(String(cString: strerror(reason)))")
+            case .exit: preconditionFailure("epoll refused a pidfd: \(POSIX.describe(reason))")
             }
         }
     }
@@ -79,7 +80,7 @@ package final class IOLoop: Sendable {
             let count = cls_epoll_wait(epollFd, &ready, Int32(ready.count), -1)
             if count < 0 {
                 if errno == EINTR { continue }
-                preconditionFailure("epoll_wait failed: \(String(cString: strerror(errno)))")
+                preconditionFailure("epoll_wait failed: \(POSIX.describe(POSIX.errno))")
             }
             for index in 0..<Int(count) {
                 let id = ready[index]

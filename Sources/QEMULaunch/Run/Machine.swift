@@ -1,4 +1,5 @@
 import Foundation
+import LaunchSupport
 import Logging
 import QMP
 import Synchronization
@@ -23,6 +24,7 @@ public enum VMEnd: Sendable, Hashable, CustomStringConvertible {
     /// `timeouts.run` passed (a VM without a command); the ladder stopped it.
     case timedOut
 
+    /// How it ended, in words.
     public var description: String {
         switch self {
         case .poweredOff: return "the guest powered off"
@@ -38,22 +40,33 @@ public enum VMEnd: Sendable, Hashable, CustomStringConvertible {
 
 /// A step of the shutdown ladder.
 public enum ShutdownStep: String, Sendable, Hashable, Codable, CustomStringConvertible {
+    /// QEMU had exited before the ladder began.
     case alreadyExited = "already-exited"
+    /// The guest powered off by itself within the grace period.
     case guestPoweroff = "guest-poweroff"
+    /// ACPI `system_powerdown`: the guest's power button.
     case acpiPowerdown = "acpi-powerdown"
+    /// QMP `quit`.
     case qmpQuit = "qmp-quit"
+    /// SIGTERM to QEMU.
     case sigterm = "sigterm"
+    /// SIGKILL to QEMU.
     case sigkill = "sigkill"
+    /// The step's name: "acpi-powerdown", "sigkill", ...
     public var description: String { rawValue }
 }
 
+/// How the shutdown ladder ended a VM: the step that did it, how long it took, QEMU's exit.
 public struct ShutdownOutcome: Sendable, Hashable, CustomStringConvertible {
     /// The step that ended QEMU.
     public var step: ShutdownStep
+    /// From the ladder's start to QEMU's end.
     public var duration: Duration
+    /// How QEMU exited.
     public var qemuExit: ExitStatus
+    /// "acpi-powerdown after 1.25 s (QEMU exited 0)".
     public var description: String {
-        "\(step) after \(String(format: "%.3f", Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)) s (QEMU \(qemuExit))"
+        "\(step) after \(formatDuration(duration)) (QEMU \(qemuExit))"
     }
 }
 
@@ -64,11 +77,16 @@ public struct ShutdownOutcome: Sendable, Hashable, CustomStringConvertible {
 /// one released while its VM runs kills QEMU and its virtiofsd (SIGKILL, no ladder)
 /// and removes the runtime dir, with a warning.
 public final class Machine: Sendable {
+    /// How to start a VM beyond its profile: what the caller adds to the plan (kernel
+    /// entry and arguments, its own ports), host facts, where state lives, logging.
     public struct Options: Sendable {
+        /// Keep the runtime dir (sockets, console.log, qemu.log) after the VM ends.
         public var keepRuntimeDir = false
         /// Host facts to plan with; nil probes this host.
         public var host: HostFacts?
+        /// How the kernel is entered (`PlanOptions.kernelEntry`).
         public var kernelEntry: KernelEntry = .standard
+        /// Kernel arguments the caller adds before the profile's `cmdline` (`PlanOptions.kernelArguments`).
         public var kernelArguments: [String] = []
         /// Extra virtio-serial ports a caller's protocol needs (the guest kit's session
         /// ports), planned before the profile's `consoles`; each is connected before the
@@ -82,19 +100,31 @@ public final class Machine: Sendable {
         /// Whether a VM without a command ends when `timeouts.run` passes (the CLI's
         /// console VMs); a caller driving the guest itself (a session) sets its own deadlines.
         public var boundsLifeByRunTimeout = true
+        /// QEMU's gdb stub; with `waitForDebugger`, ``resume()`` leaves the vCPUs to the debugger.
+        public var gdb: GDBStub?
+        /// Save the console log and a memory dump when the guest kernel panics (the
+        /// panicked guest is held for it); nil = a panic ends QEMU at once.
+        public var crashCapture: CrashCapture?
+        /// The defaults: probe this host, quiet logging, runtime dir removed at the end.
         public init() {}
     }
 
     /// QEMU's fd for the launcher's own QMP connection.
     static let controlFileDescriptor: Int32 = 3
 
+    /// The profile as it runs (its kernel resolved).
     public let profile: Profile
+    /// The plan QEMU and virtiofsd were started from.
     public let plan: Plan
+    /// The launcher's QMP connection to this QEMU.
     public let qmp: QMP.Client
+    /// The QEMU process.
     public let qemu: ChildProcess
+    /// One virtiofsd per virtiofs share, in share order.
     public let virtiofsd: [ChildProcess]
     /// The serial console, always drained into `console.log` in the runtime dir.
     public let console: ConsoleTap
+    /// The VM's runtime dir (sockets, logs); removed when the VM ends unless kept.
     public let runtimeDirectory: RuntimeDirectory
     let logger: Logger
     let keepRuntimeDir: Bool
@@ -107,62 +137,37 @@ public final class Machine: Sendable {
     private let ended = OneShot<VMEnd>()
     /// The `timeouts.run` timer of a command-less VM; cancelled when the VM ends.
     private let runTimer = Mutex<Task<Void, Never>?>(nil)
+    /// The guest's running time (QMP STOP/RESUME): what the boot and command deadlines count.
+    public let runClock = GuestRunClock()
+    let gdb: GDBStub?
+    let crashCapture: CrashCapture?
+    let stateRoot: String?
+    let crashReports = Mutex<[CrashReport]>([])
+    let panicCaptureStarted = Mutex(false)
+    /// What ``captureCrashState(reason:)`` saved so far (a panic's capture included).
+    public var crashCaptures: [CrashReport] { crashReports.withLock { $0 } }
 
-    /// Starts a VM for `profile` and returns once the guest is running.
+    /// Starts a VM for `profile` and returns once the guest is running (its vCPUs
+    /// paused until ``resume()``): prepares and plans it (``prepare(_:options:for:)``),
+    /// makes the runtime dir and the VM's identity, then spawns virtiofsd and QEMU.
     public static func start(_ profile: Profile, options: Options = Options()) async throws(LaunchError) -> Machine {
         var logger = options.logger
         logger[metadataKey: "vm.name"] = .string(profile.name)
-        var profile = profile
-        profile = try profile.resolvingAutoKernel(logger: logger)
-        let host = await AcceleratorHealth.hostFacts(for: profile, given: options.host, logger: logger)
-        try LaunchError.checkCancellation("starting \(profile.name)")
-        let arch = profile.arch ?? host.arch
-        guard profile.qemu.binary != nil || host.qemu[arch] != nil else {
-            throw LaunchError.missing(arch.qemuSystemBinary, package: arch == .x86_64 ? "qemu-system-x86" : "qemu-system-arm",
-                                      purpose: "to run \(arch.rawValue) guests")
-        }
-        if let binary = profile.qemu.binary, HostProbe.findProgram(binary) == nil {
-            throw LaunchError(.missingProgram, "the profile's qemu.binary \(binary) was not found", fix: "fix qemu.binary or remove it")
-        }
-        if profile.disks.contains(where: { $0.ephemeral || $0.overlay == .persistent }), host.qemuImg == nil {
-            throw LaunchError.missing("qemu-img", package: "qemu-utils", purpose: "for ephemeral and persistent disk overlays")
-        }
-
-        let runtimeBase = profile.runtimeDir ?? host.runtimeBase
-        // Validate before touching the disk, so a bad profile leaves nothing behind.
-        let problems = ProfileValidator.hostProblems(profile, host: host)
-        if !problems.isEmpty { throw .invalid(ProfileProblems(source: profile.name, problems: problems)) }
-        // What the VM keeps between runs: its identity, UEFI variables, persistent overlays.
-        var state: (folder: VMStateFolder, identity: MachineIdentity)?
-        if VMStateFolder.keepsState(profile) {
-            let folder = try VMStateFolder(vmName: profile.name, root: options.stateRoot)
-            try folder.checkNotInUse("starting a second run")
-            let (identity, isNew) = try folder.identity()
+        var prepared = try await prepare(profile, options: options, for: .start)
+        let profile = prepared.facts.profile
+        let host = prepared.facts.host
+        // Made only now that the plan holds, so a bad profile leaves nothing behind.
+        var state: VMStateFolder?
+        if let folder = prepared.stateFolder, let planned = prepared.options.identity {
+            let (stored, isNew) = try folder.identity(making: planned)
+            // Another launcher of this VM stored its identity first: plan with that one.
+            if stored != planned { try prepared.replan(identity: stored) }
             logger.info("state folder: \(folder.path)\(isNew ? " (a new machine identity was made)" : "")")
-            state = (folder, identity)
+            state = folder
         }
-        let runtime = try RuntimeDirectory.create(under: runtimeBase)
-        let plan: Plan
-        do {
-            plan = try Planner.plan(profile, host: host, options: PlanOptions(
-                runtimeDir: runtime.path, kernelEntry: options.kernelEntry, kernelArguments: options.kernelArguments,
-                guestPorts: options.guestPorts,
-                stateDirectory: state?.folder.path, identity: state?.identity,
-                controlFileDescriptor: Machine.controlFileDescriptor))
-        } catch {
-            runtime.remove()
-            throw .invalid(error)
-        }
-        // Check the plan against what this QEMU binary can do, before starting anything.
-        do throws(LaunchError) {
-            let capabilities = try await QEMUCapabilities.of(plan.qemu[0])
-            let missing = capabilities.problems(with: plan, binary: plan.qemu[0])
-            if !missing.isEmpty { throw LaunchError.invalid(ProfileProblems(source: profile.name, problems: missing)) }
-            try LaunchError.checkCancellation("starting \(profile.name)")
-        } catch {
-            runtime.remove()
-            throw error
-        }
+        let plan = prepared.plan
+        try LaunchError.checkCancellation("starting \(profile.name)")
+        let runtime = try RuntimeDirectory.create(at: plan.runtimeDir)
         for choice in plan.choices {
             if choice.isWarning {
                 logger.warning("\(choice.topic): \(choice.value): \(choice.reason)")
@@ -184,14 +189,15 @@ public final class Machine: Sendable {
                 // The VM's own UEFI variables, kept between runs like a VM bundle's NVRAM.
                 do {
                     try FileManager.default.createDirectory(atPath: (vars.path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-                    try FileManager.default.copyItem(atPath: vars.template, toPath: vars.path)
+                    // Whole or not at all: a half-copied store would be this VM's NVRAM from then on.
+                    try AtomicFile.write(Data(contentsOf: URL(fileURLWithPath: vars.template)), to: vars.path)
                 } catch {
                     throw LaunchError(.hostProblem, "cannot create the UEFI variable store \(vars.path)", cause: error)
                 }
                 logger.info("firmware: new UEFI variable store \(vars.path) (from \(vars.template))")
             }
             if let state, !plan.persistentOverlays.isEmpty {
-                try await state.folder.prepareOverlays(plan.persistentOverlays, qemuImg: host.qemuImg!, environment: environment, logger: logger)
+                try await state.prepareOverlays(plan.persistentOverlays, qemuImg: host.qemuImg!, environment: environment, logger: logger)
             }
             for command in plan.prepare {
                 try await runToCompletion(command, environment: environment)
@@ -213,7 +219,7 @@ public final class Machine: Sendable {
             // The launcher's QMP connection: one end of a socketpair, the other QEMU's fd 3.
             var pair: [Int32] = [-1, -1]
             guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
-                throw LaunchError(.internalError, "socketpair() failed: \(String(cString: strerror(errno)))")
+                throw LaunchError(.internalError, "socketpair() failed: \(POSIX.describe(POSIX.errno))")
             }
             let qemu: ChildProcess
             do {
@@ -253,7 +259,8 @@ public final class Machine: Sendable {
             let console = ConsoleTap(fd: consoleFd, logPath: runtime.path + "/console.log", name: profile.name)
             let machine = Machine(profile: profile, plan: plan, qmp: qmp, qemu: qemu, virtiofsd: daemons,
                                   console: console, runtime: runtime, ports: portFds, logger: logger,
-                                  keepRuntimeDir: options.keepRuntimeDir, boundsLifeByRunTimeout: options.boundsLifeByRunTimeout)
+                                  keepRuntimeDir: options.keepRuntimeDir, boundsLifeByRunTimeout: options.boundsLifeByRunTimeout,
+                                  debug: options)
             machine.startMonitoring()
             if Task.isCancelled {
                 await machine.shutdown(stepTimeout: .seconds(2), skipACPI: true)
@@ -267,7 +274,11 @@ public final class Machine: Sendable {
     }
 
     private init(profile: Profile, plan: Plan, qmp: QMP.Client, qemu: ChildProcess, virtiofsd: [ChildProcess],
-                 console: ConsoleTap, runtime: RuntimeDirectory, ports: [String: Int32], logger: Logger, keepRuntimeDir: Bool, boundsLifeByRunTimeout: Bool) {
+                 console: ConsoleTap, runtime: RuntimeDirectory, ports: [String: Int32], logger: Logger, keepRuntimeDir: Bool, boundsLifeByRunTimeout: Bool,
+                 debug: Options) {
+        gdb = debug.gdb
+        crashCapture = debug.crashCapture
+        stateRoot = debug.stateRoot
         self.profile = profile
         self.plan = plan
         self.qmp = qmp
@@ -321,15 +332,24 @@ public final class Machine: Sendable {
 
     /// Lets the vCPUs run (the plan starts QEMU with -S so consoles attach first).
     /// Without a command, `timeouts.run` bounds the VM's life from here.
+    /// With a gdb stub that waits for the debugger, the vCPUs stay stopped: the
+    /// debugger's `continue` starts them (and the deadlines only count from then).
     public func resume() async throws(LaunchError) {
-        do {
-            try await qmp.cont()
-        } catch {
-            throw LaunchError(.qemuFailed, "QMP cont failed", cause: error)
+        if let gdb, gdb.waitForDebugger {
+            logger.debug("gdb: vCPUs held at the first instruction until a debugger on 127.0.0.1:\(gdb.port) continues")
+        } else {
+            do {
+                try await qmp.cont()
+            } catch {
+                throw LaunchError(.qemuFailed, "QMP cont failed", cause: error)
+            }
+            // Running from here whenever the RESUME event is read: a deadline must not wait for it.
+            runClock.resumed()
         }
         if profile.command == nil, boundsLifeByRunTimeout, let limit = profile.timeouts.run?.duration {
             let timer = Task { [weak self] in
-                try? await Task.sleep(for: limit)
+                guard let clock = self?.runClock else { return }
+                try? await clock.sleep(running: limit)
                 guard !Task.isCancelled, let self, qemu.exitStatus == nil, end == nil else { return }
                 let tail = console.tail.lines(last: 10).map { "  \($0)" }.joined(separator: "\n")
                 logger.error("timeouts.run (\(profile.timeouts.run!)) passed; stopping the VM. Last console lines:\n\(tail)")
@@ -372,6 +392,7 @@ public final class Machine: Sendable {
 
     private func startMonitoring() {
         let events = qmp.events()
+        watchForPanics()
         // The monitors hold the Machine weakly, so a caller that drops it gets its deinit
         // (which kills QEMU); each ends with QEMU (the event stream finishes as QMP closes).
         Task { [weak self] in
@@ -381,6 +402,11 @@ public final class Machine: Sendable {
                 case "GUEST_PANICKED":
                     self.events.withLock { $0.panicked = true }
                     logger.error("guest panicked (pvpanic)")
+                    if crashCapture != nil { Task { await self.panicked(seenOn: "pvpanic") } }
+                case "STOP":
+                    runClock.stopped()
+                case "RESUME":
+                    runClock.resumed()
                 case "SHUTDOWN":
                     let reason = event.data["reason"]?.stringValue ?? "unknown"
                     self.events.withLock { $0.shutdownReason = reason }
@@ -587,7 +613,7 @@ func waitFor(_ child: ChildProcess, deadline: ContinuousClock.Instant, what: Str
 }
 
 func connectOrFail(_ path: String, qemu: ChildProcess) throws(LaunchError) -> Int32 {
-    switch UnixSocket.connect(path: path) {
+    switch POSIX.connectedSocket(path: path) {
     case .success(let fd): return fd
     case .failure(let err):
         throw LaunchError(.qemuFailed, "cannot connect to QEMU's socket \(path): \(err)",

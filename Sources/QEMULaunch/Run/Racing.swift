@@ -13,17 +13,17 @@ package func race<T: Sendable>(_ racers: [@Sendable () async -> T]) async -> T {
 }
 
 /// A one-shot flag a signal handler sets and async code waits for (Ctrl-C).
-public final class Interrupt: Sendable {
+package final class Interrupt: Sendable {
     private let flag = OneShot<Void>()
 
-    public init() {}
+    package init() {}
 
     /// Fires the interrupt; every waiter wakes. Later calls do nothing.
-    public func trigger() { flag.resolve(()) }
+    package func trigger() { flag.resolve(()) }
 
     /// Whether it has fired.
-    public var fired: Bool { flag.current != nil }
+    package var fired: Bool { flag.current != nil }
 
     /// Returns once the interrupt fires, or at once when the calling task is cancelled.
-    public func wait() async { _ = await flag.wait() }
+    package func wait() async { _ = await flag.wait() }
 }

@@ -4,40 +4,50 @@ import LaunchSupport
 import Glibc
 #endif
 
-/// A VM's private folder for sockets and logs: mode 0700, a short path, removed
-/// when the VM ends unless the user asked to keep it.
+/// A VM's private folder for sockets and logs (``Machine/runtimeDirectory``): mode 0700,
+/// a path short enough for Unix socket names, removed when the VM ends unless
+/// ``Machine/Options/keepRuntimeDir`` is set. Other tools can talk to the VM through its
+/// `qmp.sock` (a second QMP monitor) while it runs.
 public struct RuntimeDirectory: Sendable {
+    /// The folder's absolute path (`<base>/launch-XXXXXX`); `qmp.sock`, `console.sock`,
+    /// `console.log`, `qemu.log` and the other sockets and logs are in it.
     public let path: String
 
-    /// Makes `<base>/launch-XXXXXX` (six random characters) with mode 0700.
-    public static func create(under base: String) throws(LaunchError) -> RuntimeDirectory {
-        var template = Array("\(base)/launch-XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        guard made != nil else {
+    /// Makes `<base>/launch-XXXXXX` (six random characters, `newName()`) with mode 0700.
+    package static func create(under base: String) throws(LaunchError) -> RuntimeDirectory {
+        try create(at: base + "/" + newName())
+    }
+
+    /// A fresh name for a runtime dir: `launch-` and six random letters and digits (62^6
+    /// names; socket paths are checked against this length).
+    package static func newName() -> String {
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        return "launch-" + String((0..<6).map { _ in alphabet.randomElement()! })
+    }
+
+    /// Makes the folder at `path` (a name from `newName()` under a base) with mode 0700;
+    /// fails when something is there already, so a planned path is never someone else's folder.
+    package static func create(at path: String) throws(LaunchError) -> RuntimeDirectory {
+        guard mkdir(path, 0o700) == 0 else {
             let err = errno
-            var fix = "check that \(base) exists and is writable"
-            if err == EROFS { fix = "\(base) is read-only: set \"runtimeDir\" in the profile to a writable folder" }
-            if err == ENOSPC { fix = "\(base) is full: free space or set \"runtimeDir\" to another folder" }
-            throw LaunchError(.hostProblem, "cannot create the runtime dir under \(base): \(POSIX.describe(err))", fix: fix)
+            let base = (path as NSString).deletingLastPathComponent
+            throw LaunchError(.hostProblem, "cannot create the runtime dir under \(base): \(POSIX.describe(err))", fix: fix(creatingIn: base, errno: err))
         }
-        let path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-        // mkdtemp already makes it 0700; say so explicitly in case of an odd umask.
+        // mkdir applies the umask: say 0700 explicitly.
         chmod(path, 0o700)
         return RuntimeDirectory(path: path)
     }
 
+    /// How to fix a failed mkdir in `base`.
+    private static func fix(creatingIn base: String, errno err: Int32) -> String {
+        if err == EROFS { return "\(base) is read-only: set \"runtimeDir\" in the profile to a writable folder" }
+        if err == ENOSPC { return "\(base) is full: free space or set \"runtimeDir\" to another folder" }
+        if err == EEXIST { return "try again (another runtime dir took the same random name)" }
+        return "check that \(base) exists and is writable"
+    }
+
     /// Removes the folder and everything in it.
-    public func remove() {
+    package func remove() {
         try? FileManager.default.removeItem(atPath: path)
     }
 }
-
-/// Unix stream sockets, with the errors spelled out (the POSIX layer QMP uses too).
-enum UnixSocket {
-    /// Connects once; returns the fd or the errno.
-    static func connect(path: String) -> Result<Int32, Errno32> {
-        POSIX.connectedSocket(path: path)
-    }
-}
-
-typealias Errno32 = POSIX.Errno

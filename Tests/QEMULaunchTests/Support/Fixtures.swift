@@ -91,7 +91,7 @@ enum Hosts {
     static let armKVM = HostFacts(
         arch: .aarch64, os: .linux, kvm: .usable,
         hvf: .absent("Hypervisor.framework exists only on macOS"),
-        qemu: [.aarch64: QEMUBinary(path: "/usr/bin/qemu-system-aarch64", version: [8, 2, 2])],
+        qemu: [.aarch64: QEMUBinary(path: "/usr/bin/qemu-system-aarch64")],
         qemuImg: "/usr/bin/qemu-img",
         virtiofsd: VirtiofsdBinary(path: "/usr/libexec/virtiofsd", flavor: .rust),
         tscKHz: nil, runtimeBase: "/run/user/1000")
@@ -99,7 +99,7 @@ enum Hosts {
     /// Apple silicon macOS with Homebrew's QEMU; no virtiofsd.
     static let macHVF = HostFacts(
         arch: .aarch64, os: .macOS, kvm: .absent("KVM exists only on Linux"), hvf: .usable,
-        qemu: [.aarch64: QEMUBinary(path: "/opt/homebrew/bin/qemu-system-aarch64", version: [9, 2, 0])],
+        qemu: [.aarch64: QEMUBinary(path: "/opt/homebrew/bin/qemu-system-aarch64")],
         qemuImg: "/opt/homebrew/bin/qemu-img",
         virtiofsd: nil, tscKHz: nil, runtimeBase: "/var/folders/zz/T")
 }
