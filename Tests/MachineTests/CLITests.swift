@@ -159,8 +159,38 @@ struct CLITests {
         #expect(first.stdout.hasSuffix("hello from the host, read through virtiofs\n"))
         #expect(first.stderr.contains("KVM health: probing") == kvmOpens)
         #expect(!second.stderr.contains("KVM health: probing"))
+        func accelerator(_ stderr: String) -> String {
+            stderr.split(separator: "\n").first { $0.contains("accelerator: ") }.map(String.init) ?? "no accelerator line"
+        }
+        let picked = accelerator(first.stderr)
+        if kvmOpens {
+            // The probe's verdict, said once: KVM, or TCG in one warning line with the reason and the fix.
+            let healthy = picked.hasPrefix("launch: accelerator: kvm ")
+            let diagnosed = picked.hasPrefix("launch: warning: accelerator: tcg: auto: kvm unusable: /dev/kvm opens, but ")
+                && picked.contains("Set \"accel\": \"tcg\"")
+            #expect(healthy || diagnosed, "\(picked)")
+            let verdicts = try String(contentsOf: cache.appendingPathComponent("accelerator-health.json"), encoding: .utf8)
+            #expect(verdicts.contains("kvm|"), "no verdict cached: \(verdicts)")
+        } else {
+            #expect(picked.hasPrefix("launch: accelerator: tcg "), "\(picked)")
+        }
+        // The second run takes the cached verdict: the same choice, said the same way.
+        #expect(accelerator(second.stderr) == picked)
         let warnings = second.stderr.split(separator: "\n").filter { $0.hasPrefix("launch: warning:") }
         #expect(warnings.count <= 1, "\(warnings)")
+        // "accel": "kvm" asked for explicitly never falls back: where the verdict was "unusable" it
+        // is refused with the probe's diagnosis (exit 65); where KVM works it runs.
+        if kvmOpens {
+            let explicit = try Self.launch(["run", "-q", "Profiles/hello.json", "--accel", "kvm", "--", "true"],
+                                           environment: ["LAUNCH_CACHE_DIR": cache.path])
+            if picked.hasPrefix("launch: accelerator: kvm ") {
+                #expect(explicit.status == 0, "\(explicit.stderr)")
+            } else {
+                #expect(explicit.status == 65, "\(explicit.stderr)")
+                #expect(explicit.stderr.contains("  - accel: kvm was asked for, but /dev/kvm opens, but "), "\(explicit.stderr)")
+            }
+            #expect(!explicit.stderr.contains("KVM health: probing"))
+        }
     }
 
     @Test("Ctrl-C on a console boot stops the VM through the shutdown ladder and leaves nothing behind")

@@ -19,45 +19,47 @@ struct FirmwareTests {
         return (profile, options)
     }
 
-    @Test("a UEFI q35 VM starts with OVMF in pflash, and its variable store persists in the VM's state folder")
+    /// The store's bytes once they differ from `before`, polling while OVMF runs; nil if
+    /// they never do (a hang guard for TCG on a loaded host, not a timing claim).
+    func storeChanged(_ path: String, from before: Data?, seconds: Int = 240) async throws -> Data? {
+        for _ in 0..<(seconds * 5) {
+            if let now = FileManager.default.contents(atPath: path), now != before { return now }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        return nil
+    }
+
+    @Test("a UEFI q35 VM starts with OVMF in pflash; the variables OVMF writes in one run are what the next run starts with")
     func uefiStartsAndKeepsVars() async throws {
         let name = "uefi-test-\(getpid())"
         // A state root of its own: tests never write to the real home.
         let root = try Fixture.temporaryDirectory("st")
         defer { try? FileManager.default.removeItem(at: root) }
-        let state = try VMStateFolder(vmName: name, root: root.path).path
+        let store = try VMStateFolder(vmName: name, root: root.path).path + "/efivars.fd"
         let (profile, options) = try uefiMachine(name, stateRoot: root.path)
-        let host = HostProbe.current()
+        let template = try #require(HostProbe.current().firmware[.x86_64]?.varsTemplate)
+        let templateBytes = try Data(contentsOf: URL(fileURLWithPath: template))
+
         let machine = try await Machine.start(profile, options: options)
         #expect(machine.plan.qemu.contains { $0.hasPrefix("if=pflash,format=raw,unit=0,readonly=on,file=") })
-        #expect(FileManager.default.fileExists(atPath: state + "/efivars.fd"))
-        let status = try await machine.qmp.queryStatus()
-        #expect(status.status == "prelaunch")
+        #expect(machine.plan.qemu.contains { $0.hasSuffix("file=\(store)") }, "QEMU's second pflash is the VM's store")
+        #expect(FileManager.default.contents(atPath: store) == templateBytes, "a new store is a copy of the template")
+        #expect(try await machine.qmp.queryStatus().status == "prelaunch")
         try await machine.resume()
-        // OVMF runs (no kernel, no disk: it will sit in its boot manager); then stop it.
-        try await Task.sleep(for: .seconds(2))
-        #expect(try await machine.qmp.queryStatus().running)
+        // OVMF writes variables on every boot (its boot options, the monotonic counter), through
+        // QEMU's pflash, into the store itself: no kernel, no disk, it ends in its boot manager.
+        let afterFirst = try await storeChanged(store, from: templateBytes)
+        #expect(afterFirst != nil, "OVMF never wrote the VM's variable store")
         let outcome = await machine.shutdown(stepTimeout: .seconds(3), skipACPI: true)
         #expect(outcome.step == .qmpQuit)
-        #expect(FileManager.default.fileExists(atPath: state + "/efivars.fd"), "the variable store outlives the run")
+        let kept = try #require(FileManager.default.contents(atPath: store), "the variable store did not outlive the run")
 
-        // Persisting means the second run boots with the store as the first left it, not a
-        // fresh copy of the template. Put a store there that no template copy could be (the
-        // same firmware's other variable store, same size, other contents) and start again.
-        let template = try #require(host.firmware[.x86_64]?.varsTemplate)
-        let templateBytes = try Data(contentsOf: URL(fileURLWithPath: template))
-        let others = try FileManager.default.contentsOfDirectory(atPath: "/usr/share/OVMF").map { "/usr/share/OVMF/" + $0 }
-        let other = try #require(others.first { path in
-            guard path.contains("VARS"), let bytes = FileManager.default.contents(atPath: path) else { return false }
-            return bytes.count == templateBytes.count && bytes != templateBytes
-        }, "no other OVMF variable store of the template's size")
-        let kept = try Data(contentsOf: URL(fileURLWithPath: other))
-        try kept.write(to: URL(fileURLWithPath: state + "/efivars.fd"))
+        // The second run starts with the store as the first left it, not a fresh template copy.
         let second = try await Machine.start(profile, options: options)
-        #expect(second.plan.qemu.contains { $0.hasSuffix("file=\(state)/efivars.fd") }, "QEMU's second pflash is the VM's store")
-        #expect(FileManager.default.contents(atPath: state + "/efivars.fd") == kept, "the second run reset the variable store")
+        #expect(FileManager.default.contents(atPath: store) == kept, "the second run reset the variable store")
+        #expect(kept != templateBytes)
         try await second.resume()
-        try await Task.sleep(for: .seconds(2))
+        #expect(try await storeChanged(store, from: kept) != nil, "OVMF never wrote the store in the second run")
         _ = await second.shutdown(stepTimeout: .seconds(3), skipACPI: true)
     }
 

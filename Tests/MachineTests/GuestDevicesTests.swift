@@ -26,8 +26,8 @@ struct GuestDevicesTests {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    /// Connects to 127.0.0.1:`port` and reads until the peer closes (or 5 s pass).
-    static func readAll(port: Int) -> String? {
+    /// Connects to 127.0.0.1:`port`, sends `message`, and reads until the peer closes (or 5 s pass).
+    static func exchange(port: Int, message: String) -> String? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
@@ -38,6 +38,7 @@ struct GuestDevicesTests {
         address.sin_port = UInt16(port).bigEndian
         let connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         guard connected == 0 else { return nil }
+        _ = message.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
@@ -48,13 +49,18 @@ struct GuestDevicesTests {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    @Test("bytes a guest server sends reach a host client through network.forwards")
+    @Test("bytes a host client sends through network.forwards reach a guest server, and its answer comes back")
     func portForwardTraffic() async throws {
         let folder = try Fixture.temporaryDirectory("fwd")
         defer { try? FileManager.default.removeItem(at: folder) }
         let port = try Self.freePort()
+        let token = "token-\(UInt32.random(in: 0...UInt32.max))"
+        // The guest's server answers the line it read, so the reply proves both directions.
         var profile = try Fixture.guestProfile("forward", command: [
-            "sh", "-c", "ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && echo hello-through-the-forward | nc -l -p 8080",
+            "sh", "-c", """
+                mkdir -p /tmp && printf '#!/bin/sh\\nread line; echo "guest-read:$line"\\n' > /tmp/answer && chmod +x /tmp/answer && \
+                ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && nc -l -p 8080 -e /tmp/answer
+                """,
         ])
         profile.network = Profile.Network(mode: .user, forwards: [Profile.Forward(host: port, guest: 8080)])
         profile.runtimeDir = folder.path
@@ -70,13 +76,13 @@ struct GuestDevicesTests {
         // Until the guest listens, QEMU accepts on the host side and then closes: retry.
         var received = ""
         for _ in 0..<600 where launcher.isRunning {
-            if let text = Self.readAll(port: port), !text.isEmpty {
+            if let text = Self.exchange(port: port, message: token + "\n"), !text.isEmpty {
                 received = text
                 break
             }
             try await Task.sleep(for: .milliseconds(200))
         }
-        #expect(received == "hello-through-the-forward\n")
+        #expect(received == "guest-read:\(token)\n")
         if received.isEmpty { kill(launcher.processIdentifier, SIGTERM) }
         launcher.waitUntilExit()
         let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)

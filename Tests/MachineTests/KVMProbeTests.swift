@@ -1,4 +1,5 @@
 import Foundation
+import GuestKit
 import QEMULaunch
 import Testing
 
@@ -75,5 +76,27 @@ struct KVMProbeTests {
         #expect(reason.contains("can't run a guest with -cpu host"), "\(reason)")
         #expect(reason.contains("with QEMU's default CPU model the guest does boot"), "\(reason)")
         #expect(fix.contains("set \"cpu\""))
+    }
+
+    @Test("on this host's own /dev/kvm, the probe's verdict agrees with what a guest-kit boot under KVM really does",
+          .enabled(if: FileManager.default.isWritableFile(atPath: "/dev/kvm"), "needs a /dev/kvm this user can open"))
+    func verdictMatchesRealBoot() async throws {
+        let kernel = try Fixture.kernel
+        // Generous for a loaded host: a working KVM reaches the root mount in about a second.
+        let verdict = await AcceleratorHealth.probe(qemu: Self.qemu, kernel: kernel, arch: .x86_64, deadline: .seconds(30))
+        var profile = try Fixture.guestProfile("kvmreal", command: ["echo", "ran-under-kvm"])
+        profile.accel = .kvm
+        profile.timeouts.boot = TimeLimit(.seconds(60))
+        var options = GuestKit.Options()
+        // This host's facts as found, without the probe: KVM is taken at its word, as before the probe existed.
+        options.host = HostProbe.current()
+        let reality: String
+        do {
+            let result = try await GuestKit.run(profile, options: options)
+            reality = result.exitCode == 0 && result.stdoutText == "ran-under-kvm\n" ? "ran" : "exited \(result.exitCode)"
+        } catch {
+            reality = "failed: \(error)"
+        }
+        #expect((verdict == .usable) == (reality == "ran"), "the probe said \(verdict), but a real guest under KVM \(reality)")
     }
 }

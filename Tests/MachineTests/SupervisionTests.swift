@@ -42,6 +42,50 @@ struct SupervisionTests {
         #expect(runtimeDirs(in: folder).isEmpty)
     }
 
+    @Test("a guest that writes 1 MiB to a serial console no one reads runs to its end: the console is drained into console.log and a bounded tail",
+          .timeLimit(.minutes(5)))
+    func consoleAlwaysDrained() async throws {
+        let folder = try Fixture.temporaryDirectory("drn")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // 16384 lines of 64 bytes: far more than a socket buffer holds, so an undrained console
+        // would block the guest's UART and it would never power off.
+        var profile = try profile("drained", script: "yes \(String(repeating: "x", count: 63)) | head -n 16384; echo guest-done; poweroff -f", folder: folder)
+        profile.timeouts.run = TimeLimit(.seconds(150))
+        var options = Machine.Options()
+        options.keepRuntimeDir = true
+        let machine = try await Machine.start(profile, options: options)
+        try await machine.resume()
+        let end = try await machine.waitForEnd()
+        #expect(end == .poweredOff, "\(end)")
+        let log = try Data(contentsOf: URL(fileURLWithPath: machine.runtimeDirectory.path + "/console.log"))
+        let text = String(decoding: log, as: UTF8.self)
+        #expect(log.count > 1 << 20, "console.log holds \(log.count) bytes")
+        #expect(text.contains("guest-done"))
+        let tail = machine.console.tail.lines()
+        #expect(tail.count <= machine.console.tail.maxLines, "the tail kept \(tail.count) lines")
+        #expect(tail.contains { $0.contains("guest-done") })
+    }
+
+    @Test("a Machine released while its VM runs kills QEMU and removes its runtime dir")
+    func releasedWhileRunning() async throws {
+        let folder = try Fixture.temporaryDirectory("rel")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let profile = try profile("released", script: "sleep 600", folder: folder)
+        var runtime = ""
+        do {
+            let machine = try await Machine.start(profile)
+            try await machine.resume()
+            runtime = machine.runtimeDirectory.path
+            #expect(!Fixture.processes(mentioning: runtime).isEmpty, "QEMU is not running")
+        }
+        // The last reference is gone: no shutdown() and no withRunning. A hang guard, not a timing claim.
+        for _ in 0..<600 where !Fixture.processes(mentioning: runtime).isEmpty || FileManager.default.fileExists(atPath: runtime) {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(Fixture.processes(mentioning: runtime).isEmpty, "QEMU outlived its Machine")
+        #expect(!FileManager.default.fileExists(atPath: runtime), "the runtime dir outlived its Machine")
+    }
+
     @Test("a QEMU argument error is reported with the exit status, the shell-quoted argv and QEMU's stderr")
     func argumentError() async throws {
         let folder = try Fixture.temporaryDirectory("arg")

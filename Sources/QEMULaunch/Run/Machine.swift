@@ -129,7 +129,7 @@ public final class Machine: Sendable {
     let logger: Logger
     let keepRuntimeDir: Bool
     let boundsLifeByRunTimeout: Bool
-    /// Connected virtio-serial port sockets by name; owned by the caller after `takePort`.
+    /// Connected sockets of the caller's `guestPorts` by name; owned by the caller after `takePort`.
     private let ports: Mutex<[String: Int32]>
     private let events: Mutex<(panicked: Bool, shutdownReason: String?, ladderStep: ShutdownStep?)>
     private let endState: Mutex<(end: VMEnd?, cleanedUp: Bool)>
@@ -250,7 +250,12 @@ public final class Machine: Sendable {
             // Every chardev exists once QMP answers: attach the consoles while vCPUs are stopped.
             let consoleFd = try connectOrFail(plan.sockets.console, qemu: qemu)
             var portFds: [String: Int32] = [:]
-            for (name, path) in plan.sockets.ports { portFds[name] = try connectOrFail(path, qemu: qemu) }
+            // Only the caller's own protocol ports: the profile's `consoles` stay free for other
+            // tools, since a QEMU socket chardev serves one client (a second one waits unserved).
+            for name in options.guestPorts {
+                guard let path = plan.sockets.ports[name] else { continue }
+                portFds[name] = try connectOrFail(path, qemu: qemu)
+            }
             let console = ConsoleTap(fd: consoleFd, logPath: runtime.path + "/console.log", name: profile.name)
             let machine = Machine(profile: profile, plan: plan, qmp: qmp, qemu: qemu, virtiofsd: daemons,
                                   console: console, runtime: runtime, ports: portFds, logger: logger,
@@ -355,7 +360,8 @@ public final class Machine: Sendable {
         }
     }
 
-    /// Takes ownership of a connected virtio-serial port's socket fd.
+    /// Takes ownership of the connected socket fd of one of `Options.guestPorts`. The
+    /// profile's `consoles` are not connected: reach them at `plan.sockets.ports[name]`.
     public func takePort(_ name: String) -> Int32? {
         ports.withLock { $0.removeValue(forKey: name) }
     }
