@@ -72,7 +72,7 @@ public struct ShutdownOutcome: Sendable, Hashable, CustomStringConvertible {
 
 /// A running VM: QEMU, its virtiofsd daemons, QMP, consoles, and the runtime dir.
 ///
-/// Prefer ``withRunning(_:options:_:)``, which ends the VM whatever ends its body.
+/// Prefer ``withRunning(_:options:graceful:_:)``, which ends the VM whatever ends its body.
 /// A `Machine` from ``start(_:options:)`` must be ended with ``shutdown(guestGrace:stepTimeout:skipACPI:)``;
 /// one released while its VM runs kills QEMU and its virtiofsd (SIGKILL, no ladder)
 /// and removes the runtime dir, with a warning.
@@ -311,8 +311,12 @@ public final class Machine: Sendable {
     /// outlives the call: QEMU, virtiofsd, fds and the runtime dir are gone when it
     /// returns. A cancelled call throws `LaunchError` with code `.cancelled`.
     ///
-    /// - Parameter graceful: how long the guest may take to power off by itself
-    ///   after `body` returns (say the body asked it to), before the ladder's ACPI step.
+    /// - Parameters:
+    ///   - profile: the VM to start.
+    ///   - options: how to start it (runtime dir, state folder, ports the caller takes).
+    ///   - graceful: how long the guest may take to power off by itself
+    ///     after `body` returns (say the body asked it to), before the ladder's ACPI step.
+    ///   - body: what to do with the running VM; its result is the call's.
     public static func withRunning<R: Sendable>(
         _ profile: Profile, options: Options = Options(), graceful: Duration = .zero,
         _ body: (Machine) async throws -> R
