@@ -86,7 +86,7 @@ struct ProfileOverrides: ParsableArguments {
             let arch = profile.arch ?? .host
             let source = profile.arch == nil ? "the profile's arch (the host's: the profile sets none)" : "the profile's arch"
             do {
-                profile.kernel = try KernelTree(URL(fileURLWithPath: absolutePath(tree))).image(for: arch, archSource: source).path
+                profile.kernel = try KernelTree(URL(fileURLWithPath: absolutePath(tree))).image(for: arch, archSource: source, guest: KernelRequirements.Guest(profile: profile, hostArch: .host)).path
             } catch {
                 throw ValidationError("--kernel-tree \(tree): \(error)")
             }

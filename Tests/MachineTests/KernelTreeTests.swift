@@ -243,6 +243,36 @@ struct KernelTreeRefusalTests {
         #expect(outcome.stderr.contains(fix))
         #expect(!outcome.stderr.contains("build"))
     }
+
+    @Test("a tree configured but not built has its .config checked: what could not boot is named before minutes of make, with launch kconfig --apply as the fix")
+    func configuredNotBuilt() throws {
+        let folder = try Fixture.temporaryDirectory("kt")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // make tinyconfig's kind of config: 32-bit, little else; virtio_console as a module
+        // the tree's own make modules would build (so not a problem).
+        let config = "# Linux/x86 6.1.192 Kernel Configuration\nCONFIG_X86=y\n# CONFIG_64BIT is not set\nCONFIG_MODULES=y\nCONFIG_VIRTIO_CONSOLE=m\n"
+        try Data(config.utf8).write(to: folder.appendingPathComponent(".config"))
+        let outcome = try launch(["run", "Profiles/hello.json", "--kernel-tree", folder.path, "--", "true"])
+        #expect(outcome.status == 65)
+        #expect(outcome.stderr.contains("the kernel tree \(folder.path) is configured but not built"), "\(outcome.stderr)")
+        #expect(outcome.stderr.contains("- CONFIG_64BIT is not set"), "\(outcome.stderr)")
+        #expect(outcome.stderr.contains("- CONFIG_VIRTIO_MMIO is not set"), "\(outcome.stderr)")
+        #expect(!outcome.stderr.contains("CONFIG_VIRTIO_CONSOLE"), "\(outcome.stderr)")
+        #expect(outcome.stderr.contains("fix: launch kconfig --apply \(folder.path) (adds what the guest needs), then make -j"), "\(outcome.stderr)")
+    }
+
+    @Test("a tree whose .config can boot the guest but isn't built is told only to build it",
+          .enabled(if: TestKernel.built || TestKernel.required, "no built kernel tree: run Scripts/build-test-kernel"))
+    func goodConfigNotBuilt() throws {
+        let folder = try Fixture.temporaryDirectory("kt")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.copyItem(at: try TestKernel.tree.appendingPathComponent(".config"), to: folder.appendingPathComponent(".config"))
+        let outcome = try launch(["run", "Profiles/hello.json", "--kernel-tree", folder.path, "--", "true"])
+        #expect(outcome.status == 65)
+        #expect(outcome.stderr.contains("is configured but not built"), "\(outcome.stderr)")
+        #expect(!outcome.stderr.contains("could not boot"), "\(outcome.stderr)")
+        #expect(outcome.stderr.contains("fix: build it: make -j"), "\(outcome.stderr)")
+    }
 }
 
 @Suite("launch kconfig, run as a user would")

@@ -51,7 +51,11 @@ public struct KernelTree: Sendable {
     /// - Parameters:
     ///   - arch: the guest's arch.
     ///   - archSource: how the arch was chosen, for the message ("the profile's arch").
-    public func image(for arch: Profile.Arch, archSource: String = "the profile's arch") throws(LaunchError) -> URL {
+    ///   - guest: what the guest will use; with it, a tree configured but not built has its
+    ///     `.config` checked too, so a config that could not boot the guest is said before
+    ///     the developer spends minutes building it.
+    public func image(for arch: Profile.Arch, archSource: String = "the profile's arch",
+                      guest: KernelRequirements.Guest? = nil) throws(LaunchError) -> URL {
         let target = arch == .x86_64 ? "bzImage" : "Image"
         if let configArch = config?.kernelArch, configArch != (arch == .x86_64 ? "x86" : "arm64") {
             throw LaunchError(.invalidProfile, "the kernel tree \(root.path) is configured for \(configArch) (its .config), but \(archSource) is \(arch.rawValue)",
@@ -66,8 +70,24 @@ public struct KernelTree: Sendable {
             throw LaunchError(.invalidProfile, "the kernel tree \(root.path) has no .config and no kernel image (neither \(candidates.map(\.path).joined(separator: " nor ")) exists)",
                               fix: "configure and build it (make tinyconfig; launch kconfig --apply \(root.path); make -j\(jobs) \(target)), or point at the folder where you ran make")
         }
-        throw LaunchError(.invalidProfile, "the kernel tree \(root.path) is configured but not built: neither \(candidates.map(\.path).joined(separator: " nor ")) exists",
-                          fix: "build it: make -j\(jobs) \(target)\(config["MODULES"] == .yes ? " modules" : "")")
+        let build = "make -j\(jobs) \(target)\(config["MODULES"] == .yes ? " modules" : "")"
+        let notBuilt = "the kernel tree \(root.path) is configured but not built: neither \(candidates.map(\.path).joined(separator: " nor ")) exists"
+        if let guest, case let problems = unbootable(config, guest: guest), !problems.isEmpty {
+            throw LaunchError(.invalidProfile, notBuilt + "; and its .config could not boot this guest:\n" + problems.map { "  - " + $0 }.joined(separator: "\n"),
+                              fix: "launch kconfig --apply \(root.path) (adds what the guest needs), then \(build)")
+        }
+        throw LaunchError(.invalidProfile, notBuilt, fix: "build it: \(build)")
+    }
+
+    /// What in `config` would stop `guest`, counting as given the modules the tree's own
+    /// `make modules` would build (a tree's modules go to the guest with `--kernel-tree`).
+    private func unbootable(_ config: KernelConfig, guest: KernelRequirements.Guest) -> [String] {
+        var offered: KernelConfigCheck.OfferedModules?
+        if config["MODULES"] == .yes {
+            let built = Set(KernelRequirements.options(for: guest).compactMap { config[$0.name] == .module ? $0.module : nil })
+            offered = .init(folder: "\(root.path)'s modules") { built.contains($0) }
+        }
+        return KernelConfigCheck.check(config, guest: guest, modules: offered).problems
     }
 
     /// Why `image` (a file of this tree) is older than what it is built from, or nil:
