@@ -124,6 +124,12 @@ public enum KernelRequirements {
         // without ACPI a guest poweroff only halts, so QEMU never exits).
         if x86 {
             add(KernelOption("ACPI", why: "power-off that ends QEMU, and microvm's device list (QEMU puts its virtio-mmio devices in the DSDT when ACPI is on, and on the command line only with acpi=off)"))
+            // Seen with tinyconfig + these options on microvm (QEMU 7.2), which has no PCI bus:
+            // without PCI the kernel fails to load QEMU's ACPI tables ("ACPI Error:
+            // AE_BAD_PARAMETER, During Region initialization", "Unable to load the System
+            // Description Tables") and halts before the init. With PCI=y it boots (and says
+            // "PCI: Fatal: No config space access function found", harmlessly).
+            add(KernelOption("PCI", why: "x86 ACPI: without it the kernel can't load QEMU's ACPI tables (AE_BAD_PARAMETER during region initialization) and halts before the init, even on microvm, which has no PCI bus"))
         } else if guest.firmware == .uefi {
             add(KernelOption("ACPI", .recommended, why: "under UEFI, virt describes its devices and power button in ACPI"))
         }
