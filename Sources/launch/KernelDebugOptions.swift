@@ -59,7 +59,8 @@ struct KernelDebugOptions: ParsableArguments {
         return result
     }
 
-    func apply(to options: inout GuestKit.Options, profile: Profile, logger: Logger) throws {
+    /// Sets `options` from the flags; `run` prints the gdb line (`announce`), `plan` only plans.
+    func apply(to options: inout GuestKit.Options, profile: Profile, logger: Logger, announce: Bool = true) throws {
         options.kernelLogLevel = try logLevel()
         options.extraModules = module.map { URL(fileURLWithPath: absolutePath($0)) }
         if let port = gdb {
@@ -71,7 +72,7 @@ struct KernelDebugOptions: ParsableArguments {
             var line = "launch: gdb: \(stub.attachCommand(symbols: symbols))"
             line += stub.waitForDebugger ? "   (the guest waits until gdb continues)" : ""
             if symbols == nil { line += "\n  (no vmlinux with symbols known: pass --kernel-tree DIR, or install the kernel's -dbg package)" }
-            FileHandle.standardError.write(Data((line + "\n").utf8))
+            if announce { FileHandle.standardError.write(Data((line + "\n").utf8)) }
         }
         if crashDump != .never {
             options.crashCapture = CrashCapture(folder: crashDir.map(absolutePath))

@@ -20,13 +20,18 @@ struct PlanCommand: AsyncParsableCommand {
 
     @OptionGroup var overrides: ProfileOverrides
 
+    // The same flags as `run`'s (gdb stub, crash captures' panic hold, kernel log level,
+    // modules): they change the argv, and plan prints what run would start.
+    @OptionGroup(title: "Kernel development") var kernelDebug: KernelDebugOptions
+
     @Flag(help: "Print one JSON object: {\"qemu\": [...], \"virtiofsd\": [[...]], \"cmdline\": \"...\", \"runtimeDir\": \"...\", ...}.")
     var json = false
 
     func run() async throws {
         let logger = makeLogger(verbose: false, quiet: true)
         let profile = try await overrides.loadProfile(self.profile)
-        let options = overrides.guestOptions(logger: logger)
+        var options = overrides.guestOptions(logger: logger)
+        try kernelDebug.apply(to: &options, profile: profile, logger: logger, announce: false)
         let launch: PreparedLaunch
         do {
             launch = try await prepare(profile, options: options)
