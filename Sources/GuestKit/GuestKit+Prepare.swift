@@ -5,9 +5,13 @@ import QEMULaunch
 extension GuestKit {
     /// A profile made ready to boot with the guest kit.
     public struct Prepared: Sendable {
+        /// The profile as it boots: the guest kit's initramfs, the resolved (or extracted) kernel, its shares.
         public var profile: Profile
+        /// The host facts it was prepared against.
         public var host: HostFacts
+        /// How the kernel starts: its own entry, or the PVH entry of an extracted vmlinux.
         public var kernelEntry: KernelEntry
+        /// The kernel command-line words the guest kit adds (modules to load, the session, the log level).
         public var kernelArguments: [String]
         /// The shell snippet the init runs once at boot (modules, shares), read over `launch.ctl`.
         public var setupScript: String

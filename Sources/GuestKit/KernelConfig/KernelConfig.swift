@@ -12,6 +12,7 @@ public struct KernelConfig: Sendable, Hashable {
         /// A number or a string, as written (strings keep their quotes).
         case text(String)
 
+        /// The value as `.config` writes it: `y`, `m`, or the text.
         public var description: String {
             switch self {
             case .yes: "y"
@@ -28,6 +29,7 @@ public struct KernelConfig: Sendable, Hashable {
     /// The architecture line of the header (`# Linux/x86 6.1.192 Kernel Configuration`): `x86`, `arm64`.
     public var headerArch: String?
 
+    /// A configuration from its values, read from `source`.
     public init(source: String, values: [String: Value], headerArch: String? = nil) {
         self.source = source
         self.values = values
@@ -58,6 +60,7 @@ public struct KernelConfig: Sendable, Hashable {
         self.init(source: source, values: values, headerArch: headerArch)
     }
 
+    /// The value of option `name` (without `CONFIG_`); nil when it is off.
     public subscript(name: String) -> Value? { values[name] }
 
     /// The guest architecture this configuration builds, when it is one the launcher

@@ -17,8 +17,10 @@ public enum KernelConfigCheck {
     public struct OfferedModules: Sendable {
         /// The release folder (`/lib/modules/<release>`), for messages.
         public var folder: String
+        /// Whether a module of that name (as the kernel spells it) is in the folder, or built in.
         public var contains: @Sendable (String) -> Bool
 
+        /// Modules in `folder`, answered by `contains`.
         public init(folder: String, contains: @escaping @Sendable (String) -> Bool) {
             self.folder = folder
             self.contains = contains

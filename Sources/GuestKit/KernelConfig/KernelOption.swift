@@ -22,8 +22,10 @@ public struct KernelOption: Sendable, Hashable {
     /// The module that can stand in for it (`virtio_console`), when the guest kit loads it
     /// from the modules it is given; nil when it must be built in (`=y`).
     public var module: String?
+    /// How much the guest depends on it: required (the launch fails), recommended (a warning) or optional (only in the fragment).
     public var need: Need
 
+    /// The option `name` (without `CONFIG_`), how much it is needed, the module that can stand in, and why.
     public init(_ name: String, _ need: Need = .required, module: String? = nil, why: String) {
         self.name = name
         self.why = why

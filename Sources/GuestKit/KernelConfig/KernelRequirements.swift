@@ -11,22 +11,28 @@ import QEMULaunch
 public enum KernelRequirements {
     /// What the guest uses, which decides the options it needs.
     public struct Guest: Sendable, Hashable {
+        /// The guest's architecture.
         public var arch: Profile.Arch
         /// The machines it may run on (any of them: the options of each are included).
         public var machines: Set<Profile.MachineKind>
+        /// The virtio transports its devices may sit on (virtio-mmio, PCI).
         public var transports: Set<Plan.Transport>
         /// virtiofs and/or 9p (`auto` shares count as both: either may be picked).
         public var shares: Set<Profile.ShareTransport> = []
         /// The guest kit's session: commands over virtio-serial ports.
         public var session = true
+        /// Whether it has virtio-blk disks.
         public var disks = false
+        /// Whether it has a network card.
         public var network = false
         /// Filesystems of a root partition (`rootfs: {"disk": N}`): `ext4`, `xfs`, `btrfs`.
         public var rootFilesystems: [String] = []
         /// tmpfs overlays over a read-only root (`rootfs` host or folder, or `overlay`).
         public var overlay = false
+        /// The firmware it boots through (UEFI needs the kernel's EFI stub).
         public var firmware: Profile.Firmware = .none
 
+        /// A guest of `arch` on any of `machines`, with devices on `transports`; the rest is set field by field.
         public init(arch: Profile.Arch, machines: Set<Profile.MachineKind>, transports: Set<Plan.Transport>) {
             self.arch = arch
             self.machines = machines

@@ -9,6 +9,7 @@ public struct GDBStub: Sendable, Hashable, Codable {
     /// (the launcher then never sends QMP `cont`); false lets the guest run at once.
     public var waitForDebugger: Bool
 
+    /// A stub on 127.0.0.1:`port`, holding the vCPUs for the debugger unless `waitForDebugger` is false.
     public init(port: Int = GDBStub.defaultPort, waitForDebugger: Bool = true) {
         self.port = port
         self.waitForDebugger = waitForDebugger

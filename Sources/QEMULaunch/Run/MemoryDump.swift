@@ -20,6 +20,7 @@ public struct CrashCapture: Sendable, Hashable {
     /// A symbol file for the kernel (the tree's `vmlinux`), named in the capture's notes.
     public var symbols: String?
 
+    /// A capture into `folder` (nil: the VM state folder's `crashes/`), with a memory dump unless `memory` is false.
     public init(folder: String? = nil, memory: Bool = true, symbols: String? = nil) {
         self.folder = folder
         self.memory = memory
@@ -43,10 +44,12 @@ public struct CrashReport: Sendable, Hashable, CustomStringConvertible {
     public var consoleLog: String?
     /// The ELF memory dump (`dump-guest-memory`, paging off), which `crash` and gdb read.
     public var memoryDump: String?
+    /// The memory dump's size in bytes, when one was written.
     public var memoryDumpBytes: UInt64?
     /// What could not be saved, and why.
     public var problems: [String] = []
 
+    /// One line for the user: what was saved where, and what could not be.
     public var description: String {
         var saved: [String] = []
         if consoleLog != nil { saved.append("console.log") }
