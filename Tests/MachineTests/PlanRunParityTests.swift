@@ -53,6 +53,15 @@ struct PlanRunParityTests {
         let control = ["-chardev", "socket,id=control,fd=3", "-mon", "chardev=control,mode=control"]
         let at = try #require(runArgv.indices.first { Array(runArgv[$0...].prefix(4)) == control })
         runArgv.removeSubrange(at..<(at + 4))
+        // A QEMU that is a wrapper script (Scripts/fetch-qemu-backports puts one first on PATH)
+        // execs the real binary with its data folders (-L DIR, twice) before the plan's
+        // arguments: /proc shows that exec, so the wrapper's own words are taken off.
+        if runArgv.first != planArgv.first,
+           let script = try? String(contentsOfFile: planArgv[0], encoding: .utf8), script.hasPrefix("#!") {
+            var rest = Array(runArgv.dropFirst())
+            while rest.count >= 2, rest[0] == "-L" { rest.removeFirst(2) }
+            runArgv = [planArgv[0]] + rest
+        }
         // Each run gets a fresh runtime dir name (launch-XXXXXX): compare with the plan's.
         let prefix = folder.path + "/launch-"
         func runtimeDirectory(in word: String) -> String? {
