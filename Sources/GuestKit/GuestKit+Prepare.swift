@@ -97,12 +97,6 @@ extension GuestKit {
                 modulesDirectory = candidate
             }
         }
-        // A build tree given as --modules gets its own advice first: the config check below
-        // would otherwise call its modules missing ("no modules were given").
-        if let given = modulesDirectory, ModuleIndex.isBuildTree(given),
-           !FileManager.default.fileExists(atPath: given.appendingPathComponent("modules.dep").path) {
-            throw LaunchError(.hostProblem, "cannot resolve the guest's kernel modules", cause: ModuleIndex.Error.buildTree(given))
-        }
         // The kernel against what this guest needs, before anything is built or booted:
         // a config gap would otherwise surface as a boot that never reports in.
         var guest = KernelRequirements.Guest(profile: profile, hostArch: host.arch)

@@ -25,9 +25,15 @@ extension GuestKit {
                 problems.append("the modules in \(modulesDirectory.path) are for kernel \(folder), but the kernel \(kernel.path) is \(release): the guest can't load them (their version magic differs); pass this kernel's modules (make modules_install INSTALL_MOD_PATH=DIR in its tree, then --modules DIR)")
             }
         }
-        /// The modules offered, read only when the verdict isn't cached.
-        func modules() -> KernelConfigCheck.OfferedModules? {
-            guard let modulesDirectory, let index = try? ModuleIndex(modulesDirectory: modulesDirectory) else { return nil }
+        /// The modules offered, read only when the verdict isn't cached. A folder that was given
+        /// but can't be read (a build tree, no modules.dep) is that error, with its own advice,
+        /// not "no modules were given".
+        func modules() throws(LaunchError) -> KernelConfigCheck.OfferedModules? {
+            guard let modulesDirectory else { return nil }
+            let index: ModuleIndex
+            do { index = try ModuleIndex(modulesDirectory: modulesDirectory) } catch {
+                throw LaunchError(.hostProblem, "cannot resolve the guest's kernel modules", cause: error)
+            }
             return .init(folder: modulesDirectory.path) { index.contains($0) || index.isBuiltin($0) }
         }
         // A verdict is kept per kernel, config file, module index and option list: "has what
@@ -62,7 +68,7 @@ extension GuestKit {
                 try? writeAtomically(Data(noConfig.utf8), to: verdictFile)
                 break
             }
-            let report = KernelConfigCheck.check(config, guest: guest, modules: modules())
+            let report = KernelConfigCheck.check(config, guest: guest, modules: try modules())
             problems += report.problems
             for warning in report.warnings { logger.warning("kernel config: \(warning)") }
             if report.problems.isEmpty {
