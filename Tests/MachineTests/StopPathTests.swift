@@ -1,0 +1,104 @@
+import Foundation
+import QEMULaunch
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How `launch run` stops a VM when its user signals it: Ctrl-C in early boot, a second
+/// and third Ctrl-C during the shutdown ladder, and the exit code of a forced stop.
+@Suite("launch run's stop path: repeated interrupts and forced stops (slow: boots guests under TCG)", .serialized)
+struct StopPathTests {
+    func write(_ profile: Profile, to folder: URL) throws -> URL {
+        let url = folder.appendingPathComponent("profile.json")
+        try JSONEncoder().encode(profile).write(to: url)
+        return url
+    }
+
+    /// The running QEMU of a launch whose runtime dir is under `folder`.
+    func qemuPID(under folder: URL) async throws -> Int32 {
+        for _ in 0..<1200 {
+            let found = Fixture.processes(mentioning: folder.path + "/launch-").filter { pid in
+                (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8))?.hasPrefix("qemu-system") == true
+            }
+            if let pid = found.first { return pid }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw Failure(description: "QEMU never started")
+    }
+
+    struct Failure: Error, CustomStringConvertible { var description: String }
+
+    /// Waits until the launcher's stderr contains `needle`; a hang guard, not a timing claim.
+    func waitForStderr(_ launcher: BackgroundLaunch, _ needle: String) async throws {
+        for _ in 0..<1200 where !launcher.stderr.contains(needle) && launcher.process.isRunning {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        try #require(launcher.stderr.contains(needle), "launch never said \(needle); stderr: \(launcher.stderr)")
+    }
+
+    func expectNothingLeft(in folder: URL) {
+        #expect(Fixture.processes(mentioning: folder.path + "/launch-").isEmpty, "QEMU still running")
+        let left = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).filter { $0.hasPrefix("launch-") }
+        #expect(left.isEmpty, "runtime dir left behind: \(left)")
+    }
+
+    @Test("a second Ctrl-C skips the ACPI step, a third kills QEMU, each said on stderr; the forced stop exits 75, not 0")
+    func repeatedInterruptsHurryTheLadder() async throws {
+        let folder = try Fixture.temporaryDirectory("hur")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // The user's own initrd, which has no power-button handler: the ACPI step can only time out.
+        var profile = Profile(name: "hurry")
+        profile.machine = .microvm
+        profile.accel = .tcg
+        profile.memory = .mebibytes(256)
+        profile.kernel = try Fixture.kernel
+        profile.initrd = try Fixture.initramfs(script: "echo guest-ready; exec sleep 600", in: folder)
+        profile.runtimeDir = folder.path
+        profile.timeouts.boot = TimeLimit(.seconds(120))
+        // Far longer than this test may take: only the hurry can end the ladder's steps in time.
+        profile.timeouts.shutdown = TimeLimit(.seconds(600))
+        let launcher = try BackgroundLaunch(["run", try write(profile, to: folder).path])
+        try await launcher.waitForStdout("guest-ready")
+        let qemu = try await qemuPID(under: folder)
+
+        kill(launcher.pid, SIGINT)
+        try await waitForStderr(launcher, "stopping the VM (shutdown ladder)")
+        try await Task.sleep(for: .seconds(1))
+        // Frozen, QEMU answers neither QMP quit nor the press: only SIGKILL can end it.
+        kill(qemu, SIGSTOP)
+        kill(launcher.pid, SIGINT)
+        try await waitForStderr(launcher, "launch: second interrupt: skipping to qmp-quit")
+        kill(launcher.pid, SIGINT)
+        try await waitForStderr(launcher, "launch: interrupt again: killing QEMU (SIGKILL)")
+
+        // A hang guard: without the hurry the ACPI and quit steps would take 600 s each.
+        let status = try await launcher.exitStatus(seconds: 120)
+        #expect(status == 75, "\(launcher.stderr)")
+        #expect(launcher.stderr.contains("launch: forced stop: a second interrupt cut the shutdown short; it was killed at sigkill, its disks may need recovery"), "\(launcher.stderr)")
+        expectNothingLeft(in: folder)
+    }
+
+    @Test("Ctrl-C as soon as QEMU starts, before the guest kit's init can take the power button, still ends at the ACPI step and exits 0")
+    func interruptInEarlyBootEndsAtACPI() async throws {
+        let folder = try Fixture.temporaryDirectory("early")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var profile = try Fixture.guestProfile("early", command: nil)
+        profile.runtimeDir = folder.path
+        // Long enough for the init to come up on a loaded host; a press lost for good ends at qmp-quit after it.
+        profile.timeouts.shutdown = TimeLimit(.seconds(90))
+        let launcher = try BackgroundLaunch(["run", try write(profile, to: folder).path])
+        _ = try await qemuPID(under: folder)
+        // The console is on stdout: the kernel's line for the ACPI button driver comes later.
+        let consoleAtInterrupt = launcher.stdout
+        kill(launcher.pid, SIGINT)
+        let status = try await launcher.exitStatus(seconds: 300)
+        #expect(status == 0, "\(launcher.stderr)")
+        #expect(launcher.stderr.contains("shutdown: acpi-powerdown after"), "\(launcher.stderr)")
+        // The first press came before the guest had its power-button driver.
+        #expect(!consoleAtInterrupt.contains("ACPI: button: Power Button"), "the guest was already up when interrupted: \(consoleAtInterrupt)")
+        #expect(launcher.stdout.contains("ACPI: button: Power Button"), "\(launcher.stdout)")
+        expectNothingLeft(in: folder)
+    }
+}
