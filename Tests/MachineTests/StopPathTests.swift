@@ -6,9 +6,10 @@ import Testing
 import Glibc
 #endif
 
-/// How `launch run` stops a VM when its user signals it: Ctrl-C in early boot, a second
-/// and third Ctrl-C during the shutdown ladder, and the exit code of a forced stop.
-@Suite("launch run's stop path: repeated interrupts and forced stops (slow: boots guests under TCG)", .serialized)
+/// How `launch run` boots and stops a VM as its user meets it: Ctrl-C in early boot, a
+/// second and third Ctrl-C during the shutdown ladder, the exit code of a forced stop, and
+/// a UEFI profile with no kernel booting through the firmware.
+@Suite("launch run's stop and boot path: repeated interrupts, forced stops, UEFI without a kernel (slow: boots guests under TCG)", .serialized)
 struct StopPathTests {
     func write(_ profile: Profile, to folder: URL) throws -> URL {
         let url = folder.appendingPathComponent("profile.json")
@@ -99,6 +100,42 @@ struct StopPathTests {
         // The first press came before the guest had its power-button driver.
         #expect(!consoleAtInterrupt.contains("ACPI: button: Power Button"), "the guest was already up when interrupted: \(consoleAtInterrupt)")
         #expect(launcher.stdout.contains("ACPI: button: Power Button"), "\(launcher.stdout)")
+        expectNothingLeft(in: folder)
+    }
+
+    @Test("a UEFI profile with a disk and no kernel boots through OVMF's boot order with its console on stdout; with a command it is refused (65); an ACPI step the firmware ignores ends in a forced stop (75) that says so")
+    func uefiWithoutKernel() async throws {
+        let ovmf = HostProbe.current().firmware[.x86_64] != nil
+        try #require(ovmf, "install ovmf")
+        let folder = try Fixture.temporaryDirectory("uefi")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // A disk with nothing bootable on it: OVMF tries it first, then falls back to its shell.
+        let disk = folder.appendingPathComponent("blank.img")
+        try Data(count: 1 << 20).write(to: disk)
+        var profile = Profile(name: "uefi-nokernel")
+        profile.machine = .q35
+        profile.accel = .tcg
+        profile.memory = .mebibytes(256)
+        profile.firmware = .uefi
+        profile.disks = [Profile.Disk(path: disk.path, format: .raw)]
+        profile.runtimeDir = folder.path
+        profile.timeouts.boot = TimeLimit(.seconds(120))
+        profile.timeouts.shutdown = TimeLimit(.seconds(3))
+        let url = try write(profile, to: folder)
+        let xdg = ["XDG_STATE_HOME": folder.appendingPathComponent("xdg").path]
+
+        let refused = try CLITests.launch(["run", url.path, "--", "true"], environment: xdg)
+        #expect(refused.status == 65, "\(refused.stderr)")
+        #expect(refused.stderr.contains("the guest kit, which needs a kernel to boot, and this UEFI profile has none"), "\(refused.stderr)")
+
+        let launcher = try BackgroundLaunch(["run", url.path], environment: xdg)
+        try await launcher.waitForStdout("BdsDxe: failed to load Boot0001")
+        try await launcher.waitForStdout("Shell>")
+        #expect(launcher.stderr.contains("boot: UEFI firmware, by its boot order"), "\(launcher.stderr)")
+        kill(launcher.pid, SIGINT)
+        let status = try await launcher.exitStatus(seconds: 120)
+        #expect(status == 75, "\(launcher.stderr)")
+        #expect(launcher.stderr.contains("launch: forced stop: the guest did not power off within timeouts.shutdown (3s); it was killed at qmp-quit, its disks may need recovery"), "\(launcher.stderr)")
         expectNothingLeft(in: folder)
     }
 }
