@@ -139,3 +139,59 @@ struct StopPathTests {
         expectNothingLeft(in: folder)
     }
 }
+
+/// A forward whose host port something else holds is refused before the launch makes anything.
+@Suite("Forward ports already in use are refused before anything is made")
+struct ForwardPortInUseTests {
+    /// A socket of `proto` bound (and for TCP listening) on a free loopback port; returns it and the port.
+    func holdPort(_ proto: Profile.ForwardProtocol) throws -> (fd: Int32, port: Int) {
+        let fd = socket(AF_INET, proto == .tcp ? Int32(SOCK_STREAM.rawValue) : Int32(SOCK_DGRAM.rawValue), 0)
+        try #require(fd >= 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        try #require(bound == 0)
+        if proto == .tcp { try #require(listen(fd, 1) == 0) }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return (fd, Int(UInt16(bigEndian: address.sin_port)))
+    }
+
+    @Test("launch run exits 71 naming network.forwards[N].host, the port and the fix; no runtime dir and no state folder were made",
+          arguments: [Profile.ForwardProtocol.tcp, .udp])
+    func portInUse(proto: Profile.ForwardProtocol) throws {
+        let folder = try Fixture.temporaryDirectory("port")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let held = try holdPort(proto)
+        defer { close(held.fd) }
+        // A port that is free: the first forward passes the check.
+        let released = try holdPort(proto == .tcp ? .udp : .tcp)
+        close(released.fd)
+        let free = released.port
+        let base = folder.appendingPathComponent("base.img")
+        try Data(count: 1 << 20).write(to: base)
+        var profile = try Fixture.guestProfile("portbusy", command: ["true"])
+        profile.runtimeDir = folder.path
+        // A persistent overlay: the VM has a state folder a late failure would have made.
+        profile.disks = [Profile.Disk(path: base.path, overlay: .persistent)]
+        profile.network = Profile.Network(mode: .user, forwards: [
+            Profile.Forward(host: free, guest: 80, proto: proto == .tcp ? .udp : .tcp),
+            Profile.Forward(host: held.port, guest: 22, proto: proto),
+        ])
+        let url = folder.appendingPathComponent("profile.json")
+        try JSONEncoder().encode(profile).write(to: url)
+        let xdg = folder.appendingPathComponent("xdg")
+        let outcome = try CLITests.launch(["run", url.path], environment: ["XDG_STATE_HOME": xdg.path])
+        #expect(outcome.status == 71, "\(outcome.stderr)")
+        #expect(outcome.stderr.contains("network.forwards[1].host: \(proto.rawValue) port \(held.port) on 127.0.0.1 can't be forwarded: Address already in use"), "\(outcome.stderr)")
+        #expect(outcome.stderr.contains("pick another host port in network.forwards[1].host"), "\(outcome.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: xdg.appendingPathComponent("qemu-launch/portbusy").path), "a state folder was made")
+        let left = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).filter { $0.hasPrefix("launch-") }
+        #expect(left.isEmpty, "a runtime dir was made: \(left)")
+    }
+}
