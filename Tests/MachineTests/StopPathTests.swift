@@ -103,6 +103,39 @@ struct StopPathTests {
         expectNothingLeft(in: folder)
     }
 
+    @Test("a guest reboot ends the VM with exit 76 and says how to allow it; with \"onReboot\": \"reboot\" the guest boots again and the VM goes on")
+    func guestReboot() async throws {
+        let folder = try Fixture.temporaryDirectory("rb")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // q35: its reset works at once (microvm's guest restart has no quick path).
+        var profile = Profile(name: "rebooter")
+        profile.machine = .q35
+        profile.accel = .tcg
+        profile.memory = .mebibytes(256)
+        profile.kernel = try Fixture.kernel
+        profile.initrd = try Fixture.initramfs(script: "echo guest-boot-done; sleep 1; reboot -f", in: folder)
+        profile.runtimeDir = folder.path
+        profile.timeouts.boot = TimeLimit(.seconds(120))
+        profile.timeouts.shutdown = TimeLimit(.seconds(2))
+
+        let ended = try CLITests.launch(["run", try write(profile, to: folder).path])
+        #expect(ended.status == 76, "\(ended.stderr)")
+        #expect(ended.stderr.contains("launch: the guest rebooted; the VM ended (onReboot is exit); set \"onReboot\": \"reboot\" in the profile to let it reboot"), "\(ended.stderr)")
+        #expect(ended.stdout.components(separatedBy: "guest-boot-done").count == 2, "\(ended.stdout)")
+
+        profile.onReboot = .reboot
+        let launcher = try BackgroundLaunch(["run", try write(profile, to: folder).path])
+        // A hang guard: two boots under TCG on a loaded host.
+        for _ in 0..<3000 where launcher.stdout.components(separatedBy: "guest-boot-done").count < 3 && launcher.process.isRunning {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(launcher.stdout.components(separatedBy: "guest-boot-done").count >= 3, "the guest did not boot again: \(launcher.stdout)")
+        #expect(launcher.process.isRunning, "the VM ended on a guest reboot: \(launcher.stderr)")
+        kill(launcher.pid, SIGINT)
+        _ = try await launcher.exitStatus()
+        expectNothingLeft(in: folder)
+    }
+
     @Test("a UEFI profile with a disk and no kernel boots through OVMF's boot order with its console on stdout; with a command it is refused (65); an ACPI step the firmware ignores ends in a forced stop (75) that says so")
     func uefiWithoutKernel() async throws {
         let ovmf = HostProbe.current().firmware[.x86_64] != nil
