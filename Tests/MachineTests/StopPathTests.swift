@@ -1,4 +1,6 @@
 import Foundation
+@testable import GuestKit
+import Logging
 import QEMULaunch
 import Testing
 
@@ -134,12 +136,13 @@ struct StopPathTests {
     func guestReboot() async throws {
         let folder = try Fixture.temporaryDirectory("rb")
         defer { try? FileManager.default.removeItem(at: folder) }
-        // q35: its reset works at once (microvm's guest restart has no quick path).
+        // q35: its reset works at once (microvm's guest restart has no quick path). The
+        // kernel's PVH vmlinux, as fast boot uses it: TCG spends seconds decompressing a bzImage.
         var profile = Profile(name: "rebooter")
         profile.machine = .q35
         profile.accel = .tcg
         profile.memory = .mebibytes(256)
-        profile.kernel = try Fixture.kernel
+        profile.kernel = try #require(FastBoot.vmlinux(for: try Fixture.kernel, logger: Logger(label: "test"))?.path)
         profile.initrd = try Fixture.initramfs(script: "echo guest-boot-done; sleep 1; reboot -f", in: folder)
         profile.runtimeDir = folder.path
         profile.timeouts.boot = TimeLimit(.seconds(120))
