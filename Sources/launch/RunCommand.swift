@@ -16,7 +16,8 @@ struct RunCommand: AsyncParsableCommand {
             The command's stdout and stderr stream to this program's stdout and stderr; \
             stdin reaches the command. The kernel console goes to console.log in the \
             runtime dir (and to stderr with --verbose). Without a command, the serial \
-            console is on this terminal; Ctrl-C stops the VM through the shutdown ladder.
+            console is on this terminal; Ctrl-C stops the VM through the shutdown ladder \
+            (a second Ctrl-C skips to its next step, a third kills QEMU).
             """
     )
 
