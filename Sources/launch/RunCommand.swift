@@ -16,7 +16,8 @@ struct RunCommand: AsyncParsableCommand {
             The command's stdout and stderr stream to this program's stdout and stderr; \
             stdin reaches the command. The kernel console goes to console.log in the \
             runtime dir (and to stderr with --verbose). Without a command, the serial \
-            console is on this terminal; Ctrl-C stops the VM through the shutdown ladder.
+            console is on this terminal; Ctrl-C stops the VM through the shutdown ladder \
+            (a second Ctrl-C skips to its next step, a third kills QEMU).
             """
     )
 
@@ -54,8 +55,7 @@ struct RunCommand: AsyncParsableCommand {
         if !command.isEmpty { profile.command = command }
         if shell.count == 1 { profile.command = ["sh", "-c", shell[0]] }
         let interrupt = Interrupt()
-        let signals = installSignalHandlers(interrupt)
-        defer { signals.forEach { $0.cancel() } }
+        _ = SignalHandling(interrupt)
 
         var options = overrides.guestOptions(logger: logger, interrupt: interrupt, keepRuntimeDir: keepRuntimeDir)
         try kernelDebug.apply(to: &options, profile: profile, logger: logger)
@@ -104,11 +104,13 @@ struct RunCommand: AsyncParsableCommand {
             },
         ])
         let finalEnd: VMEnd
+        var stopOutcome: ShutdownOutcome?
         if let end {
             finalEnd = end
         } else {
             FileHandle.standardError.write(Data("\nlaunch: stopping the VM (shutdown ladder)\n".utf8))
             let outcome = await machine.shutdown()
+            stopOutcome = outcome
             logger.info("shutdown: \(outcome)")
             finalEnd = await machine.waitForEndThroughCancellation()
         }
@@ -116,7 +118,18 @@ struct RunCommand: AsyncParsableCommand {
         _ = await pump.result
         logger.info("VM ended: \(finalEnd)")
         switch finalEnd {
-        case .poweredOff, .stopped: return
+        case .poweredOff: return
+        case .stopped(let step) where !step.isForced: return
+        case .stopped(let step):
+            let limit = machine.profile.timeouts.shutdown
+            let why = stopOutcome?.hurried == true
+                ? "a second interrupt cut the shutdown short"
+                : "the guest did not power off within timeouts.shutdown (\(limit))"
+            FileHandle.standardError.write(Data("launch: forced stop: \(why); it was killed at \(step), its disks may need recovery on the next boot\n".utf8))
+            throw ExitCode(LaunchExit.forcedStop)
+        case .reset:
+            FileHandle.standardError.write(Data("launch: the guest rebooted; the VM ended (onReboot is exit); set \"onReboot\": \"reboot\" in the profile to let it reboot\n".utf8))
+            throw ExitCode(LaunchExit.guestRebooted)
         case .panicked:
             let captures = machine.crashCaptures.map { "\n  crash capture: \($0)" }.joined()
             FileHandle.standardError.write(Data("launch: guest panic\(captures)\n".utf8))
@@ -150,24 +163,6 @@ func runInOneBoot(_ commands: [String], profile: Profile, options: GuestKit.Opti
         }
     }
     if let failed { throw ExitCode(failed) }
-}
-
-/// SIGINT and SIGTERM fire `interrupt` instead of killing the launcher, so the
-/// VM goes down through the ladder. A second signal is left to the default action.
-func installSignalHandlers(_ interrupt: Interrupt) -> [any DispatchSourceSignal] {
-    [SIGINT, SIGTERM].map { sig in
-        signal(sig, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-        source.setEventHandler {
-            if interrupt.fired {
-                signal(sig, SIG_DFL)
-                raise(sig)
-            }
-            interrupt.trigger()
-        }
-        source.resume()
-        return source
-    }
 }
 
 /// Forwards this terminal's keystrokes to the guest's serial console, in raw mode

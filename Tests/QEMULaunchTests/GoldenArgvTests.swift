@@ -51,6 +51,18 @@ struct GoldenArgvTests {
         #expect(plan.runtimeDir == goldenRuntimeDir)
     }
 
+    @Test("\"onReboot\": \"reboot\" plans the golden argv without -no-reboot; \"exit\" plans it exactly",
+          arguments: GoldenCase.all)
+    func onReboot(_ golden: GoldenCase) throws {
+        func planned(_ value: String) throws -> [String] {
+            let json = "{\"onReboot\": \"\(value)\", " + golden.json.drop { $0 != "{" }.dropFirst()
+            return try Planner.plan(profile(json), host: golden.host, options: golden.options).qemu
+        }
+        #expect(golden.qemu.filter { $0 == "-no-reboot" }.count == 1)
+        #expect(try planned("exit") == golden.qemu)
+        #expect(try planned("reboot") == golden.qemu.filter { $0 != "-no-reboot" })
+    }
+
     @Test("the plan records what it picked and why: accelerator, machine, transport, virtiofsd flavor, PVH kernel")
     func choicesOnKVM() throws {
         let plan = try Planner.plan(profile(GoldenCase.kvmMicrovm.json), host: Hosts.x86KVM, options: GoldenCase.kvmMicrovm.options)
@@ -87,6 +99,25 @@ struct GoldenArgvTests {
             topic: "accelerator", value: "tcg",
             reason: "auto: kvm unusable: no permission to open /dev/kvm; emulating instead. add yourself to the kvm group",
             isWarning: true))
+    }
+
+    @Test("an unusable KVM verdict read from the cache is a one-line warning naming the cache; an explicit accel kvm still gets the whole finding")
+    func cachedUnusableKVMShortWarning() throws {
+        var host = Hosts.x86KVM
+        host.kvm = .unusable(reason: "a test guest made no progress under KVM in 10 s", fix: "set \"accel\": \"tcg\"")
+        host.kvmVerdictCache = "/home/u/.cache/qemu-launch/accelerator-health.json"
+        let plan = try Planner.plan(profile(#"{"name": "x", "kernel": "/tmp/qlt-golden/vmlinuz"}"#), host: host,
+                                    options: PlanOptions(runtimeDir: goldenRuntimeDir))
+        #expect(plan.accelerator == .tcg)
+        #expect(plan.choices.first == Plan.Choice(
+            topic: "accelerator", value: "tcg",
+            reason: "auto: kvm unusable here (an earlier probe's verdict, cached in /home/u/.cache/qemu-launch/accelerator-health.json); emulating instead. \"accel\": \"tcg\" skips KVM; delete that file to probe again",
+            isWarning: true))
+        let explicit = try profile(#"{"name": "x", "accel": "kvm", "kernel": "/tmp/qlt-golden/vmlinuz"}"#)
+        let refusal = #expect(throws: ProfileProblems.self) {
+            try Planner.plan(explicit, host: host, options: PlanOptions(runtimeDir: goldenRuntimeDir))
+        }
+        #expect(refusal?.problems.first?.message.contains("a test guest made no progress under KVM in 10 s") == true, "\(String(describing: refusal))")
     }
 
     @Test("a foreign-arch guest runs emulated, with a warning that it is slow")
