@@ -137,7 +137,10 @@ public final class GuestSession: Sendable {
         if !restored { control.send(SessionProtocol.setupMessage(setupScript)) }
         let started = ContinuousClock.now
         do {
-            if restored { try await warm?.waitUntilLoaded(machine, within: machine.profile.timeouts.boot.duration) }
+            if restored {
+                try await warm?.waitUntilLoaded(machine, within: machine.profile.timeouts.boot.duration)
+                logger.debug("snapshot loaded", metadata: ["guest.load": .string(formatDuration(started.duration(to: .now)))])
+            }
             try await machine.resume()
         } catch {
             await end(grace: .zero)
@@ -153,6 +156,7 @@ public final class GuestSession: Sendable {
             let run = URL(fileURLWithPath: machine.runtimeDirectory.path).lastPathComponent.replacingOccurrences(of: "launch-", with: "")
             let name = String(machine.profile.name.map { $0.isLetter || $0.isNumber ? $0 : "-" }.prefix(40)) + "-" + run
             control.send(SessionProtocol.setupMessage(warm.goScript(hostname: name)))
+            logger.debug("sent the run's own setup (clock, seed, identity, mounts)")
         }
         try await waitForGuest(control.ready, started: started)
     }

@@ -72,8 +72,10 @@ struct SnapshotCache: Sendable {
     }
 
     /// Makes the saved state at `temporary` the snapshot of `key`: the record first (readers
-    /// check the state's size against it), then the state by rename; then drops the
-    /// profile's older snapshots of another key and evicts past the bound. Returns what it removed.
+    /// check the state's size against it), then the state by rename (a snapshot another run
+    /// made meanwhile is replaced whole); then evicts past the bound. Returns what it removed.
+    /// Snapshots of other keys stay (a profile run with and without `-v`, or two memory
+    /// sizes, keeps one each) until the bound evicts the least recently used.
     @discardableResult
     func commit(_ temporary: URL, key: SnapshotKey, saveSeconds: Double) throws -> [String] {
         var info = stat()
@@ -87,21 +89,7 @@ struct SnapshotCache: Sendable {
             unlink(temporary.path)
             throw LaunchError(.hostProblem, "cannot rename the saved guest state into \(stateURL(key).path): \(message)")
         }
-        var removed: [String] = []
-        for entry in entries() where entry.hex != key.hex && entry.record?.profile == key.profileName
-            && entry.record.map({ Self.sameShape($0.key, key.text) }) == true {
-            remove(entry.hex)
-            removed.append("\(entry.hex) (the same profile, an older key)")
-        }
-        removed += evict(keeping: key.hex)
-        return removed
-    }
-
-    /// Whether two keys are of the same VM set-up that was changed (same QEMU, machine and
-    /// port layout; memory, kernel arguments or files changed), so the newer replaces the older.
-    static func sameShape(_ a: String, _ b: String) -> Bool {
-        func ports(_ key: String) -> Int { key.components(separatedBy: "virtserialport").count }
-        return ports(a) == ports(b)
+        return evict(keeping: key.hex)
     }
 
     /// One snapshot in the folder.
