@@ -91,6 +91,24 @@ def floor_run(argv, state):
             except OSError:
                 s.close()
                 time.sleep(0.002)
+    # The guest was saved stopped, so QEMU 7.2 leaves it paused once loaded: `cont` over QMP.
+    qmp = socket.socket(socket.AF_UNIX)
+    qmp.connect(f"{run}/qmp.sock")
+    qf = qmp.makefile("rw")
+    qf.readline()
+
+    def execute(command):
+        qf.write(json.dumps({"execute": command}) + "\n")
+        qf.flush()
+        while True:
+            reply = json.loads(qf.readline())
+            if "event" not in reply:
+                return reply
+
+    execute("qmp_capabilities")
+    while execute("query-status").get("return", {}).get("status") == "inmigrate":
+        time.sleep(0.002)
+    execute("cont")
     ctl = socks["port0"]
     for name, s in socks.items():
         if name != "port0":
@@ -113,7 +131,7 @@ def floor_run(argv, state):
         drain(socks)
         time.sleep(0.002)
     t_exit = time.monotonic() - start
-    for s in socks.values():
+    for s in list(socks.values()) + [qmp]:
         s.close()
     shutil.rmtree(run, ignore_errors=True)
     if qemu.returncode != 0 or not answered:
