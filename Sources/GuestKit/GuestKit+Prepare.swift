@@ -44,7 +44,7 @@ extension GuestKit {
         var snapshotMode = options.snapshot ?? (profile.snapshot == .auto ? .auto : .off)
         if snapshotMode != .off {
             if let reason = WarmStart.blocker(profile, session: session, options: options) {
-                logger.info("snapshot: off for this run, booting: \(reason)")
+                logger.warning("snapshot: off for this run, booting: \(reason)")
                 snapshotMode = .off
             } else {
                 let served = WarmStart.servingAutoSharesOver9p(profile)
