@@ -250,7 +250,7 @@ def main():
     load_end = loadavg()
 
     facts = (f"{cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; "
-             f"QEMU {subprocess.run(['qemu-system-x86_64', '--version'], capture_output=True, text=True).stdout.split(chr(10))[0]}")
+             f"{subprocess.run(['qemu-system-x86_64', '--version'], capture_output=True, text=True).stdout.split(chr(10))[0]}")
     rows = [
         ("cold `launch run Profiles/hello.json --snapshot off -- true`", med(cold), cold),
         ("warm `launch run Profiles/hello.json --snapshot auto -- true`", med(warm), warm),
@@ -270,7 +270,10 @@ def main():
               f"`launch batch Profiles/hello.json --snapshot auto --jobs 2` with 8 `-c true` jobs, every one restored (no state file was made anew meanwhile): "
               f"{batch_wall:.2f} s wall for all 8; per job {' '.join(f'{x:.2f}' for x in job_seconds)} s.", "",
               "Commands: `python3 Benchmarks/warm_start.py` (release build in `.build-bench`, its own cache "
-              "`.build-bench/warm-cache` via `LAUNCH_CACHE_DIR`)."]
+              "`.build-bench/warm-cache` via `LAUNCH_CACHE_DIR`).",
+              "", "The ratio depends on the load: cold runs suffer more from a busy host than warm ones; a restored QEMU starts "
+              "with an empty TCG translation cache, so the guest-side steps (the run's snippet, the command, the power-off) "
+              "cost more than in a booted guest."]
     body = "\n".join(lines)
     print(body)
     if not a.no_write:
