@@ -114,7 +114,7 @@ def floor_run(argv, state):
         if name != "port0":
             s.setblocking(False)
     now = int(time.time())
-    go = (f"date -s @{now} > /dev/null\necho {os.urandom(32).hex()} > /dev/urandom\nhostname floor && echo floor > /etc/hostname\n"
+    go = (f"date -s @{now} > /dev/null\necho {os.urandom(32).hex()} > /dev/urandom\necho floor > /proc/sys/kernel/hostname && echo floor > /etc/hostname\n"
           f"echo {os.urandom(16).hex()} > /etc/machine-id\n"
           "mkdir -p /mnt/shared && mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 shared /mnt/shared || { echo 'error - mount' >&5; poweroff -f; }\n")
     ctl.sendall(f"{len(go.encode())}\n".encode() + go.encode())
