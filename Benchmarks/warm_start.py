@@ -82,7 +82,7 @@ def floor_run(argv, state):
     socks = {}
     for name in ["console", "port0", "port1", "port2", "port3"]:
         path = f"{run}/{name}.sock"
-        for _ in range(2000):
+        for _ in range(5000):
             try:
                 s = socket.socket(socket.AF_UNIX)
                 s.connect(path)
@@ -91,9 +91,17 @@ def floor_run(argv, state):
             except OSError:
                 s.close()
                 time.sleep(0.002)
+        if name not in socks:
+            qemu.kill()
+            sys.exit(f"floor: {path} never accepted a connection: {qemu.stderr.read().decode()[-2000:]}")
     # The guest was saved stopped, so QEMU 7.2 leaves it paused once loaded: `cont` over QMP.
     qmp = socket.socket(socket.AF_UNIX)
-    qmp.connect(f"{run}/qmp.sock")
+    for _ in range(5000):
+        try:
+            qmp.connect(f"{run}/qmp.sock")
+            break
+        except OSError:
+            time.sleep(0.002)
     qf = qmp.makefile("rw")
     qf.readline()
 
