@@ -1,4 +1,5 @@
 import Foundation
+import LaunchSupport
 import QEMULaunch
 
 extension GuestKit {
@@ -53,6 +54,20 @@ extension GuestKit {
             checks.append(HostCheck("cache", .fail, "\(cache.path) is not writable: the initramfs can't be built",
                                     fix: "set LAUNCH_CACHE_DIR to a writable folder"))
         }
+        checks.append(snapshotCheck(SnapshotCache.standard))
         return checks
+    }
+
+    /// The warm-start snapshots in the cache: how many, their space against the bound, which
+    /// profiles they are of.
+    static func snapshotCheck(_ cache: SnapshotCache) -> HostCheck {
+        let entries = cache.entries()
+        let bytes = entries.reduce(Int64(0)) { $0 + $1.bytes }
+        let bound = "bound \(byteCount(UInt64(cache.limitBytes))), least recently used evicted first; LAUNCH_SNAPSHOT_CACHE_LIMIT sets it"
+        guard !entries.isEmpty else {
+            return HostCheck("snapshots", .ok, "none in \(cache.folder.path) (\(bound))")
+        }
+        let profiles = Set(entries.compactMap { $0.record?.profile }).sorted()
+        return HostCheck("snapshots", .ok, "\(entries.count) in \(cache.folder.path), \(byteCount(UInt64(bytes))) (\(bound)); profiles: \(profiles.joined(separator: " "))")
     }
 }

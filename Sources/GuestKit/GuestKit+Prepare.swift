@@ -20,6 +20,8 @@ extension GuestKit {
         /// With a `rootfs`: where the session's commands run.
         package var root: GuestRootCommand?
         package var initramfs: InitramfsBuilder.Image?
+        /// Warm start: how this run saves or restores its guest; nil = it boots as always.
+        package var warmStart: WarmStartSetup? = nil
     }
 
     /// Resolves the kernel, picks fast boot, builds (or reuses) the initramfs and
@@ -38,6 +40,18 @@ extension GuestKit {
         try await Machine.refuseEarly(profile, options: machineOptions(options))
         let session = sessionSlots > 0
         profile = try profile.resolvingAutoKernel(logger: logger)
+        // Warm start, decided before `auto` shares are resolved: a snapshot needs them over 9p.
+        var snapshotMode = options.snapshot ?? (profile.snapshot == .auto ? .auto : .off)
+        if snapshotMode != .off {
+            if let reason = WarmStart.blocker(profile, session: session, options: options) {
+                logger.warning("snapshot: off for this run, booting: \(reason)")
+                snapshotMode = .off
+            } else {
+                let served = WarmStart.servingAutoSharesOver9p(profile)
+                profile = served.profile
+                for line in served.lines { logger.info("\(line)") }
+            }
+        }
         let host = await AcceleratorHealth.hostFacts(for: profile, given: options.host, logger: logger)
         // "transport": "auto" shares become virtiofs or 9p now: the init mounts them and
         // the initramfs carries their modules. One line each says which and why.
@@ -203,10 +217,19 @@ extension GuestKit {
         // Kernel chatter on an emulated UART costs boot time; the console log keeps the rest.
         arguments += logLevelArguments(options, session: session)
         let rootCommand = root.map { GuestRootCommand(root: $0.guestRoot, workingDirectory: $0.workingDirectory, environment: $0.environment) }
-        let script = setupScript(profile: profile, laterModules: image.laterModules, root: rootCommand)
+        var script = setupScript(profile: profile, laterModules: image.laterModules, root: rootCommand)
+        var warmStart: WarmStartSetup?
+        if snapshotMode != .off {
+            // The modules load before the guest is saved; the shares are mounted after (each run).
+            var unshared = profile
+            unshared.shares = []
+            script = setupScript(profile: unshared, laterModules: image.laterModules, root: nil)
+            warmStart = WarmStartSetup(mode: snapshotMode, mountScript: mountLines(profile.shares))
+            arguments.insert(SessionProtocol.parkArgument, at: arguments.firstIndex { $0.hasPrefix("launch.session=") }.map { $0 + 1 } ?? arguments.count)
+        }
         return Prepared(profile: profile, host: host, kernelEntry: entry, kernelArguments: arguments,
                         setupScript: script, guestPorts: session ? SessionProtocol.portNames(slots: sessionSlots) : [],
-                        root: rootCommand, initramfs: image)
+                        root: rootCommand, initramfs: image, warmStart: warmStart)
     }
 
     /// Where a session's commands run when the profile has a `rootfs`: the root, and the
@@ -233,7 +256,15 @@ extension GuestKit {
             lines += root.root.bootLines
             return lines.joined(separator: "\n") + "\n"
         }
-        for share in profile.shares {
+        lines += mountLines(profile.shares)
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The lines that mount `shares` at their guest paths (a failure reports on launch.ctl and powers off). Pure.
+    static func mountLines(_ shares: [Profile.Share]) -> [String] {
+        let q = QEMUSyntax.shellQuote
+        var lines: [String] = []
+        for share in shares {
             let dir = share.mountPoint
             var mount: String
             switch share.transport {
@@ -248,7 +279,7 @@ extension GuestKit {
             let failure = "error - mounting share \(share.tag) at \(dir) failed"
             lines.append("mkdir -p \(q(dir)) && \(mount) \(q(share.tag)) \(q(dir)) || { echo \(q(failure)) >&5; poweroff -f; }")
         }
-        return lines.joined(separator: "\n") + "\n"
+        return lines
     }
 
     /// Adds a root filesystem's shares to `profile` and says what the guest does with them.

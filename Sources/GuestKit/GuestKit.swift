@@ -73,6 +73,10 @@ extension GuestKit {
         /// The folder holding every VM's state folder; nil = `$XDG_STATE_HOME/qemu-launch`
         /// (default `~/.local/state/qemu-launch`).
         public var stateRoot: String?
+        /// Warm start: restore a saved, booted guest instead of booting (`auto`), boot and
+        /// save a new one (`refresh`), or always boot (`off`); nil = the profile's `snapshot`.
+        /// A profile that can't warm-start says why in one line and boots.
+        public var snapshot: SnapshotMode?
         /// What the launch logs: choices at info, phases at debug. The default shows
         /// warnings and errors only.
         public var logger = Logger.quietByDefault
@@ -177,10 +181,12 @@ extension GuestKit {
         let prepared = try await prepare(profile, options: options, sessionSlots: slots)
         var machineOptions = machineOptions(prepared, options)
         machineOptions.boundsLifeByRunTimeout = false
+        let warm = prepared.warmStart.map { WarmRun($0, profileName: prepared.profile.name, logger: options.logger) }
+        if let warm { machineOptions.incoming = { plan in warm.restoreSource(for: plan) } }
         let machine = try await Machine.start(prepared.profile, options: machineOptions)
         let session = GuestSession(machine: machine, concurrency: slots, interrupt: options.interrupt,
                                    console: options.console, root: prepared.root, logger: options.logger)
-        try await session.boot(setupScript: prepared.setupScript)
+        try await session.boot(setupScript: prepared.setupScript, warm: warm)
         return session
     }
 

@@ -70,6 +70,9 @@ struct ProfileOverrides: ParsableArguments {
     @Flag(help: "With --rootfs: a throw-away overlay over the whole root (every path writable in the guest, writes discarded at exit).")
     var rootOverlay = false
 
+    @Option(help: ArgumentHelp("Warm start: auto restores the saved, booted guest instead of booting (the first run boots and saves it), refresh boots and saves a new one, off always boots (overrides the profile's snapshot).", valueName: "auto|off|refresh"))
+    var snapshot: GuestKit.SnapshotMode?
+
     func apply(to profile: inout Profile) throws {
         if let accel { profile.accel = accel }
         if let kernel {
@@ -149,6 +152,7 @@ struct ProfileOverrides: ParsableArguments {
         options.interrupt = interrupt
         options.modulesDirectory = modulesDirectory(release: nil)
         options.kernelTree = kernelTree.map { URL(fileURLWithPath: absolutePath($0)) }
+        options.snapshot = snapshot
         return options
     }
 
@@ -159,6 +163,7 @@ struct ProfileOverrides: ParsableArguments {
 }
 
 extension Profile.AccelChoice: ExpressibleByArgument {}
+extension GuestKit.SnapshotMode: ExpressibleByArgument {}
 
 func absolutePath(_ path: String) -> String {
     if path.hasPrefix("/") { return path }

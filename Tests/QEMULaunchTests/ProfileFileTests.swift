@@ -39,7 +39,8 @@ struct ProfileFileTests {
           "virtiofsd": {"binary": "virtiofsd", "extraArgs": ["--log-level=debug"], "cache": "never"},
           "timeouts": {"boot": "60s", "run": 120, "shutdown": "500ms"},
           "guestKit": {"busybox": "busybox-arm64", "modules": "modules"},
-          "rootfs": {"path": "host", "rwdirs": ["/tmp"], "overlay": true, "transport": "9p"}
+          "rootfs": {"path": "host", "rwdirs": ["/tmp"], "overlay": true, "transport": "9p"},
+          "snapshot": "auto"
         }
         """
 

@@ -16,6 +16,7 @@ final class ControlChannel: Sendable {
 
     private struct State {
         var ready = OneShot<Event>()
+        var parked = OneShot<Event>()
         var bootError = OneShot<Event>()
         var slots: [Int: OneShot<Event>] = [:]
         var isClosed = false
@@ -47,7 +48,7 @@ final class ControlChannel: Sendable {
         }, onEnd: { [self] in
             let waiters = state.withLock { s -> [OneShot<Event>] in
                 s.isClosed = true
-                return [s.ready, s.bootError] + Array(s.slots.values)
+                return [s.ready, s.parked, s.bootError] + Array(s.slots.values)
             }
             for waiter in waiters { waiter.resolve(.closed) }
             // Under the write lock: a sender never writes to a closed (or reused) fd number.
@@ -60,6 +61,7 @@ final class ControlChannel: Sendable {
         let target: OneShot<Event>? = state.withLock { s in
             switch message {
             case .ready: return s.ready
+            case .parked: return s.parked
             case .error(nil, _): return s.bootError
             case .exit(let slot, _), .stopped(let slot, _), .error(let slot?, _): return s.slots.removeValue(forKey: slot)
             }
@@ -71,6 +73,7 @@ final class ControlChannel: Sendable {
     var isClosed: Bool { state.withLock { $0.isClosed } }
 
     var ready: OneShot<Event> { state.withLock { $0.ready } }
+    var parked: OneShot<Event> { state.withLock { $0.parked } }
     var bootError: OneShot<Event> { state.withLock { $0.bootError } }
 
     /// Where the next report of `slot` arrives; register it before sending the request.

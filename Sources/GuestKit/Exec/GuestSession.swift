@@ -128,19 +128,48 @@ public final class GuestSession: Sendable {
 
     /// Sends the boot setup, lets the vCPUs run and waits until the init reports in,
     /// within `timeouts.boot`. Throws (after stopping the VM) when the guest doesn't.
-    func boot(setupScript: String) async throws(LaunchError) {
-        control.send(SessionProtocol.setupMessage(setupScript))
+    ///
+    /// With `warm` (warm start), a guest restored from a snapshot already has its setup and
+    /// waits parked; a booted one parks after its setup and is saved there. Either then gets
+    /// the run's own snippet (clock, seed, identity, mounts) before it reports ready.
+    func boot(setupScript: String, warm: WarmRun? = nil) async throws(LaunchError) {
+        let restored = warm?.restored ?? false
+        if !restored { control.send(SessionProtocol.setupMessage(setupScript)) }
         let started = ContinuousClock.now
         do {
+            if restored {
+                try await warm?.waitUntilLoaded(machine, within: machine.profile.timeouts.boot.duration)
+                logger.debug("snapshot loaded", metadata: ["guest.load": .string(formatDuration(started.duration(to: .now)))])
+            }
             try await machine.resume()
         } catch {
             await end(grace: .zero)
             throw error
         }
+        if let warm {
+            if !restored {
+                try await waitForGuest(control.parked, started: started)
+                logger.debug("guest parked", metadata: ["guest.boot": .string(formatDuration(started.duration(to: .now)))])
+                await warm.save(machine)
+            }
+            // The run's own hostname: the profile's name and the runtime dir's random part.
+            let run = URL(fileURLWithPath: machine.runtimeDirectory.path).lastPathComponent.replacingOccurrences(of: "launch-", with: "")
+            let name = String(machine.profile.name.map { $0.isLetter || $0.isNumber ? $0 : "-" }.prefix(40)) + "-" + run
+            control.send(SessionProtocol.setupMessage(warm.goScript(hostname: name)))
+            logger.debug("sent the run's own setup (clock, seed, identity, mounts)")
+        }
+        try await waitForGuest(control.ready, started: started)
+    }
+
+    /// Waits within `timeouts.boot` for the init's `event` (`parked`, `ready`); throws (after
+    /// stopping the VM) when the guest reports an error, ends, or never reports.
+    private func waitForGuest(_ event: OneShot<ControlChannel.Event>, started: ContinuousClock.Instant) async throws(LaunchError) {
         let limit = machine.profile.timeouts.boot
-        switch await firstEvent(of: [control.ready, control.bootError], within: limit.duration) {
+        switch await firstEvent(of: [event, control.bootError], within: limit.duration) {
         case .event(.message(.ready)):
             logger.debug("guest ready", metadata: ["guest.boot": .string(formatDuration(started.duration(to: .now)))])
+            return
+        case .event(.message(.parked)):
             return
         case .event(.message(.error(_, let message))):
             let shutdown = await end(grace: machine.profile.timeouts.shutdown.duration)

@@ -14,7 +14,11 @@ import QEMULaunch
 /// - `signal SLOT SIG\n`: signal the command's process group;
 /// - `poweroff\n`.
 ///
-/// Guest to host on `launch.ctl`: `ready`; `exit SLOT RC OUT_BYTES ERR_BYTES`;
+/// With `launch.park=1` (warm start) the init says `parked` after the first snippet and
+/// reads a second `LEN\n` + snippet (the wall clock, a random seed, the run's identity, the
+/// share mounts) before it says `ready`: the host saves the guest while it waits there.
+///
+/// Guest to host on `launch.ctl`: `parked`; `ready`; `exit SLOT RC OUT_BYTES ERR_BYTES`;
 /// `stopped SLOT RC OUT_BYTES ERR_BYTES` (the power button stopped it); `error SLOT
 /// MESSAGE` (`-` as the slot for the boot setup).
 ///
@@ -49,6 +53,9 @@ enum SessionProtocol {
     /// The kernel argument that makes the init serve a session.
     static func kernelArgument(slots: Int) -> String { "launch.session=\(slots)" }
 
+    /// The kernel argument that makes the init park before its shares are mounted (warm start).
+    static let parkArgument = "launch.park=1"
+
     /// A command's report: its exit code and how many bytes it wrote to each stream.
     struct Report: Sendable, Hashable {
         var exitCode: Int32
@@ -57,6 +64,8 @@ enum SessionProtocol {
     }
 
     enum GuestMessage: Sendable, Hashable {
+        /// Booted, modules loaded, nothing mounted: waiting for the run's own snippet (warm start).
+        case parked
         case ready
         case exit(slot: Int, Report)
         /// The power button was pressed while the command ran: the init stopped it
@@ -72,6 +81,8 @@ enum SessionProtocol {
         switch verb {
         case "ready" where words.count == 1:
             return .ready
+        case "parked" where words.count == 1:
+            return .parked
         case "exit", "stopped":
             guard words.count == 5, let slot = Int(words[1]), let code = Int32(words[2]),
                   let out = Int(words[3]), let err = Int(words[4]) else { return nil }

@@ -9,7 +9,9 @@
 /// that slot's ports (`launch.SLOT.in/out/err`) as the command's streams, and
 /// reports `exit SLOT RC OUT_BYTES ERR_BYTES` back on `launch.ctl`. The byte counts
 /// let the host know it has every byte of a command's output before it reuses the
-/// slot or powers the guest off. `signal SLOT SIG` signals a command's process
+/// slot or powers the guest off. With `launch.park=1` (warm start) it says `parked`
+/// after the setup and reads a second snippet (clock, seed, identity, mounts) before
+/// `ready`: the host saves the guest while it waits there. `signal SLOT SIG` signals a command's process
 /// group (timeouts, cancellation); `poweroff` (or the host closing `launch.ctl`)
 /// syncs, unmounts the shares and powers off. With no session, a shell runs on the
 /// serial console instead.
@@ -40,6 +42,7 @@ die() { say "$*"; poweroff -f; }
 mods=""
 button_mods=""
 slots=0
+park=0
 # Builtins where a fork would do (cat, tr): on one emulated vCPU every fork shows in boot time.
 read -r cmdline < /proc/cmdline
 for arg in $cmdline; do
@@ -47,6 +50,7 @@ for arg in $cmdline; do
     launch.modules=*) mods="${arg#launch.modules=}" ;;
     launch.button=*) button_mods="${arg#launch.button=}" ;;
     launch.session=*) slots="${arg#launch.session=}" ;;
+    launch.park=*) park="${arg#launch.park=}" ;;
   esac
 done
 default_ifs="$IFS"
@@ -252,6 +256,15 @@ if [ "$slots" -gt 0 ]; then
   # the ACPI step (a press before the device is open is lost). The module loading
   # mostly overlaps the port setup; wait blocks without polling.
   wait "$button_watcher"
+  if [ "$park" = 1 ]; then
+    # Warm start: the host may save the guest here, before any share is mounted (QEMU
+    # can't save a mounted 9p export). What is each run's own comes after: the wall
+    # clock, a seed for the RNG, the identity, the mounts.
+    echo parked >&5
+    read -r len <&5
+    go="$(take "$len" <&5)"
+    eval "$go"
+  fi
   echo ready >&5
   serve_session
 else

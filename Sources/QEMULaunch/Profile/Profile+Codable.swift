@@ -155,7 +155,7 @@ extension Profile: Codable {
         "$schema", "name", "arch", "machine", "accel", "cpus", "memory", "kernel", "initrd", "cmdline",
         "shares", "disks", "network", "command", "firmware", "onReboot", "transport", "consoles", "cpu",
         "runtimeDir", "qemu", "virtiofsd", "timeouts", "guestKit", "lockMemory",
-        "rootfs",
+        "rootfs", "snapshot",
     ]
 
     /// Decodes a profile's JSON object. Every unknown key (with the closest known one),
@@ -189,6 +189,7 @@ extension Profile: Codable {
         timeouts = r.optional("timeouts", Timeouts.self, expected: "an object") ?? .init()
         guestKit = r.optional("guestKit", GuestKitOptions.self, expected: "an object") ?? .init()
         rootfs = r.optional("rootfs", RootFS.self, expected: "\"host\", a folder path, or {\"disk\": N}")
+        snapshot = r.choice("snapshot") ?? .off
         try r.finish()
     }
 
@@ -220,6 +221,7 @@ extension Profile: Codable {
         if timeouts != .init() { try c.encode(timeouts, forKey: AnyKey("timeouts")) }
         if guestKit != .init() { try c.encode(guestKit, forKey: AnyKey("guestKit")) }
         try c.encodeIfPresent(rootfs, forKey: AnyKey("rootfs"))
+        if snapshot != .off { try c.encode(snapshot, forKey: AnyKey("snapshot")) }
     }
 }
 

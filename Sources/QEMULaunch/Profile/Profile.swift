@@ -60,6 +60,9 @@ public struct Profile: Sendable, Hashable {
     /// The guest's root filesystem for a guest-kit command: the host's, a folder, or a disk's
     /// root partition (see `RootFS`); nil = the busybox initramfs.
     public var rootfs: RootFS?
+    /// `snapshot`: `auto` saves the booted guest kit's guest on the first run and restores it on
+    /// later runs instead of booting (warm start); `off` (the default) always boots.
+    public var snapshot: SnapshotChoice = .off
 
     /// The file this profile was read from and what was wrong with its JSON, when it was
     /// read by ``loadDeferringProblems(contentsOf:)`` (each value at a problem's path is a
@@ -117,6 +120,12 @@ public struct Profile: Sendable, Hashable {
         /// `exit`: the reboot ends the VM (QEMU's `-no-reboot`), as a run that ends with its
         /// command expects; `reboot`: the guest reboots and the VM goes on (a long-lived VM).
         case exit, reboot
+    }
+
+    /// Whether runs of the guest kit restore a saved, booted guest instead of booting.
+    public enum SnapshotChoice: String, Sendable, Hashable, Codable, CaseIterable {
+        /// `auto`: restore the snapshot whose key matches, else boot and save one; `off`: always boot.
+        case auto, off
     }
 
     /// Which virtio transport the devices use.

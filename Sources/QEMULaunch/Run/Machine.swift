@@ -130,6 +130,11 @@ public final class Machine: Sendable {
         /// The CLI's Ctrl-C counter: a second signal hurries this VM's shutdown ladder
         /// (``hurryShutdown(toKill:)``), a third kills QEMU.
         package var interrupt: Interrupt?
+        /// Restore a saved guest instead of booting (warm start): called with the plan before
+        /// QEMU starts; returns an open fd of a state file that QMP `migrate` saved from a guest
+        /// with this plan's devices, or nil to boot. QEMU reads it (`-incoming fd:`), Machine
+        /// closes it; ``resume()`` runs the guest once it is loaded.
+        package var incoming: (@Sendable (Plan) -> Int32?)?
         /// The defaults: probe this host, quiet logging, runtime dir removed at the end.
         public init() {}
     }
@@ -255,16 +260,26 @@ public final class Machine: Sendable {
                 throw LaunchError(.internalError, "socketpair() failed: \(POSIX.describe(POSIX.errno))")
             }
             let qemu: ChildProcess
+            var argv = plan.qemu
+            var passed = [(source: pair[1], target: Machine.controlFileDescriptor)]
+            let incoming = options.incoming?(plan)
+            if let incoming {
+                argv += IncomingState.arguments(fileDescriptor: IncomingState.fileDescriptor)
+                passed.append((incoming, IncomingState.fileDescriptor))
+                logger.debug("restoring a saved guest instead of booting (-incoming fd:\(IncomingState.fileDescriptor))")
+            }
             do {
-                qemu = try ChildProcess.spawn(name: "qemu", argv: plan.qemu, environment: environment,
+                qemu = try ChildProcess.spawn(name: "qemu", argv: argv, environment: environment,
                                               logPath: runtime.path + "/qemu.log",
-                                              extraFileDescriptors: [(pair[1], Machine.controlFileDescriptor)])
+                                              extraFileDescriptors: passed)
             } catch {
                 close(pair[0])
                 close(pair[1])
+                if let incoming { close(incoming) }
                 throw error
             }
             close(pair[1])
+            if let incoming { close(incoming) }
             started.append(qemu)
             logger.debug("QEMU started (pid \(qemu.pid))")
             let qmp: QMP.Client
