@@ -209,6 +209,9 @@ public struct NamedVM: Sendable {
     /// The last `count` lines of a file in the record folder (a log), for error messages.
     package func tail(of path: String, last count: Int = 15) -> [String] {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
-        return Array(text.split(separator: "\n", omittingEmptySubsequences: true).map(String.init).suffix(count))
+        // A serial console's lines end in CRLF, which is one Character: split on scalars.
+        let lines = text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: true)
+            .map { String(String.UnicodeScalarView($0)).trimmingCharacters(in: CharacterSet(charactersIn: "\r")) }
+        return Array(lines.suffix(count))
     }
 }

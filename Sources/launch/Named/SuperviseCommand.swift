@@ -55,6 +55,24 @@ struct SuperviseCommand: AsyncParsableCommand {
             stateFolder: VMStateFolder.keepsState(profile) ? (try? VMStateFolder(vmName: name).path) : nil,
             ssh: nil, shutdownStepSeconds: Double(profile.timeouts.shutdown.duration.components.seconds)))
         record.update { $0.guestSession = GuestKitUse.runsSession(profile) }
+        if let ssh = profile.ssh, let forward = profile.forward(toGuestPort: ssh.port) {
+            var identity = ssh.key.map(absolutePath)
+            if identity == nil {
+                do {
+                    let publicKey = try await SSHKey.generate(in: folder, comment: "launch-\(name)")
+                    profile.qemu.extraArgs += SSHKey.credentialArguments(publicKey: publicKey)
+                    identity = SSHKey.privateKeyPath(in: folder)
+                    logger.info("ssh: a per-VM key for root, injected as the SMBIOS credential ssh.authorized_keys.root")
+                } catch {
+                    record.update { $0.state = .crashed; $0.end = error.message }
+                    throw fail(error)
+                }
+            }
+            record.update {
+                $0.ssh = VMRecord.SSH(hostPort: forward.host, address: forward.address, user: ssh.user,
+                                      identityFile: identity!, knownHostsFile: SSHKey.knownHostsPath(in: folder))
+            }
+        }
         logger.info("supervisor of VM \(name) (pid \(getpid())), record folder \(folder)")
 
         var options = overrides.guestOptions(logger: logger)
@@ -95,7 +113,16 @@ struct SuperviseCommand: AsyncParsableCommand {
                 }
             } else {
                 let machine = try await withTaskCancellationOnStop(stop, unlessReady: { outcome.withLock { $0.machine != nil } }) {
-                    try await GuestKit.startInteractive(profileToRun, options: optionsToRun)
+                    let machine = try await GuestKit.startInteractive(profileToRun, options: optionsToRun)
+                    guard let readiness = profileToRun.effectiveReadiness else { return machine }
+                    logger.info("waiting until the VM is up: \(readiness)")
+                    do {
+                        try await ReadinessProbe.wait(for: readiness, on: machine, deadline: profileToRun.timeouts.boot.duration)
+                    } catch {
+                        await machine.shutdown(stepTimeout: .seconds(5))
+                        throw error
+                    }
+                    return machine
                 }
                 await supervise(machine)
                 _ = await machine.waitForEndThroughCancellation()
