@@ -41,6 +41,14 @@ package enum SSHKey {
         return ["-smbios", "type=11,value=io.systemd.credential.binary:ssh.authorized_keys.root=\(encoded)"]
     }
 
+    /// `profile` with `publicKey` injected for root (``credentialArguments(publicKey:)``
+    /// appended to its QEMU arguments), as the supervisor starts it.
+    package static func injecting(publicKey: String, into profile: Profile) -> Profile {
+        var profile = profile
+        profile.qemu.extraArgs += credentialArguments(publicKey: publicKey)
+        return profile
+    }
+
     /// The ssh argv that logs into the VM of `access` (then runs `command`, if any).
     package static func sshArguments(_ access: VMRecord.SSH, command: [String]) -> [String] {
         ["ssh", "-i", access.identityFile, "-p", String(access.hostPort),

@@ -60,7 +60,7 @@ struct SuperviseCommand: AsyncParsableCommand {
             if identity == nil {
                 do {
                     let publicKey = try await SSHKey.generate(in: folder, comment: "launch-\(name)")
-                    profile.qemu.extraArgs += SSHKey.credentialArguments(publicKey: publicKey)
+                    profile = SSHKey.injecting(publicKey: publicKey, into: profile)
                     identity = SSHKey.privateKeyPath(in: folder)
                     logger.info("ssh: a per-VM key for root, injected as the SMBIOS credential ssh.authorized_keys.root")
                 } catch {
