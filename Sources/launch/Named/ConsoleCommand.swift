@@ -41,12 +41,14 @@ struct ConsoleCommand: ParsableCommand {
             throw fail(error)
         }
         defer { attachment.close() }
+        // Raw before anything is shown: keys typed as soon as the console appears must
+        // already go to the guest as bytes (Ctrl-C included), not to this terminal's driver.
+        let terminal = RawTerminal()
         let scrollBack = attachment.scrollBack(lastLines: lines)
         writeAll(STDOUT_FILENO, scrollBack)
         if let last = scrollBack.last, last != UInt8(ascii: "\n") { writeAll(STDOUT_FILENO, Array("\r\n".utf8)) }
         message("attached to \(name)'s console; \(EscapeKey.name) detaches (the VM keeps running)")
 
-        let terminal = RawTerminal()
         let detached = Atomic<Bool>(false)
         let fd = attachment.fd
         // SIGTERM or a closed terminal while attached: put the terminal back before leaving.
