@@ -16,7 +16,8 @@ struct Launch: AsyncParsableCommand {
             is missing, 70 internal error, 71 host problem.
             """,
         subcommands: [RunCommand.self, BatchCommand.self, PlanCommand.self, StateCommand.self, DoctorCommand.self, KconfigCommand.self, ReportCommand.self,
-                      UpCommand.self, ListCommand.self, DownCommand.self, QMPCommand.self, SSHCommand.self, SuperviseCommand.self],
+                      UpCommand.self, ListCommand.self, ConsoleCommand.self, ExecCommand.self, SSHCommand.self, QMPCommand.self, DownCommand.self,
+                      SuperviseCommand.self],
         defaultSubcommand: RunCommand.self
     )
 

@@ -43,7 +43,7 @@ struct NamedVMTests {
         return !stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
     }
 
-    @Test("up returns once the guest kit's init reports in; list shows it running; qmp answers; a second up of the name is refused; down ends it at the ACPI step and removes its record")
+    @Test("up returns once the guest kit's init reports in; list shows it running; qmp answers; exec returns the exit code; a second up of the name is refused; down ends it at the ACPI step and removes its record")
     func upListQMPDown() throws {
         let place = try Place("up")
         defer { place.remove() }
@@ -71,6 +71,13 @@ struct NamedVMTests {
         let bad = try place.launch(["qmp", "dev", #"{"execute":"no-such-command"}"#])
         #expect(bad.status == 1)
         #expect(bad.stdout.contains(#""class":"CommandNotFound""#), "\(bad.stdout)")
+
+        // The supervisor serves the guest session's exec channel: a command's exit code comes back.
+        let exec = try place.launch(["exec", "dev", "--no-stdin", "--", "sh", "-c", "echo out; echo err >&2; exit 3"])
+        #expect(exec.status == 3, "\(exec.stderr)")
+        #expect(exec.stdout == "out\n")
+        #expect(exec.stderr == "err\n")
+        #expect(FileManager.default.fileExists(atPath: place.records + "/dev/console.sock"))
 
         let second = try place.launch(["up", place.profile, "--name", "dev", "--accel", "tcg"])
         #expect(second.status == 71)

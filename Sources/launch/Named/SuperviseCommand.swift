@@ -82,8 +82,24 @@ struct SuperviseCommand: AsyncParsableCommand {
         let outcome = Mutex<(machine: Machine?, step: ShutdownStep?)>((nil, nil))
 
         // Called once the VM is ready; returns when it ended or a stop was asked for (and done).
-        @Sendable func supervise(_ machine: Machine) async {
+        @Sendable func supervise(_ machine: Machine, session: GuestSession?) async throws(LaunchError) {
             outcome.withLock { $0.machine = machine }
+            // Served before the record says running, so `up` returns with both in place:
+            // console.sock for `launch console` (many clients), exec.sock for `launch exec`.
+            let hub: ConsoleHub
+            let exec: ExecServer?
+            do throws(LaunchError) {
+                hub = try ConsoleHub.serve(console: machine.console, socketPath: folder + "/console.sock")
+                do throws(LaunchError) {
+                    exec = try session.map { s throws(LaunchError) in try ExecServer.serve(session: s, socketPath: folder + "/exec.sock", logger: logger) }
+                } catch {
+                    await hub.stop()
+                    throw error
+                }
+            } catch {
+                await machine.shutdown(stepTimeout: .seconds(5))
+                throw error
+            }
             record.update {
                 $0.qemuPid = machine.qemu.pid
                 $0.state = .running
@@ -94,12 +110,20 @@ struct SuperviseCommand: AsyncParsableCommand {
                 { @Sendable () async -> Bool? in _ = await machine.waitForEndUnlessCancelled(); return nil },
                 { @Sendable () async -> Bool? in await stop.wait() },
             ])
-            guard let force else { return }
+            // Running commands are cancelled (killed in the guest, their clients told) first.
+            await exec?.stop()
+            guard let force else {
+                _ = await machine.waitForEndThroughCancellation()
+                await hub.stop()
+                return
+            }
             record.update { $0.state = .stopping }
             logger.info("stopping VM \(name) (\(force ? "forced: QMP quit" : "shutdown ladder, ACPI first"))")
             let result = await machine.shutdown(skipACPI: force)
             logger.info("shutdown: \(result)")
             outcome.withLock { $0.step = result.step }
+            // The console hub's clients read along until QEMU's last words.
+            await hub.stop()
         }
 
         let failure: LaunchError?
@@ -108,7 +132,7 @@ struct SuperviseCommand: AsyncParsableCommand {
             if GuestKitUse.runsSession(profile) {
                 try await withTaskCancellationOnStop(stop, unlessReady: { outcome.withLock { $0.machine != nil } }) {
                     try await GuestKit.withSession(profileToRun, options: optionsToRun) { session in
-                        await supervise(session.machine)
+                        try await supervise(session.machine, session: session)
                     }
                 }
             } else {
@@ -124,7 +148,12 @@ struct SuperviseCommand: AsyncParsableCommand {
                     }
                     return machine
                 }
-                await supervise(machine)
+                do {
+                    try await supervise(machine, session: nil)
+                } catch {
+                    _ = await machine.waitForEndThroughCancellation()
+                    throw error
+                }
                 _ = await machine.waitForEndThroughCancellation()
             }
             failure = nil
