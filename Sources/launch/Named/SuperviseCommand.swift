@@ -89,6 +89,9 @@ struct SuperviseCommand: AsyncParsableCommand {
             let hub: ConsoleHub
             let exec: ExecServer?
             do throws(LaunchError) {
+                // QEMU's serial chardev listens at the same name (the plan's sockets.console) but
+                // serves one client, which the supervisor already is: the hub takes the name over.
+                if machine.plan.sockets.console == folder + "/console.sock" { unlink(machine.plan.sockets.console) }
                 hub = try ConsoleHub.serve(console: machine.console, socketPath: folder + "/console.sock")
                 do throws(LaunchError) {
                     exec = try session.map { s throws(LaunchError) in try ExecServer.serve(session: s, socketPath: folder + "/exec.sock", logger: logger) }
