@@ -56,7 +56,7 @@ struct SuperviseCommand: AsyncParsableCommand {
             ssh: nil, shutdownStepSeconds: Double(profile.timeouts.shutdown.duration.components.seconds)))
         record.update { $0.guestSession = GuestKitUse.runsSession(profile) }
         if let ssh = profile.ssh, let forward = profile.forward(toGuestPort: ssh.port) {
-            var identity = ssh.key.map(absolutePath)
+            var identity = ssh.key
             if identity == nil {
                 do {
                     let publicKey = try await SSHKey.generate(in: folder, comment: "launch-\(name)")
