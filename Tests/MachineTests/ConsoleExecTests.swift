@@ -83,6 +83,8 @@ struct ConsoleExecTests {
         let scrollBack = try #require(shown.range(of: "second-5"), "\(shown)")
         let attached = try #require(shown.range(of: "attached to hub's console"), "\(shown)")
         #expect(scrollBack.lowerBound < attached.lowerBound, "scroll-back comes before the live console: \(shown)")
+        // The shell's prompts in the log carry a cursor query the terminal must not answer again.
+        #expect(!shown[..<attached.lowerBound].contains("\u{1b}[6n"), "\(shown)")
         #expect(shown.contains("pty-42"))
 
         // Detached, not stopped: the VM runs and the hub still serves the other client.
