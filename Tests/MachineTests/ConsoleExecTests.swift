@@ -30,6 +30,9 @@ struct ConsoleExecTests {
         defer { try? FileManager.default.removeItem(at: root) }
         let machine = try await GuestKit.startInteractive(try Fixture.guestProfile("hub", command: nil))
         do {
+            // Foundation's Process opens a socket pair on first use and keeps it: before the count.
+            _ = try TestProcess.run(["/bin/true"])
+            let (fds, threads) = (Fixture.launcherFileDescriptorCount(), Fixture.launcherThreadCount())
             let hub = try ConsoleHub.serve(console: machine.console, socketPath: folder + "/console.sock")
             do {
                 try await Self.consoleChecks(machine: machine, hub: hub, root: root, folder: folder)
@@ -37,11 +40,20 @@ struct ConsoleExecTests {
                 await hub.stop()
                 throw error
             }
+            // Stopped, the hub leaves nothing open: its socket, clients and thread are gone.
+            try await Self.settle { Fixture.launcherFileDescriptorCount() == fds && Fixture.launcherThreadCount() == threads }
+            #expect(Fixture.launcherFileDescriptorCount() == fds)
+            #expect(Fixture.launcherThreadCount() == threads)
         } catch {
             await machine.shutdown(skipACPI: true)
             throw error
         }
         await machine.shutdown(skipACPI: true)
+    }
+
+    /// Waits up to 10 s for `condition` (a count that settles after a thread ends).
+    static func settle(_ condition: () -> Bool) async throws {
+        for _ in 0..<200 where !condition() { try await Task.sleep(for: .milliseconds(50)) }
     }
 
     static func consoleChecks(machine: Machine, hub: ConsoleHub, root: URL, folder: String) async throws {
@@ -83,6 +95,8 @@ struct ConsoleExecTests {
         let scrollBack = try #require(shown.range(of: "second-5"), "\(shown)")
         let attached = try #require(shown.range(of: "attached to hub's console"), "\(shown)")
         #expect(scrollBack.lowerBound < attached.lowerBound, "scroll-back comes before the live console: \(shown)")
+        // The shell's prompts in the log carry a cursor query the terminal must not answer again.
+        #expect(!shown[..<attached.lowerBound].contains("\u{1b}[6n"), "\(shown)")
         #expect(shown.contains("pty-42"))
 
         // Detached, not stopped: the VM runs and the hub still serves the other client.
@@ -104,6 +118,8 @@ struct ConsoleExecTests {
         var options = GuestKit.Options()
         options.concurrency = 2
         try await GuestKit.withSession(try Fixture.guestProfile("ex", command: nil), options: options) { guest in
+            _ = FileHandle.nullDevice.fileDescriptor  // opened once per process: before the count
+            let (fds, threads) = (Fixture.launcherFileDescriptorCount(), Fixture.launcherThreadCount())
             let server = try ExecServer.serve(session: guest, socketPath: folder + "/exec.sock")
             // From Swift: the fds given are the command's stdout and stderr, apart.
             let out = Pipe(), err = Pipe()
@@ -115,6 +131,8 @@ struct ConsoleExecTests {
             #expect(status == 3)
             #expect(String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) == "out\n")
             #expect(String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) == "err\n")
+            try out.fileHandleForReading.close()
+            try err.fileHandleForReading.close()
 
             // The CLI: stdin in, split streams out, the command's exit code as its own.
             let shell = try await Self.onThread {
@@ -157,6 +175,11 @@ struct ConsoleExecTests {
 
             await server.stop()
             #expect(!FileManager.default.fileExists(atPath: folder + "/exec.sock"))
+            // Every connection's fds (its socket, the passed streams, the hang-up watch) and
+            // the server's thread are gone.
+            try await Self.settle { Fixture.launcherFileDescriptorCount() == fds && Fixture.launcherThreadCount() == threads }
+            #expect(Fixture.launcherFileDescriptorCount() == fds)
+            #expect(Fixture.launcherThreadCount() == threads)
         }
         // No VM of that name: exit 71 (host problem), what to do next.
         let missing = try TestProcess.run([launch, "exec", "ex", "--", "true"], environment: environment)
@@ -293,3 +316,4 @@ struct ConsoleExecTests {
     fail("the program did not exit")
     """#
 }
+
