@@ -51,6 +51,10 @@ struct ConsoleExecTests {
         await machine.shutdown(skipACPI: true)
     }
 
+    /// A CLI run that hangs (a server that never replies, an output fd kept open) ends
+    /// after 120 s with timeout(1)'s 124 instead of hanging the suite.
+    static let bounded = ["/usr/bin/timeout", "-s", "KILL", "120"]
+
     /// Waits up to 10 s for `condition` (a count that settles after a thread ends).
     static func settle(_ condition: () -> Bool) async throws {
         for _ in 0..<200 where !condition() { try await Task.sleep(for: .milliseconds(50)) }
@@ -136,14 +140,14 @@ struct ConsoleExecTests {
 
             // The CLI: stdin in, split streams out, the command's exit code as its own.
             let shell = try await Self.onThread {
-                try TestProcess.run([launch, "exec", "ex", "-e", "GREETING=hello", "-c", "cat; echo \"$GREETING\" >&2; exit 5"],
+                try TestProcess.run(Self.bounded + [launch, "exec", "ex", "-e", "GREETING=hello", "-c", "cat; echo \"$GREETING\" >&2; exit 5"],
                                     input: Data("from stdin\n".utf8), environment: environment)
             }
             #expect(shell.status == 5, "\(shell.stderrText)")
             #expect(shell.stdoutText == "from stdin\n")
             #expect(shell.stderrText == "hello\n")
             let argv = try await Self.onThread {
-                try TestProcess.run([launch, "exec", "ex", "--workdir", "/proc", "--", "sh", "-c", "pwd"], environment: environment)
+                try TestProcess.run(Self.bounded + [launch, "exec", "ex", "--workdir", "/proc", "--", "sh", "-c", "pwd"], environment: environment)
             }
             #expect(argv.status == 0, "\(argv.stderrText)")
             #expect(argv.stdoutText == "/proc\n")
@@ -182,7 +186,7 @@ struct ConsoleExecTests {
             #expect(Fixture.launcherThreadCount() == threads)
         }
         // No VM of that name: exit 71 (host problem), what to do next.
-        let missing = try TestProcess.run([launch, "exec", "ex", "--", "true"], environment: environment)
+        let missing = try TestProcess.run(Self.bounded + [launch, "exec", "ex", "--", "true"], environment: environment)
         #expect(missing.status == 71)
         #expect(missing.stderrText.contains("VM ex: nothing serves the VM's exec server at \(folder)/exec.sock: the VM is not running"), "\(missing.stderrText)")
         #expect(missing.stderrText.contains("fix: launch list shows the VMs that run; launch up PROFILE starts one"))
