@@ -16,8 +16,9 @@ struct RunCommand: AsyncParsableCommand {
             The command's stdout and stderr stream to this program's stdout and stderr; \
             stdin reaches the command. The kernel console goes to console.log in the \
             runtime dir (and to stderr with --verbose). Without a command, the serial \
-            console is on this terminal; Ctrl-C stops the VM through the shutdown ladder \
-            (a second Ctrl-C skips to its next step, a third kills QEMU).
+            console is on this terminal (raw): what you type goes to the guest, Ctrl-C \
+            included (to the program running there); \(EscapeKey.name) stops the VM \
+            through the shutdown ladder, as SIGINT and SIGTERM to launch do (a second one skips to the ladder's next step, a third kills QEMU).
             """
     )
 
@@ -95,7 +96,18 @@ struct RunCommand: AsyncParsableCommand {
                 FileHandle.standardOutput.write(Data(chunk.utf8))
             }
         }
-        let forwarder = forwardTerminalInput(to: machine.console)
+        // A terminal: raw, so Ctrl-C reaches the guest's program; the escape key stops the VM.
+        // Not a terminal (a pipe): nothing is forwarded, and SIGINT stops the VM.
+        let terminal = RawTerminal()
+        let console = machine.console
+        if terminal != nil {
+            _ = TerminalForwarder(send: { console.write($0) }, onEscape: {
+                // Counted as a signal is: a second escape hurries the ladder, a third kills QEMU.
+                if let said = SignalHandling.words(for: interrupt.trigger(), signal: SIGINT) {
+                    FileHandle.standardError.write(Data((said + "\n").utf8))
+                }
+            })
+        }
         let end = await race([
             { @Sendable () async -> VMEnd? in await machine.waitForEndUnlessCancelled() },
             { @Sendable () async -> VMEnd? in
@@ -108,13 +120,16 @@ struct RunCommand: AsyncParsableCommand {
         if let end {
             finalEnd = end
         } else {
+            // The terminal back to cooked first: during the ladder Ctrl-C is a signal again, so
+            // a second one hurries it as it does everywhere else.
+            terminal?.restore()
             FileHandle.standardError.write(Data("\nlaunch: stopping the VM (shutdown ladder)\n".utf8))
             let outcome = await machine.shutdown()
             stopOutcome = outcome
             logger.info("shutdown: \(outcome)")
             finalEnd = await machine.waitForEndThroughCancellation()
         }
-        forwarder?.restore()
+        terminal?.restore()
         _ = await pump.result
         logger.info("VM ended: \(finalEnd)")
         switch finalEnd {
@@ -165,40 +180,3 @@ func runInOneBoot(_ commands: [String], profile: Profile, options: GuestKit.Opti
     if let failed { throw ExitCode(failed) }
 }
 
-/// Forwards this terminal's keystrokes to the guest's serial console, in raw mode
-/// so the guest's shell does the line editing. Ctrl-C still reaches the launcher
-/// (ISIG stays on) and stops the VM.
-final class TerminalForwarder: Sendable {
-    private let saved: termios
-
-    init?(console: ConsoleTap) {
-        guard isatty(STDIN_FILENO) == 1 else { return nil }
-        var attributes = termios()
-        guard tcgetattr(STDIN_FILENO, &attributes) == 0 else { return nil }
-        saved = attributes
-        var raw = attributes
-        raw.c_lflag &= ~tcflag_t(ICANON | ECHO)
-        raw.c_iflag &= ~tcflag_t(ICRNL)
-        tcsetattr(STDIN_FILENO, TCSANOW, &raw)
-        let thread = Thread {
-            var buffer = [UInt8](repeating: 0, count: 1024)
-            while true {
-                let n = buffer.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { break }
-                console.write(Array(buffer[0..<n]))
-            }
-        }
-        thread.name = "terminal-input"
-        thread.start()
-    }
-
-    func restore() {
-        var attributes = saved
-        tcsetattr(STDIN_FILENO, TCSANOW, &attributes)
-    }
-}
-
-func forwardTerminalInput(to console: ConsoleTap) -> TerminalForwarder? {
-    TerminalForwarder(console: console)
-}

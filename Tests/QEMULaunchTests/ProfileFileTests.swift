@@ -40,13 +40,14 @@ struct ProfileFileTests {
           "timeouts": {"boot": "60s", "run": 120, "shutdown": "500ms"},
           "guestKit": {"busybox": "busybox-arm64", "modules": "modules"},
           "rootfs": {"path": "host", "rwdirs": ["/tmp"], "overlay": true, "transport": "9p"},
-          "snapshot": "auto"
+          "snapshot": "auto",
+          "ready": {"port": 22, "banner": "SSH-2.0"}, "ssh": {"port": 22, "user": "root", "key": "id_ed25519"}
         }
         """
 
     /// Keys the every-key profile can't set together with the others: `rootfs.disk` excludes
-    /// `rootfs.path` (checked on its own by `rootfsDiskDecodes`).
-    static let exclusiveKeys: Set<String> = ["rootfs.disk"]
+    /// `rootfs.path` (checked on its own by `rootfsDiskDecodes`); `ready.console` excludes `ready.port`.
+    static let exclusiveKeys: Set<String> = ["rootfs.disk", "ready.console"]
 
     let schema: SchemaValidator
 
@@ -243,7 +244,7 @@ struct ProfileFileTests {
 
 @Suite("Relative paths in a profile resolve against the profile's folder")
 struct RelativePathTests {
-    @Test("kernel, initrd, shares, disks, runtimeDir and binaries with a slash become absolute under the profile's folder")
+    @Test("kernel, initrd, shares, disks, runtimeDir, the ssh key and binaries with a slash become absolute under the profile's folder")
     func loadResolvesAgainstProfileFolder() throws {
         let dir = try TempDir()
         defer { dir.remove() }
@@ -255,7 +256,8 @@ struct RelativePathTests {
         let url = URL(fileURLWithPath: dir.file("profiles/p.json", contents: """
             {"name": "rel", "kernel": "../boot/vmlinuz", "initrd": "../initrd.img",
              "shares": [{"tag": "s", "path": "../shared", "transport": "9p"}], "disks": [{"path": "../disk.img"}],
-             "runtimeDir": "../run", "qemu": {"binary": "./bin/qemu-system-x86_64"}, "virtiofsd": {"binary": "virtiofsd"}}
+             "runtimeDir": "../run", "qemu": {"binary": "./bin/qemu-system-x86_64"}, "virtiofsd": {"binary": "virtiofsd"},
+             "network": {"mode": "user", "forwards": [{"host": 2222, "guest": 22}]}, "ssh": {"key": "../keys/id_ed25519"}}
             """))
         let p = try Profile.load(contentsOf: url)
         #expect(p.kernel == "\(dir.path)/boot/vmlinuz")
@@ -265,6 +267,7 @@ struct RelativePathTests {
         #expect(p.runtimeDir == "\(dir.path)/run")
         #expect(p.qemu.binary == "\(dir.path)/profiles/bin/qemu-system-x86_64")
         #expect(p.virtiofsd.binary == "virtiofsd", "a bare name is looked up on PATH, not resolved")
+        #expect(p.ssh?.key == "\(dir.path)/keys/id_ed25519")
         // The working directory is the package root, where none of these exist: they were found by the profile's folder.
         #expect(ProfileValidator.hostProblems(p, host: Hosts.x86TCG) == [])
     }

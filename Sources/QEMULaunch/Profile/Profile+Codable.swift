@@ -156,6 +156,7 @@ extension Profile: Codable {
         "shares", "disks", "network", "command", "firmware", "onReboot", "transport", "consoles", "cpu",
         "runtimeDir", "qemu", "virtiofsd", "timeouts", "guestKit", "lockMemory",
         "rootfs", "snapshot",
+        "ready", "ssh",
     ]
 
     /// Decodes a profile's JSON object. Every unknown key (with the closest known one),
@@ -190,6 +191,8 @@ extension Profile: Codable {
         guestKit = r.optional("guestKit", GuestKitOptions.self, expected: "an object") ?? .init()
         rootfs = r.optional("rootfs", RootFS.self, expected: "\"host\", a folder path, or {\"disk\": N}")
         snapshot = r.choice("snapshot") ?? .off
+        ready = r.optional("ready", Readiness.self, expected: "an object: {\"console\": TEXT} or {\"port\": N}")
+        ssh = r.optional("ssh", SSHAccess.self, expected: "an object: {\"port\": 22, \"user\": \"root\"}")
         try r.finish()
     }
 
@@ -222,6 +225,8 @@ extension Profile: Codable {
         if guestKit != .init() { try c.encode(guestKit, forKey: AnyKey("guestKit")) }
         try c.encodeIfPresent(rootfs, forKey: AnyKey("rootfs"))
         if snapshot != .off { try c.encode(snapshot, forKey: AnyKey("snapshot")) }
+        try c.encodeIfPresent(ready, forKey: AnyKey("ready"))
+        try c.encodeIfPresent(ssh, forKey: AnyKey("ssh"))
     }
 }
 

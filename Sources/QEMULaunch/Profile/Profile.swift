@@ -63,6 +63,10 @@ public struct Profile: Sendable, Hashable {
     /// `snapshot`: `auto` saves the booted guest kit's guest on the first run and restores it on
     /// later runs instead of booting (warm start); `off` (the default) always boots.
     public var snapshot: SnapshotChoice = .off
+    /// `ready`: when `launch up` counts your own OS as up (see `Readiness`); nil = see `effectiveReadiness`.
+    public var ready: Readiness?
+    /// `ssh`: how `launch ssh` reaches the guest's sshd (see `SSHAccess`).
+    public var ssh: SSHAccess?
 
     /// The file this profile was read from and what was wrong with its JSON, when it was
     /// read by ``loadDeferringProblems(contentsOf:)`` (each value at a problem's path is a
