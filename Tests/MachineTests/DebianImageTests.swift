@@ -122,7 +122,10 @@ struct DebianImageTests {
             return
         }
         let reached = try #require(answer, "no ssh answer within 180 s; stderr: \(launcher.stderr)\nconsole: \(launcher.stdout.suffix(3000))")
-        #expect(reached.stdoutText == "running\n", "systemd is not fully up: \(reached.stdoutText) \(reached.stderrText)")
+        if reached.stdoutText != "running\n" {
+            let failed = try DebianImage.ssh(port: port, key: key, "systemctl --failed --no-legend; journalctl -b -p err --no-pager | tail -n 20")
+            Issue.record("systemd is \(reached.stdoutText) \(reached.stderrText), not running: \(failed.stdoutText)")
+        }
         // Root logs in with the injected key: it is the one in authorized_keys.
         let keys = try DebianImage.ssh(port: port, key: key, "cat /root/.ssh/authorized_keys")
         #expect(keys.stdoutText.contains(publicKey.trimmingCharacters(in: .whitespacesAndNewlines)), "\(keys.stdoutText) \(keys.stderrText)")
