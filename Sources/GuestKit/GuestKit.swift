@@ -41,6 +41,8 @@ extension GuestKit {
         public var busybox: String?
         /// Keep the runtime dir (sockets, console.log, qemu.log) after the VM ends.
         public var keepRuntimeDir = false
+        /// A fixed runtime dir (`Machine.Options.runtimeDirectory`): a named VM's record folder.
+        public var runtimeDirectory: String?
         /// The serial console (kernel messages) as it arrives, besides console.log; nil = log only.
         public var console: GuestOutput?
         /// Boot with `quiet` (fewer kernel messages on the emulated UART: faster).
@@ -216,6 +218,7 @@ extension GuestKit {
         var machineOptions = Machine.Options()
         machineOptions.host = options.host
         machineOptions.keepRuntimeDir = options.keepRuntimeDir
+        machineOptions.runtimeDirectory = options.runtimeDirectory
         machineOptions.stateRoot = options.stateRoot
         machineOptions.logger = options.logger
         machineOptions.gdb = options.gdb

@@ -15,7 +15,9 @@ struct Launch: AsyncParsableCommand {
             124 timeout, 125 guest panic, 65 invalid profile, 69 a required program \
             is missing, 70 internal error, 71 host problem.
             """,
-        subcommands: [RunCommand.self, BatchCommand.self, PlanCommand.self, StateCommand.self, DoctorCommand.self, KconfigCommand.self, ReportCommand.self],
+        subcommands: [RunCommand.self, BatchCommand.self, PlanCommand.self, StateCommand.self, DoctorCommand.self, KconfigCommand.self, ReportCommand.self,
+                      UpCommand.self, ListCommand.self, ConsoleCommand.self, ExecCommand.self, SSHCommand.self, QMPCommand.self, DownCommand.self,
+                      SuperviseCommand.self],
         defaultSubcommand: RunCommand.self
     )
 

@@ -16,7 +16,9 @@ struct RunCommand: AsyncParsableCommand {
             The command's stdout and stderr stream to this program's stdout and stderr; \
             stdin reaches the command. The kernel console goes to console.log in the \
             runtime dir (and to stderr with --verbose). Without a command, the serial \
-            console is on this terminal; Ctrl-C stops the VM through the shutdown ladder.
+            console is on this terminal (raw): what you type goes to the guest, Ctrl-C \
+            included (to the program running there); \(EscapeKey.name) stops the VM \
+            through the shutdown ladder, as SIGINT and SIGTERM to launch do.
             """
     )
 
@@ -95,7 +97,13 @@ struct RunCommand: AsyncParsableCommand {
                 FileHandle.standardOutput.write(Data(chunk.utf8))
             }
         }
-        let forwarder = forwardTerminalInput(to: machine.console)
+        // A terminal: raw, so Ctrl-C reaches the guest's program; the escape key stops the VM.
+        // Not a terminal (a pipe): nothing is forwarded, and SIGINT stops the VM.
+        let terminal = RawTerminal()
+        let console = machine.console
+        if terminal != nil {
+            _ = TerminalForwarder(send: { console.write($0) }, onEscape: { interrupt.trigger() })
+        }
         let end = await race([
             { @Sendable () async -> VMEnd? in await machine.waitForEndUnlessCancelled() },
             { @Sendable () async -> VMEnd? in
@@ -112,7 +120,7 @@ struct RunCommand: AsyncParsableCommand {
             logger.info("shutdown: \(outcome)")
             finalEnd = await machine.waitForEndThroughCancellation()
         }
-        forwarder?.restore()
+        terminal?.restore()
         _ = await pump.result
         logger.info("VM ended: \(finalEnd)")
         switch finalEnd {
@@ -168,42 +176,4 @@ func installSignalHandlers(_ interrupt: Interrupt) -> [any DispatchSourceSignal]
         source.resume()
         return source
     }
-}
-
-/// Forwards this terminal's keystrokes to the guest's serial console, in raw mode
-/// so the guest's shell does the line editing. Ctrl-C still reaches the launcher
-/// (ISIG stays on) and stops the VM.
-final class TerminalForwarder: Sendable {
-    private let saved: termios
-
-    init?(console: ConsoleTap) {
-        guard isatty(STDIN_FILENO) == 1 else { return nil }
-        var attributes = termios()
-        guard tcgetattr(STDIN_FILENO, &attributes) == 0 else { return nil }
-        saved = attributes
-        var raw = attributes
-        raw.c_lflag &= ~tcflag_t(ICANON | ECHO)
-        raw.c_iflag &= ~tcflag_t(ICRNL)
-        tcsetattr(STDIN_FILENO, TCSANOW, &raw)
-        let thread = Thread {
-            var buffer = [UInt8](repeating: 0, count: 1024)
-            while true {
-                let n = buffer.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { break }
-                console.write(Array(buffer[0..<n]))
-            }
-        }
-        thread.name = "terminal-input"
-        thread.start()
-    }
-
-    func restore() {
-        var attributes = saved
-        tcsetattr(STDIN_FILENO, TCSANOW, &attributes)
-    }
-}
-
-func forwardTerminalInput(to console: ConsoleTap) -> TerminalForwarder? {
-    TerminalForwarder(console: console)
 }

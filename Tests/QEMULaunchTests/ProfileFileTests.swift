@@ -39,13 +39,14 @@ struct ProfileFileTests {
           "virtiofsd": {"binary": "virtiofsd", "extraArgs": ["--log-level=debug"], "cache": "never"},
           "timeouts": {"boot": "60s", "run": 120, "shutdown": "500ms"},
           "guestKit": {"busybox": "busybox-arm64", "modules": "modules"},
-          "rootfs": {"path": "host", "rwdirs": ["/tmp"], "overlay": true, "transport": "9p"}
+          "rootfs": {"path": "host", "rwdirs": ["/tmp"], "overlay": true, "transport": "9p"},
+          "ready": {"port": 22, "banner": "SSH-2.0"}, "ssh": {"port": 22, "user": "root", "key": "id_ed25519"}
         }
         """
 
     /// Keys the every-key profile can't set together with the others: `rootfs.disk` excludes
-    /// `rootfs.path` (checked on its own by `rootfsDiskDecodes`).
-    static let exclusiveKeys: Set<String> = ["rootfs.disk"]
+    /// `rootfs.path` (checked on its own by `rootfsDiskDecodes`); `ready.console` excludes `ready.port`.
+    static let exclusiveKeys: Set<String> = ["rootfs.disk", "ready.console"]
 
     let schema: SchemaValidator
 

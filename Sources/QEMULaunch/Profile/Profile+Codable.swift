@@ -156,6 +156,7 @@ extension Profile: Codable {
         "shares", "disks", "network", "command", "firmware", "transport", "consoles", "cpu",
         "runtimeDir", "qemu", "virtiofsd", "timeouts", "guestKit", "lockMemory",
         "rootfs",
+        "ready", "ssh",
     ]
 
     /// Decodes a profile's JSON object. Every unknown key (with the closest known one),
@@ -188,6 +189,8 @@ extension Profile: Codable {
         timeouts = r.optional("timeouts", Timeouts.self, expected: "an object") ?? .init()
         guestKit = r.optional("guestKit", GuestKitOptions.self, expected: "an object") ?? .init()
         rootfs = r.optional("rootfs", RootFS.self, expected: "\"host\", a folder path, or {\"disk\": N}")
+        ready = r.optional("ready", Readiness.self, expected: "an object: {\"console\": TEXT} or {\"port\": N}")
+        ssh = r.optional("ssh", SSHAccess.self, expected: "an object: {\"port\": 22, \"user\": \"root\"}")
         try r.finish()
     }
 
@@ -218,6 +221,8 @@ extension Profile: Codable {
         if timeouts != .init() { try c.encode(timeouts, forKey: AnyKey("timeouts")) }
         if guestKit != .init() { try c.encode(guestKit, forKey: AnyKey("guestKit")) }
         try c.encodeIfPresent(rootfs, forKey: AnyKey("rootfs"))
+        try c.encodeIfPresent(ready, forKey: AnyKey("ready"))
+        try c.encodeIfPresent(ssh, forKey: AnyKey("ssh"))
     }
 }
 

@@ -58,6 +58,10 @@ public struct Profile: Sendable, Hashable {
     /// The guest's root filesystem for a guest-kit command: the host's, a folder, or a disk's
     /// root partition (see `RootFS`); nil = the busybox initramfs.
     public var rootfs: RootFS?
+    /// `ready`: when `launch up` counts your own OS as up (see `Readiness`); nil = see `effectiveReadiness`.
+    public var ready: Readiness?
+    /// `ssh`: how `launch ssh` reaches the guest's sshd (see `SSHAccess`).
+    public var ssh: SSHAccess?
 
     /// The file this profile was read from and what was wrong with its JSON, when it was
     /// read by ``loadDeferringProblems(contentsOf:)`` (each value at a problem's path is a

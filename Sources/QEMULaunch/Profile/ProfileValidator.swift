@@ -42,6 +42,7 @@ public enum ProfileValidator {
         let isDirectory = files.isDirectory
 
         if let rootfs = profile.rootfs { problems += rootfs.problems(in: profile, files: files) }
+        problems += profile.reachabilityProblems(arch: profile.arch ?? host.arch)
         if profile.name == "." || profile.name == ".." {
             // It names the VM's state folder, which must be a folder of its own.
             add("name", "\"\(profile.name)\" is not a usable VM name: it would name the folder of every VM's state", "use a name with a letter or digit")

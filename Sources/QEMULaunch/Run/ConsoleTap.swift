@@ -23,6 +23,16 @@ public final class ConsoleTap: Sendable {
     private let nextID = Atomic<Int>(0)
     private let fd: Int32
     private let finished = Mutex<[CheckedContinuation<Void, Never>]?>([])
+    /// Byte subscribers (the console hub's clients) and how far the log has grown, under
+    /// one lock with the log write, so a subscriber learns exactly where in the log its
+    /// live bytes begin.
+    private let byteSinks: Mutex<ByteSinks>
+
+    struct ByteSinks {
+        var logOffset: UInt64
+        var sinks: [Int: (onData: @Sendable (UnsafeRawBufferPointer) -> Void, onEnd: @Sendable () -> Void)] = [:]
+        var closed = false
+    }
 
     init(fd: Int32, logPath: String, name: String, tailLines: Int = 200) {
         self.fd = fd
@@ -30,9 +40,17 @@ public final class ConsoleTap: Sendable {
         tail = OutputTail(maxLines: tailLines)
         subscribers = Mutex([:])
         let log = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        var logInfo = stat()
+        let logSize = log >= 0 && fstat(log, &logInfo) == 0 ? UInt64(logInfo.st_size) : 0
+        byteSinks = Mutex(ByteSinks(logOffset: logSize))
         // Drained by the launcher's I/O thread, with every other guest's fds.
         IOLoop.shared.read(fd, onData: { [self] bytes in
-            if log >= 0 { _ = Glibc.write(log, bytes.baseAddress, bytes.count) }
+            let sinks = byteSinks.withLock { state in
+                if log >= 0 { _ = Glibc.write(log, bytes.baseAddress, bytes.count) }
+                state.logOffset += UInt64(bytes.count)
+                return Array(state.sinks.values)
+            }
+            for sink in sinks { sink.onData(bytes) }
             tail.append(bytes)
             let text = String(decoding: bytes, as: UTF8.self)
             for continuation in subscribers.withLock({ Array($0.values) }) { continuation.yield(text) }
@@ -40,6 +58,11 @@ public final class ConsoleTap: Sendable {
             if log >= 0 { close(log) }
             close(fd)
             for continuation in subscribers.withLock({ s in defer { s = [:] }; return Array(s.values) }) { continuation.finish() }
+            let sinks = byteSinks.withLock { state in
+                defer { state.sinks = [:]; state.closed = true }
+                return Array(state.sinks.values)
+            }
+            for sink in sinks { sink.onEnd() }
             let waiters = finished.withLock { w in defer { w = nil }; return w ?? [] }
             for waiter in waiters { waiter.resume() }
         })
@@ -57,6 +80,25 @@ public final class ConsoleTap: Sendable {
         }
         if finished.withLock({ $0 == nil }) { continuation.finish() }
         return stream
+    }
+
+    /// Live console bytes from now on, handed to `onData` on the launcher's I/O thread (it
+    /// must not block), then `onEnd` when QEMU closes the console. Returns the subscription's
+    /// id and the offset in ``logPath`` where its bytes begin (what came before is in the
+    /// log, what comes after is not handed to it twice); nil when the console has closed.
+    package func subscribeBytes(onData: @escaping @Sendable (UnsafeRawBufferPointer) -> Void,
+                                onEnd: @escaping @Sendable () -> Void) -> (id: Int, logOffset: UInt64)? {
+        let id = nextID.add(1, ordering: .relaxed).newValue
+        return byteSinks.withLock { state in
+            if state.closed { return nil }
+            state.sinks[id] = (onData, onEnd)
+            return (id, state.logOffset)
+        }
+    }
+
+    /// Ends a ``subscribeBytes(onData:onEnd:)`` subscription (its `onEnd` is not called).
+    package func unsubscribeBytes(_ id: Int) {
+        _ = byteSinks.withLock { $0.sinks.removeValue(forKey: id) }
     }
 
     /// The console from now on, one complete line at a time (without the line end), until

@@ -68,7 +68,7 @@ extension Machine {
 
         // The caller's choices as the planner takes them (a new plan option is passed on here).
         var planOptions = PlanOptions(
-            runtimeDir: (profile.runtimeDir ?? host.runtimeBase) + "/" + RuntimeDirectory.newName(),
+            runtimeDir: options.runtimeDirectory ?? ((profile.runtimeDir ?? host.runtimeBase) + "/" + RuntimeDirectory.newName()),
             kernelEntry: options.kernelEntry, kernelArguments: options.kernelArguments, guestPorts: options.guestPorts,
             controlFileDescriptor: purpose == .start ? controlFileDescriptor : nil)
         planOptions.gdb = options.gdb

@@ -82,6 +82,10 @@ public final class Machine: Sendable {
     public struct Options: Sendable {
         /// Keep the runtime dir (sockets, console.log, qemu.log) after the VM ends.
         public var keepRuntimeDir = false
+        /// A fixed runtime dir instead of a fresh `launch-XXXXXX` under the profile's
+        /// `runtimeDir`: an existing folder of this user with mode 0700 (a named VM's record
+        /// folder), or a path to make. It is used as is, not emptied first.
+        public var runtimeDirectory: String?
         /// Host facts to plan with; nil probes this host.
         public var host: HostFacts?
         /// How the kernel is entered (`PlanOptions.kernelEntry`).
@@ -167,7 +171,7 @@ public final class Machine: Sendable {
         }
         let plan = prepared.plan
         try LaunchError.checkCancellation("starting \(profile.name)")
-        let runtime = try RuntimeDirectory.create(at: plan.runtimeDir)
+        let runtime = try options.runtimeDirectory == nil ? RuntimeDirectory.create(at: plan.runtimeDir) : RuntimeDirectory.adopt(plan.runtimeDir)
         for choice in plan.choices {
             if choice.isWarning {
                 logger.warning("\(choice.topic): \(choice.value): \(choice.reason)")

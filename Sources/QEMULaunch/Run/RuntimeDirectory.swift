@@ -38,6 +38,18 @@ public struct RuntimeDirectory: Sendable {
         return RuntimeDirectory(path: path)
     }
 
+    /// Takes `path` as the runtime dir: an existing folder must be this user's with mode
+    /// 0700 (so no one else can reach its sockets); a missing one is made like ``create(at:)``.
+    package static func adopt(_ path: String) throws(LaunchError) -> RuntimeDirectory {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return try create(at: path) }
+        guard (info.st_mode & S_IFMT) == S_IFDIR, info.st_uid == getuid(), (info.st_mode & 0o077) == 0 else {
+            throw LaunchError(.hostProblem, "the runtime dir \(path) is not a private folder of this user (mode 0700)",
+                              fix: "remove it, or make it yours with chmod 700")
+        }
+        return RuntimeDirectory(path: path)
+    }
+
     /// How to fix a failed mkdir in `base`.
     private static func fix(creatingIn base: String, errno err: Int32) -> String {
         if err == EROFS { return "\(base) is read-only: set \"runtimeDir\" in the profile to a writable folder" }
