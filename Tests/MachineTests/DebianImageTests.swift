@@ -29,10 +29,8 @@ enum DebianImage {
     static let required = ProcessInfo.processInfo.environment["LAUNCH_REQUIRE_DEBIAN_IMAGE"] == "1"
 
     /// One of Examples/profiles/debian-*.json as it is, with its image paths pointed at
-    /// `directory` and what one test run needs: a free host port for sshd, the public key as
-    /// systemd's SMBIOS credential `ssh.authorized_keys.root` (systemd 252's tmpfiles
-    /// provision.conf writes it to /root/.ssh/authorized_keys), the runtime dir under `folder`.
-    static func profile(_ name: String, sshPort: UInt16, publicKey: String, folder: URL) throws -> URL {
+    /// `directory`, a free host port for the forward to sshd and the runtime dir under `folder`.
+    static func profile(_ name: String, sshPort: UInt16, folder: URL) throws -> URL {
         try #require(built, "no Debian image in \(directory.path): run Scripts/build-debian-image")
         let example = root.appendingPathComponent("Examples/profiles/\(name)")
         var profile = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: example)) as? [String: Any])
@@ -47,13 +45,7 @@ enum DebianImage {
         forwards[0]["host"] = Int(sshPort)
         network["forwards"] = forwards
         profile["network"] = network
-        let credential = Data(publicKey.utf8).base64EncodedString()
-        profile["qemu"] = ["extraArgs": ["-smbios", "type=11,value=io.systemd.credential.binary:ssh.authorized_keys.root=\(credential)"]]
         profile["runtimeDir"] = folder.path
-        // A hang guard only: the VM runs until the test's SIGINT.
-        var timeouts = profile["timeouts"] as? [String: Any] ?? [:]
-        timeouts["run"] = "900s"
-        profile["timeouts"] = timeouts
         let url = folder.appendingPathComponent(name)
         try JSONSerialization.data(withJSONObject: profile, options: [.prettyPrinted]).write(to: url)
         return url
@@ -74,70 +66,53 @@ enum DebianImage {
         try #require(bound, "bind 127.0.0.1:0: errno \(errno)")
         return UInt16(bigEndian: address.sin_port)
     }
-
-    /// `ssh root@127.0.0.1 -p PORT COMMAND` with the key and no prompts, once.
-    static func ssh(port: UInt16, key: URL, _ command: String) throws -> ProcessOutcome {
-        try TestProcess.run(["/usr/bin/ssh", "-i", key.path, "-p", String(port),
-                             "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
-                             "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                             "root@127.0.0.1", command])
-    }
 }
 
-/// A real Debian systemd guest from its own disk, as a user keeps one: boots by direct kernel
-/// boot (host kernel and initrd, root by PARTUUID) and by UEFI (systemd-boot on the ESP, no
-/// kernel given), is reached over ssh through the forward with an injected key, and stops
-/// cleanly: systemd powers off at the ladder's ACPI step.
-@Suite("A Debian systemd disk image over ssh, by direct kernel boot and by UEFI (slow: boots systemd under TCG)",
+/// A real Debian systemd guest from its own disk, as a user keeps one: `launch up` boots it by
+/// direct kernel boot (host kernel and initrd, root by PARTUUID) or by UEFI (systemd-boot on
+/// the ESP, no kernel given) and returns once sshd answers; `launch ssh` logs in with the
+/// per-VM key the launcher injected (systemd's SMBIOS credential ssh.authorized_keys.root);
+/// `launch down` stops it cleanly: systemd powers off at the ladder's ACPI step.
+@Suite("A Debian systemd disk image: launch up, ssh, down, by direct kernel boot and by UEFI (slow: boots systemd under TCG)",
        .serialized, .enabled(if: DebianImage.built || DebianImage.required, "no Debian image: run Scripts/build-debian-image"))
 struct DebianImageTests {
-    @Test("launch run of a Debian image's profile reaches multi-user (systemctl is-system-running over ssh says running), and SIGINT ends it at the ACPI step with systemd powering off; the image is never written",
+    @Test("launch up of a Debian image's profile returns once sshd answers; launch ssh NAME -- systemctl is-system-running says running (multi-user, no unit failed) as root with the injected per-VM key; launch down ends it at the ACPI step; the image is never written",
           arguments: ["debian-direct.json", "debian-uefi.json"])
-    func bootsToSSHAndStopsCleanly(profileName: String) async throws {
+    func upSSHDown(profileName: String) throws {
         let folder = try Fixture.temporaryDirectory("deb")
         defer { try? FileManager.default.removeItem(at: folder) }
-        let key = folder.appendingPathComponent("id_ed25519")
-        try Fixture.run(["/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "launch-test", "-f", key.path])
-        let publicKey = try String(contentsOf: folder.appendingPathComponent("id_ed25519.pub"), encoding: .utf8)
-        let port = try DebianImage.freePort()
-        let profile = try DebianImage.profile(profileName, sshPort: port, publicKey: publicKey, folder: folder)
+        let profile = try DebianImage.profile(profileName, sshPort: try DebianImage.freePort(), folder: folder)
+        let environment = ["XDG_RUNTIME_DIR": folder.path, "XDG_STATE_HOME": folder.appendingPathComponent("state").path]
+        let launch = { (arguments: [String]) in try CLITests.launch(arguments, environment: environment) }
         let image = DebianImage.directory.appendingPathComponent("debian.img").path
         let imageBefore = try FileManager.default.attributesOfItem(atPath: image)[.modificationDate] as? Date
 
-        let launcher = try BackgroundLaunch(["run", profile.path, "--accel", "tcg"],
-                                            environment: ["XDG_STATE_HOME": folder.appendingPathComponent("xdg").path])
-        // Until sshd answers with our key (25-100 s under TCG here); a hang guard, not a timing claim.
-        var answer: ProcessOutcome?
-        for _ in 0..<36 where launcher.process.isRunning {
-            let attempt = try DebianImage.ssh(port: port, key: key, "systemctl is-system-running --wait")
-            if attempt.status == 0 || attempt.stdoutText.contains("degraded") { answer = attempt; break }
-            try await Task.sleep(for: .seconds(5))
-        }
-        if !launcher.process.isRunning, launcher.stderr.contains("the guest kit boots a kernel directly, and the profile has none") {
+        // Returns once sshd sends its banner through the forward (25-100 s under TCG here).
+        let up = try launch(["up", profile.path, "--name", "deb", "--accel", "tcg"])
+        if up.status != 0, up.stderr.contains("the guest kit boots a kernel directly, and the profile has none") {
             // Known: UEFI with no kernel is refused before QEMU starts until the preparation
             // leaves a profile without a command and a kernel to the firmware.
-            withKnownIssue("launch run refuses \"firmware\": \"uefi\" without a kernel (exit 65)") {
-                Issue.record("\(launcher.stderr)")
-            }
+            withKnownIssue("launch up refuses \"firmware\": \"uefi\" without a kernel") { Issue.record("\(up.stderr)") }
             return
         }
-        let reached = try #require(answer, "no ssh answer within 180 s; stderr: \(launcher.stderr)\nconsole: \(launcher.stdout.suffix(3000))")
-        if reached.stdoutText != "running\n" {
-            let failed = try DebianImage.ssh(port: port, key: key, "systemctl --failed --no-legend; journalctl -b -p err --no-pager | tail -n 20")
-            Issue.record("systemd is \(reached.stdoutText) \(reached.stderrText), not running: \(failed.stdoutText)")
-        }
-        // Root logs in with the injected key: it is the one in authorized_keys.
-        let keys = try DebianImage.ssh(port: port, key: key, "cat /root/.ssh/authorized_keys")
-        #expect(keys.stdoutText.contains(publicKey.trimmingCharacters(in: .whitespacesAndNewlines)), "\(keys.stdoutText) \(keys.stderrText)")
+        #expect(up.status == 0, "\(up.stderr)")
+        defer { _ = try? launch(["down", "deb", "--force"]) }
 
-        kill(launcher.pid, SIGINT)
-        let status = try await launcher.exitStatus(seconds: 240)
-        #expect(status != nil, "launch did not end within 240 s of SIGINT; stderr: \(launcher.stderr)")
-        #expect(launcher.stderr.contains("stopped by the shutdown ladder at step acpi-powerdown"), "\(launcher.stderr)")
-        // What the guest printed on its way down: systemd's power-off and the kernel's.
-        #expect(launcher.stdout.contains("reboot: Power down"), "\(launcher.stdout.suffix(3000))")
+        let state = try launch(["ssh", "deb", "--", "systemctl", "is-system-running", "--wait"])
+        if state.stdout != "running\n" {
+            let failed = try launch(["ssh", "deb", "--", "systemctl --failed --no-legend; journalctl -b -p err --no-pager | tail -n 20"])
+            Issue.record("systemd is \(state.stdout) (ssh exited \(state.status): \(state.stderr)), not running: \(failed.stdout) \(failed.stderr)")
+        }
+        // Root logged in with the launcher's per-VM key: the one the credential put in authorized_keys.
+        let publicKey = try String(contentsOfFile: folder.path + "/qemu-launch/vms/deb/ssh/id_ed25519.pub", encoding: .utf8)
+        let keys = try launch(["ssh", "deb", "--", "cat", "/root/.ssh/authorized_keys"])
+        #expect(keys.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == publicKey.trimmingCharacters(in: .whitespacesAndNewlines), "\(keys.stdout) \(keys.stderr)")
+
+        let down = try launch(["down", "deb"])
+        #expect(down.status == 0, "\(down.stderr)")
+        #expect(down.stdout.contains("acpi-powerdown"), "\(down.stdout) \(down.stderr)")
         let imageAfter = try FileManager.default.attributesOfItem(atPath: image)[.modificationDate] as? Date
         #expect(imageAfter == imageBefore, "the base image was written")
-        #expect(Fixture.processes(mentioning: folder.path + "/launch-").isEmpty, "QEMU still running")
+        #expect(Fixture.processes(mentioning: folder.path).isEmpty, "QEMU or the supervisor still running")
     }
 }
