@@ -45,7 +45,18 @@ extension GuestKit {
         profile = shares.profile
         for choice in shares.choices { logger.info("\(choice.topic): \(choice.value) (\(choice.reason))") }
         guard let kernel = profile.kernel else {
-            throw LaunchError(.invalidProfile, "the guest kit boots a kernel directly, and the profile has none", fix: "add \"kernel\": \"auto\" or a path")
+            guard profile.firmware == .uefi else {
+                throw LaunchError(.invalidProfile, "the guest kit boots a kernel directly, and the profile has none", fix: "add \"kernel\": \"auto\" or a path")
+            }
+            // UEFI with no kernel: the firmware boots the disks by its boot order (the user's
+            // own OS, its own bootloader); the guest kit stays out, as with an own initrd.
+            if session || profile.command != nil {
+                throw LaunchError(.invalidProfile, "a command runs through the guest kit, which needs a kernel to boot, and this UEFI profile has none (it boots its disk's own OS)",
+                                  fix: "add \"kernel\": \"auto\" (or a path) to run a command, or remove \"command\" to boot the disk through the firmware")
+            }
+            logger.info("boot: UEFI firmware, by its boot order (no kernel in the profile: the disk's own OS, no guest kit)")
+            return Prepared(profile: profile, host: host, kernelEntry: .standard, kernelArguments: [], setupScript: "",
+                            guestPorts: [], root: nil, initramfs: nil)
         }
         // A user-supplied initrd is used as is: the guest kit stays out of the way.
         if profile.initrd != nil {

@@ -223,6 +223,7 @@ extension GuestKit {
         machineOptions.logger = options.logger
         machineOptions.gdb = options.gdb
         machineOptions.crashCapture = options.crashCapture
+        machineOptions.interrupt = options.interrupt
         if machineOptions.crashCapture?.symbols == nil { machineOptions.crashCapture?.symbols = symbolFile(options) }
         return machineOptions
     }
@@ -247,6 +248,10 @@ extension GuestKit {
     static func endedEarly(_ end: VMEnd, while what: String, details: [String]) -> LaunchError {
         if case .panicked = end {
             return LaunchError(.guestPanic, "the guest kernel panicked while \(what)", details: details)
+        }
+        if case .reset = end {
+            return LaunchError(.guestRebooted, "the guest rebooted while \(what); the VM ended (onReboot is exit)",
+                               fix: "set \"onReboot\": \"reboot\" in the profile to let it reboot", details: details)
         }
         return LaunchError(.qemuFailed, "the VM ended while \(what): \(end)", details: details)
     }

@@ -30,6 +30,8 @@ public struct LaunchError: Error, Sendable, CustomStringConvertible {
         public static let timeout = Code(name: "timeout")
         /// The guest kernel panicked.
         public static let guestPanic = Code(name: "guest panic")
+        /// The guest rebooted, and the profile's `onReboot` is `exit`: the VM ended.
+        public static let guestRebooted = Code(name: "guest rebooted")
         /// An `Interrupt` fired (the CLI's Ctrl-C or SIGTERM); the VM was stopped.
         public static let interrupted = Code(name: "interrupted")
         /// The calling task was cancelled; the VM was stopped. Never a result.

@@ -118,8 +118,7 @@ struct BatchCommand: AsyncParsableCommand {
         let logger = makeLogger(verbose: false, quiet: true)
         let jobList = try await all.guestJobs(selected, overrides: overrides)
         let interrupt = Interrupt()
-        let signals = installSignalHandlers(interrupt)
-        defer { signals.forEach { $0.cancel() } }
+        _ = SignalHandling(interrupt)
         let options = overrides.guestOptions(logger: logger, interrupt: interrupt, keepRuntimeDir: keepRuntimeDir)
         let width = jobList.map(\.label.count).max() ?? 4
         let stdoutLines = LinePrefixer { data in FileHandle.standardOutput.write(data) }

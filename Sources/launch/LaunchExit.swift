@@ -13,6 +13,13 @@ enum LaunchExit {
     static let internalError: Int32 = 70
     /// EX_OSERR: a host problem (runtime dir not writable, a state folder in use, ...).
     static let hostProblem: Int32 = 71
+    /// EX_TEMPFAIL: the VM was stopped by force (QMP `quit`, SIGTERM or SIGKILL) because the
+    /// guest did not power off in time, or a second Ctrl-C skipped the ACPI step: the guest
+    /// did not shut down, and its disks may need recovery on the next boot.
+    static let forcedStop: Int32 = 75
+    /// EX_PROTOCOL's number, for lack of a closer one: the guest rebooted and the profile's
+    /// `onReboot` is `exit` (the default), so the VM ended there.
+    static let guestRebooted: Int32 = 76
     /// A deadline passed (`timeouts.boot`, `timeouts.run`), as `timeout(1)` reports it.
     static let timeout: Int32 = 124
     /// The guest kernel panicked.
@@ -28,6 +35,7 @@ enum LaunchExit {
         case .hostProblem: return hostProblem
         case .timeout: return timeout
         case .guestPanic: return guestPanic
+        case .guestRebooted: return guestRebooted
         case .interrupted, .cancelled: return interrupted
         default: return internalError  // internalError, qemuFailed, virtiofsdFailed
         }

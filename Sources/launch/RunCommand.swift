@@ -56,8 +56,7 @@ struct RunCommand: AsyncParsableCommand {
         if !command.isEmpty { profile.command = command }
         if shell.count == 1 { profile.command = ["sh", "-c", shell[0]] }
         let interrupt = Interrupt()
-        let signals = installSignalHandlers(interrupt)
-        defer { signals.forEach { $0.cancel() } }
+        _ = SignalHandling(interrupt)
 
         var options = overrides.guestOptions(logger: logger, interrupt: interrupt, keepRuntimeDir: keepRuntimeDir)
         try kernelDebug.apply(to: &options, profile: profile, logger: logger)
@@ -112,11 +111,13 @@ struct RunCommand: AsyncParsableCommand {
             },
         ])
         let finalEnd: VMEnd
+        var stopOutcome: ShutdownOutcome?
         if let end {
             finalEnd = end
         } else {
             FileHandle.standardError.write(Data("\nlaunch: stopping the VM (shutdown ladder)\n".utf8))
             let outcome = await machine.shutdown()
+            stopOutcome = outcome
             logger.info("shutdown: \(outcome)")
             finalEnd = await machine.waitForEndThroughCancellation()
         }
@@ -124,7 +125,18 @@ struct RunCommand: AsyncParsableCommand {
         _ = await pump.result
         logger.info("VM ended: \(finalEnd)")
         switch finalEnd {
-        case .poweredOff, .stopped: return
+        case .poweredOff: return
+        case .stopped(let step) where !step.isForced: return
+        case .stopped(let step):
+            let limit = machine.profile.timeouts.shutdown
+            let why = stopOutcome?.hurried == true
+                ? "a second interrupt cut the shutdown short"
+                : "the guest did not power off within timeouts.shutdown (\(limit))"
+            FileHandle.standardError.write(Data("launch: forced stop: \(why); it was killed at \(step), its disks may need recovery on the next boot\n".utf8))
+            throw ExitCode(LaunchExit.forcedStop)
+        case .reset:
+            FileHandle.standardError.write(Data("launch: the guest rebooted; the VM ended (onReboot is exit); set \"onReboot\": \"reboot\" in the profile to let it reboot\n".utf8))
+            throw ExitCode(LaunchExit.guestRebooted)
         case .panicked:
             let captures = machine.crashCaptures.map { "\n  crash capture: \($0)" }.joined()
             FileHandle.standardError.write(Data("launch: guest panic\(captures)\n".utf8))
@@ -160,20 +172,3 @@ func runInOneBoot(_ commands: [String], profile: Profile, options: GuestKit.Opti
     if let failed { throw ExitCode(failed) }
 }
 
-/// SIGINT and SIGTERM fire `interrupt` instead of killing the launcher, so the
-/// VM goes down through the ladder. A second signal is left to the default action.
-func installSignalHandlers(_ interrupt: Interrupt) -> [any DispatchSourceSignal] {
-    [SIGINT, SIGTERM].map { sig in
-        signal(sig, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-        source.setEventHandler {
-            if interrupt.fired {
-                signal(sig, SIG_DFL)
-                raise(sig)
-            }
-            interrupt.trigger()
-        }
-        source.resume()
-        return source
-    }
-}

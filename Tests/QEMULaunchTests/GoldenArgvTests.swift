@@ -51,6 +51,18 @@ struct GoldenArgvTests {
         #expect(plan.runtimeDir == goldenRuntimeDir)
     }
 
+    @Test("\"onReboot\": \"reboot\" plans the golden argv without -no-reboot; \"exit\" plans it exactly",
+          arguments: GoldenCase.all)
+    func onReboot(_ golden: GoldenCase) throws {
+        func planned(_ value: String) throws -> [String] {
+            let json = "{\"onReboot\": \"\(value)\", " + golden.json.drop { $0 != "{" }.dropFirst()
+            return try Planner.plan(profile(json), host: golden.host, options: golden.options).qemu
+        }
+        #expect(golden.qemu.filter { $0 == "-no-reboot" }.count == 1)
+        #expect(try planned("exit") == golden.qemu)
+        #expect(try planned("reboot") == golden.qemu.filter { $0 != "-no-reboot" })
+    }
+
     @Test("the plan records what it picked and why: accelerator, machine, transport, virtiofsd flavor, PVH kernel")
     func choicesOnKVM() throws {
         let plan = try Planner.plan(profile(GoldenCase.kvmMicrovm.json), host: Hosts.x86KVM, options: GoldenCase.kvmMicrovm.options)

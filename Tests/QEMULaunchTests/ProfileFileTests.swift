@@ -33,7 +33,7 @@ struct ProfileFileTests {
           "shares": [{"tag": "src", "path": "src", "guestPath": "/src", "readOnly": true, "transport": "9p"}],
           "disks": [{"path": "disk.img", "format": "qcow2", "readOnly": false, "ephemeral": true, "overlay": "none"}],
           "network": {"mode": "user", "forwards": [{"host": 2222, "guest": 22, "protocol": "tcp", "address": "0.0.0.0"}]},
-          "command": ["uname", "-r"], "firmware": "none", "transport": "pci", "consoles": ["agent"], "cpu": "max", "lockMemory": true,
+          "command": ["uname", "-r"], "firmware": "none", "onReboot": "exit", "transport": "pci", "consoles": ["agent"], "cpu": "max", "lockMemory": true,
           "runtimeDir": "/tmp",
           "qemu": {"binary": "qemu-system-x86_64", "extraArgs": ["-d", "guest_errors"]},
           "virtiofsd": {"binary": "virtiofsd", "extraArgs": ["--log-level=debug"], "cache": "never"},
@@ -117,6 +117,7 @@ struct ProfileFileTests {
     func encodedProfileMatchesSchema() throws {
         var p = try profile(Self.everyKeyProfile)
         p.firmware = .uefi
+        p.onReboot = .reboot
         p.shares.append(Profile.Share(tag: "b", path: "b", guestPath: "/b", readOnly: false, transport: .virtiofs))
         p.timeouts.run = TimeLimit(.milliseconds(1500))
         let data = try JSONEncoder().encode(p)

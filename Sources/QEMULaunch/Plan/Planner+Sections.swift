@@ -404,10 +404,12 @@ struct Planning {
         args.add("-mon", "chardev=qmp,mode=control")
     }
 
-    /// No reboot, paused vCPUs, then the profile's own extra arguments, last.
+    /// No reboot (unless the profile lets the guest reboot), paused vCPUs, then the
+    /// profile's own extra arguments, last.
     mutating func lifetimeAndExtras() {
-        // The launcher owns the VM's lifetime: a guest reboot ends the run.
-        args.add("-no-reboot")
+        // The launcher owns the VM's lifetime: a guest reboot ends the run, unless the
+        // profile says `"onReboot": "reboot"` (a long-lived VM that reboots like a machine).
+        if profile.onReboot == .exit { args.add("-no-reboot") }
         if options.startPaused { args.add("-S") }
         if let gdb = options.gdb {
             args.add("-gdb", gdb.qemuArgument)

@@ -153,7 +153,7 @@ func editDistance(_ a: String, _ b: String) -> Int {
 extension Profile: Codable {
     static let keys = [
         "$schema", "name", "arch", "machine", "accel", "cpus", "memory", "kernel", "initrd", "cmdline",
-        "shares", "disks", "network", "command", "firmware", "transport", "consoles", "cpu",
+        "shares", "disks", "network", "command", "firmware", "onReboot", "transport", "consoles", "cpu",
         "runtimeDir", "qemu", "virtiofsd", "timeouts", "guestKit", "lockMemory",
         "rootfs",
         "ready", "ssh",
@@ -179,6 +179,7 @@ extension Profile: Codable {
         network = r.optional("network", Network.self, expected: "a network object") ?? .init()
         command = r.optional("command", [String].self, expected: "an argv array of strings, like [\"uname\", \"-r\"]")
         firmware = r.choice("firmware") ?? .none
+        onReboot = r.choice("onReboot") ?? .exit
         transport = r.choice("transport") ?? .auto
         consoles = r.optional("consoles", [String].self, expected: "an array of port names") ?? []
         cpu = r.optional("cpu", String.self, expected: "a QEMU CPU model name")
@@ -211,6 +212,7 @@ extension Profile: Codable {
         if network != .init() { try c.encode(network, forKey: AnyKey("network")) }
         try c.encodeIfPresent(command, forKey: AnyKey("command"))
         if firmware != .none { try c.encode(firmware, forKey: AnyKey("firmware")) }
+        if onReboot != .exit { try c.encode(onReboot, forKey: AnyKey("onReboot")) }
         if transport != .auto { try c.encode(transport, forKey: AnyKey("transport")) }
         if !consoles.isEmpty { try c.encode(consoles, forKey: AnyKey("consoles")) }
         try c.encodeIfPresent(cpu, forKey: AnyKey("cpu"))

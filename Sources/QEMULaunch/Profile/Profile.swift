@@ -35,6 +35,8 @@ public struct Profile: Sendable, Hashable {
     public var command: [String]?
     /// `firmware`: direct kernel boot, or UEFI with a variable store kept in the VM's state folder.
     public var firmware: Firmware = .none
+    /// `onReboot`: what a guest reboot does: end the VM (the default), or reboot it.
+    public var onReboot: RebootAction = .exit
     /// virtio transport: auto = mmio on microvm, PCI elsewhere.
     public var transport: TransportChoice = .auto
     /// Extra named virtio-serial ports, each exposed as a Unix socket in the runtime dir.
@@ -112,6 +114,13 @@ public struct Profile: Sendable, Hashable {
         /// `none`: QEMU loads the kernel directly (`-kernel`); `uefi`: OVMF or AAVMF, found through
         /// QEMU's firmware descriptors.
         case none, uefi
+    }
+
+    /// What a guest reboot does to the VM.
+    public enum RebootAction: String, Sendable, Hashable, Codable, CaseIterable {
+        /// `exit`: the reboot ends the VM (QEMU's `-no-reboot`), as a run that ends with its
+        /// command expects; `reboot`: the guest reboots and the VM goes on (a long-lived VM).
+        case exit, reboot
     }
 
     /// Which virtio transport the devices use.

@@ -1,5 +1,9 @@
 import Foundation
+import LaunchSupport
 import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What a launch is prepared for.
 public enum LaunchPurpose: Sendable, Hashable {
@@ -101,7 +105,8 @@ extension Machine {
         guard let plan = planned, problems.isEmpty else {
             throw .invalid(ProfileProblems(source: profile.decodingProblems?.source ?? profile.name, problems: problems))
         }
-        // The profile is fine; is the VM's state ready for it?
+        // The profile is fine; are its host ports free, and is the VM's state ready for it?
+        if purpose == .start { try checkForwardPorts(profile) }
         if let stateFolder {
             if purpose == .start { try stateFolder.checkNotInUse("starting a second run") }
             try checkExistingOverlays(profile, in: stateFolder)
@@ -115,8 +120,9 @@ extension Machine {
     /// lists every problem at once, as ``prepare(_:options:for:)`` finds them for a preview
     /// (the planner's and what the QEMU binary lacks included). A profile that shows none is
     /// left to `prepare`. The guest kit calls it before it builds its initramfs, `launch`
-    /// before any job starts.
+    /// before any job starts. A forward's host port already in use is refused here too.
     package static func refuseEarly(_ profile: Profile, options: Options = Options()) async throws(LaunchError) {
+        try checkForwardPorts(profile)
         let decodingFailed = profile.decodingProblems?.problems.isEmpty == false
         guard decodingFailed || !ProfileValidator.hostProblems(profile, host: options.host ?? HostProbe.basics()).isEmpty else { return }
         _ = try await prepare(profile, options: options, for: .preview)
@@ -146,5 +152,52 @@ extension Machine {
                   let problem = folder.overlayProblem(disk: index, base: disk.path, format: disk.format) else { continue }
             throw LaunchError(.hostProblem, "disks[\(index)]: " + problem.message, fix: problem.fix)
         }
+    }
+}
+
+extension Machine {
+    /// Refuses a profile whose `network.forwards` name a host port something else holds,
+    /// before anything is made for the launch. QEMU would otherwise fail only once started
+    /// ("Could not set up host forwarding rule"), after the runtime dir and state folder exist.
+    /// Each port is bound for a moment as QEMU's slirp binds it (SO_REUSEADDR for TCP, so a
+    /// port only in TIME_WAIT is free as it is for QEMU). An address that isn't IPv4 is left to QEMU.
+    static func checkForwardPorts(_ profile: Profile) throws(LaunchError) {
+        guard profile.network.mode == .user else { return }
+        for (index, forward) in profile.network.forwards.enumerated() {
+            guard let err = bindProblem(forward) else { continue }
+            let proto = forward.proto.rawValue
+            let lister = forward.proto == .tcp ? "ss -ltnp" : "ss -lunp"
+            throw LaunchError(.hostProblem,
+                              "network.forwards[\(index)].host: \(proto) port \(forward.host) on \(forward.address) can't be forwarded: \(POSIX.describe(err))",
+                              fix: err == EADDRINUSE
+                                ? "another program holds it (`\(lister) 'sport = :\(forward.host)'` shows which): stop it, or pick another host port in network.forwards[\(index)].host"
+                                : "pick another host port or address in network.forwards[\(index)]")
+        }
+    }
+
+    /// The errno of binding `forward`'s host port as QEMU would; nil when it is free
+    /// (or the address is not an IPv4 one this check reads).
+    static func bindProblem(_ forward: Profile.Forward) -> Int32? {
+        var address = in_addr()
+        guard inet_pton(AF_INET, forward.address, &address) == 1, (1...65535).contains(forward.host) else { return nil }
+        let type = forward.proto == .tcp ? Int32(SOCK_STREAM.rawValue) : Int32(SOCK_DGRAM.rawValue)
+        let fd = socket(AF_INET, type | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        if forward.proto == .tcp {
+            var on: Int32 = 1
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+        }
+        var socketAddress = sockaddr_in()
+        socketAddress.sin_family = sa_family_t(AF_INET)
+        socketAddress.sin_port = in_port_t(UInt16(forward.host).bigEndian)
+        socketAddress.sin_addr = address
+        let bound = withUnsafePointer(to: &socketAddress) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else { return errno }
+        // A TCP port another socket listens on with SO_REUSEADDR binds, but can't be listened on.
+        if forward.proto == .tcp, listen(fd, 1) != 0 { return errno }
+        return nil
     }
 }

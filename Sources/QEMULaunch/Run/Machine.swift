@@ -13,7 +13,8 @@ public enum VMEnd: Sendable, Hashable, CustomStringConvertible {
     case poweredOff
     /// The guest kernel panicked (pvpanic event, or the reset `panic=-1` makes).
     case panicked
-    /// The guest reset (with -no-reboot that ends QEMU); not a panic as far as we can tell.
+    /// The guest rebooted and the profile's `onReboot` is `exit` (QEMU's -no-reboot makes a
+    /// reset its end); not a panic as far as we can tell.
     case reset
     /// The shutdown ladder stopped it.
     case stopped(ShutdownStep)
@@ -29,12 +30,19 @@ public enum VMEnd: Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .poweredOff: return "the guest powered off"
         case .panicked: return "the guest kernel panicked"
-        case .reset: return "the guest reset (QEMU runs with -no-reboot, so a reset ends the VM)"
+        case .reset: return "the guest rebooted (onReboot is exit, so a reboot ends the VM)"
         case .stopped(let step): return "stopped by the shutdown ladder at step \(step)"
         case .qemuExited(let status): return "QEMU \(status)"
         case .virtiofsdDied(let index, let status): return "virtiofsd for share \(index) \(status) while the guest ran"
         case .timedOut: return "timeouts.run passed; the VM was stopped"
         }
+    }
+
+    /// Whether the guest was ended from outside without shutting down (QMP `quit`,
+    /// SIGTERM, SIGKILL): its disks may need recovery on its next boot.
+    public var isForcedStop: Bool {
+        if case .stopped(let step) = self { return step.isForced }
+        return false
     }
 }
 
@@ -54,6 +62,18 @@ public enum ShutdownStep: String, Sendable, Hashable, Codable, CustomStringConve
     case sigkill = "sigkill"
     /// The step's name: "acpi-powerdown", "sigkill", ...
     public var description: String { rawValue }
+
+    /// Whether this step ends QEMU without the guest shutting down (`quit`, SIGTERM,
+    /// SIGKILL): the guest's disks may need recovery on its next boot.
+    public var isForced: Bool {
+        switch self {
+        case .qmpQuit, .sigterm, .sigkill: return true
+        case .alreadyExited, .guestPoweroff, .acpiPowerdown: return false
+        }
+    }
+
+    /// The ladder's steps in order, from the grace period to SIGKILL.
+    static let order: [ShutdownStep] = [.guestPoweroff, .acpiPowerdown, .qmpQuit, .sigterm, .sigkill]
 }
 
 /// How the shutdown ladder ended a VM: the step that did it, how long it took, QEMU's exit.
@@ -64,9 +84,11 @@ public struct ShutdownOutcome: Sendable, Hashable, CustomStringConvertible {
     public var duration: Duration
     /// How QEMU exited.
     public var qemuExit: ExitStatus
+    /// Whether ``Machine/hurryShutdown(toKill:)`` cut a step short (a second Ctrl-C).
+    public var hurried = false
     /// "acpi-powerdown after 1.25 s (QEMU exited 0)".
     public var description: String {
-        "\(step) after \(formatDuration(duration)) (QEMU \(qemuExit))"
+        "\(step) after \(formatDuration(duration)) (QEMU \(qemuExit))\(hurried ? ", hurried" : "")"
     }
 }
 
@@ -109,6 +131,9 @@ public final class Machine: Sendable {
         /// Save the console log and a memory dump when the guest kernel panics (the
         /// panicked guest is held for it); nil = a panic ends QEMU at once.
         public var crashCapture: CrashCapture?
+        /// The CLI's Ctrl-C counter: a second signal hurries this VM's shutdown ladder
+        /// (``hurryShutdown(toKill:)``), a third kills QEMU.
+        package var interrupt: Interrupt?
         /// The defaults: probe this host, quiet logging, runtime dir removed at the end.
         public init() {}
     }
@@ -139,6 +164,14 @@ public final class Machine: Sendable {
     private let endState: Mutex<(end: VMEnd?, cleanedUp: Bool)>
     /// Set once every process is reaped and the runtime dir is gone.
     private let ended = OneShot<VMEnd>()
+    /// Set as soon as QEMU is reaped (before the cleanup `ended` waits for): what a
+    /// ladder step waits on, cancellably.
+    private let qemuExited = OneShot<ExitStatus>()
+    /// Requests to cut the ladder short (``hurryShutdown(toKill:)``).
+    private let hurry = Mutex(LadderHurry())
+    /// Whether the current ladder had a step cut short.
+    private let hurried = Mutex(false)
+    let interrupt: Interrupt?
     /// The `timeouts.run` timer of a command-less VM; cancelled when the VM ends.
     private let runTimer = Mutex<Task<Void, Never>?>(nil)
     /// The guest's running time (QMP STOP/RESUME): what the boot and command deadlines count.
@@ -266,6 +299,7 @@ public final class Machine: Sendable {
                                   keepRuntimeDir: options.keepRuntimeDir, boundsLifeByRunTimeout: options.boundsLifeByRunTimeout,
                                   debug: options)
             machine.startMonitoring()
+            options.interrupt?.attach(machine)
             if Task.isCancelled {
                 await machine.shutdown(stepTimeout: .seconds(2), skipACPI: true)
                 throw LaunchError.cancelled("starting \(profile.name) was cancelled; the VM was stopped")
@@ -283,6 +317,7 @@ public final class Machine: Sendable {
         gdb = debug.gdb
         crashCapture = debug.crashCapture
         stateRoot = debug.stateRoot
+        interrupt = debug.interrupt
         self.profile = profile
         self.plan = plan
         self.qmp = qmp
@@ -427,6 +462,7 @@ public final class Machine: Sendable {
         let qemu = self.qemu
         Task { [weak self] in
             let status = await qemu.wait()
+            self?.qemuExited.resolve(status)
             await self?.finish(qemuStatus: status)
         }
         for (index, daemon) in virtiofsd.enumerated() {
@@ -493,6 +529,7 @@ public final class Machine: Sendable {
     }
 
     private func cleanUp() async {
+        interrupt?.detach(self)
         qmp.close()
         runTimer.withLock { $0?.cancel() }
         // virtiofsd exits by itself when QEMU disconnects; give it a moment, then make it.
@@ -522,42 +559,158 @@ public final class Machine: Sendable {
         }.value
     }
 
+    /// Cuts a shutdown ladder short: the step it is on ends at once and the next begins
+    /// (with `toKill`, QEMU gets SIGKILL at once). Called before a ladder has begun, it
+    /// makes the coming ladder skip its first step. Returns the step the ladder goes to,
+    /// or nil when QEMU has already exited. The CLI calls it on a second Ctrl-C.
+    @discardableResult
+    public func hurryShutdown(toKill: Bool = false) -> ShutdownStep? {
+        guard qemuExited.current == nil, qemu.exitStatus == nil else { return nil }
+        let (target, pulse) = hurry.withLock { h -> (ShutdownStep, OneShot<Void>) in
+            if toKill { h.kill = true } else { h.pending += 1 }
+            return (h.target, h.pulse)
+        }
+        pulse.resolve(())
+        logger.debug("shutdown: hurried to \(target)")
+        return target
+    }
+
+    /// Waits up to `timeout` for QEMU to exit while `action` (a press, a QMP command) runs;
+    /// nil when the time passed, QEMU is still up, `action` failed (false), or a hurry
+    /// cut the step short.
+    private func runStep(_ step: ShutdownStep, timeout: Duration, action: @escaping @Sendable () async -> Bool = { true }) async -> ExitStatus? {
+        let pulse = hurry.withLock { h -> OneShot<Void>? in
+            h.position = ShutdownStep.order.firstIndex(of: step)!
+            if h.kill && step != .sigkill { return nil }
+            if h.pending > 0 {
+                h.pending -= 1
+                return nil
+            }
+            return h.pulse
+        }
+        events.withLock { $0.ladderStep = step }
+        guard let pulse else {
+            hurried.withLock { $0 = true }
+            logger.debug("shutdown: \(step) skipped (hurried)")
+            return qemu.exitStatus
+        }
+        let exited = qemuExited
+        enum Ending: Sendable { case exited(ExitStatus), timedOut, hurried }
+        let ending = await race([
+            { @Sendable () async -> Ending in
+                await exited.wait().map(Ending.exited) ?? .timedOut
+            },
+            { @Sendable () async -> Ending in
+                // A failed action ends the step at once; one that succeeded leaves the others to decide.
+                guard await action() else { return .timedOut }
+                while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+                return .timedOut
+            },
+            { @Sendable () async -> Ending in
+                try? await Task.sleep(for: timeout)
+                return .timedOut
+            },
+            { @Sendable () async -> Ending in
+                await pulse.wait() == nil ? .timedOut : .hurried
+            },
+        ])
+        switch ending {
+        case .exited(let status): return status
+        case .timedOut: return qemu.exitStatus
+        case .hurried:
+            hurry.withLock { h in
+                if h.pending > 0 { h.pending -= 1 }
+                h.pulse = OneShot()
+            }
+            hurried.withLock { $0 = true }
+            logger.debug("shutdown: \(step) cut short (hurried)")
+            return qemu.exitStatus
+        }
+    }
+
     private func ladder(guestGrace: Duration, stepTimeout: Duration?, acpiTimeout: Duration?, skipACPI: Bool) async -> ShutdownOutcome {
         let started = ContinuousClock.now
         let step = stepTimeout ?? profile.timeouts.shutdown.duration
+        hurried.withLock { $0 = false }
+        hurry.withLock { $0.skipACPI = skipACPI }
         func outcome(_ s: ShutdownStep, _ status: ExitStatus) async -> ShutdownOutcome {
-            let result = ShutdownOutcome(step: s, duration: .now - started, qemuExit: status)
+            let result = ShutdownOutcome(step: s, duration: .now - started, qemuExit: status, hurried: hurried.withLock { $0 })
             logger.debug("shutdown: \(result)")
             _ = await ended.waitThroughCancellation()
             return result
         }
-        func begin(_ step: ShutdownStep) { events.withLock { $0.ladderStep = step } }
         if let status = qemu.exitStatus { return await outcome(.alreadyExited, status) }
-        begin(.guestPoweroff)
-        if guestGrace > .zero, let status = await qemu.wait(timeout: guestGrace) {
+        // Run even with no grace: a hurry that came before the ladder began is spent here,
+        // so it skips to the ACPI step as ``hurryShutdown(toKill:)`` said.
+        if let status = await runStep(.guestPoweroff, timeout: guestGrace) {
             return await outcome(.guestPoweroff, status)
         }
         if !skipACPI {
             logger.debug("shutdown: asking the guest to power off (ACPI system_powerdown)")
-            begin(.acpiPowerdown)
-            if (try? await qmp.systemPowerdown()) != nil, let status = await qemu.wait(timeout: min(step, acpiTimeout ?? step)) {
+            let qmp = self.qmp
+            // The button is pressed again every second: QEMU doesn't latch a press, and a
+            // guest still booting (its ACPI button driver or the init's handler not loaded
+            // yet) drops it, so one early press would leave Ctrl-C to end at qmp-quit.
+            // A guest that took the first press is already powering off; later ones are no-ops
+            // (the guest kit's init, systemd-logind's "power key pressed" job).
+            // A QEMU that refuses the first press (no ACPI) goes on to quit at once.
+            let press: @Sendable () async -> Bool = {
+                guard (try? await qmp.systemPowerdown()) != nil else { return false }
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(1))
+                    if Task.isCancelled { break }
+                    _ = try? await qmp.systemPowerdown()
+                }
+                return true
+            }
+            if let status = await runStep(.acpiPowerdown, timeout: min(step, acpiTimeout ?? step), action: press) {
                 return await outcome(.acpiPowerdown, status)
             }
         }
         logger.debug("shutdown: QMP quit")
-        begin(.qmpQuit)
-        if (try? await qmp.quit(timeout: step)) != nil, let status = await qemu.wait(timeout: step) {
+        let qmp = self.qmp
+        if let status = await runStep(.qmpQuit, timeout: step, action: { (try? await qmp.quit(timeout: step)) != nil }) {
             return await outcome(.qmpQuit, status)
         }
         logger.warning("shutdown: QMP quit did not end QEMU; sending SIGTERM")
-        begin(.sigterm)
-        qemu.signal(SIGTERM)
-        if let status = await qemu.wait(timeout: step) { return await outcome(.sigterm, status) }
+        let qemu = self.qemu
+        if let status = await runStep(.sigterm, timeout: step, action: {
+            qemu.signal(SIGTERM)
+            return true
+        }) {
+            return await outcome(.sigterm, status)
+        }
         logger.warning("shutdown: SIGTERM did not end QEMU; sending SIGKILL")
-        begin(.sigkill)
+        events.withLock { $0.ladderStep = .sigkill }
+        hurry.withLock { $0.position = ShutdownStep.order.count - 1 }
         qemu.signal(SIGKILL)
         let status = await qemu.wait()
         return await outcome(.sigkill, status)
+    }
+}
+
+/// Requests to cut a shutdown ladder short, and where the ladder is.
+struct LadderHurry: Sendable {
+    /// Steps to skip: one per hurry not yet acted on.
+    var pending = 0
+    /// Go straight to SIGKILL.
+    var kill = false
+    /// Where the ladder is in ``ShutdownStep/order``; 0 before it begins.
+    var position = 0
+    /// Whether this ladder has no ACPI step.
+    var skipACPI = false
+    /// Resolved by each hurry, to wake the step in progress; replaced once acted on.
+    var pulse = OneShot<Void>()
+
+    /// The step the ladder goes to after the hurries so far.
+    var target: ShutdownStep {
+        if kill { return .sigkill }
+        var index = position
+        for _ in 0..<pending {
+            index += 1
+            if skipACPI && ShutdownStep.order[min(index, ShutdownStep.order.count - 1)] == .acpiPowerdown { index += 1 }
+        }
+        return ShutdownStep.order[min(index, ShutdownStep.order.count - 1)]
     }
 }
 
