@@ -15,9 +15,16 @@ struct NamedVMTests {
         var environment: [String: String] { ["XDG_RUNTIME_DIR": folder.path] }
         var records: String { folder.path + "/qemu-launch/vms" }
 
-        init(_ label: String) throws {
+        /// A guest-kit profile, or with `ownInit` an initramfs of its own that prints a line
+        /// the profile's `ready` waits for, then sleeps (it ignores its host going away).
+        init(_ label: String, ownInit: Bool = false) throws {
             folder = try Fixture.temporaryDirectory(label)
-            let profileValue = try Fixture.guestProfile("named", command: nil)
+            var profileValue = try Fixture.guestProfile("named", command: nil)
+            if ownInit {
+                profileValue.initrd = try Fixture.initramfs(script: "echo named-vm-ready\nwhile true; do sleep 1000; done", in: folder)
+                profileValue.cmdline = "console=ttyS0"
+                profileValue.ready = Profile.Readiness(consoleText: "named-vm-ready")
+            }
             profile = folder.appendingPathComponent("named.json").path
             try JSONEncoder().encode(profileValue).write(to: URL(fileURLWithPath: profile))
         }
@@ -92,13 +99,17 @@ struct NamedVMTests {
         #expect(!FileManager.default.fileExists(atPath: place.records + "/dev"))
     }
 
-    @Test("a SIGKILLed supervisor takes its QEMU with it; list reports the record stale, up refuses the name, and down removes the record")
+    @Test("up of your own OS returns at its ready console line; a SIGKILLed supervisor takes its QEMU with it; list reports the record stale, up refuses the name, and down removes the record")
     func killedSupervisor() async throws {
-        let place = try Place("kill")
+        // Your own init, not the guest kit's: it would power off when its host hangs up,
+        // which would hide a QEMU the supervisor's death failed to kill.
+        let place = try Place("kill", ownInit: true)
         defer { place.remove() }
         let up = try place.launch(["up", place.profile, "--name", "gone", "--accel", "tcg"])
         #expect(up.status == 0, "\(up.stderr)")
         defer { _ = try? place.launch(["down", "gone", "--force"]) }
+        let log = try String(contentsOfFile: place.records + "/gone/console.log", encoding: .utf8)
+        #expect(log.contains("named-vm-ready"))
         let entry = try #require(try place.list().first)
         let supervisor = Int32(try #require(entry["supervisorPid"] as? Int))
         let qemu = Int32(try #require(entry["qemuPid"] as? Int))

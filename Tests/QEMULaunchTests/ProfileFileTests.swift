@@ -243,7 +243,7 @@ struct ProfileFileTests {
 
 @Suite("Relative paths in a profile resolve against the profile's folder")
 struct RelativePathTests {
-    @Test("kernel, initrd, shares, disks, runtimeDir and binaries with a slash become absolute under the profile's folder")
+    @Test("kernel, initrd, shares, disks, runtimeDir, the ssh key and binaries with a slash become absolute under the profile's folder")
     func loadResolvesAgainstProfileFolder() throws {
         let dir = try TempDir()
         defer { dir.remove() }
@@ -255,7 +255,8 @@ struct RelativePathTests {
         let url = URL(fileURLWithPath: dir.file("profiles/p.json", contents: """
             {"name": "rel", "kernel": "../boot/vmlinuz", "initrd": "../initrd.img",
              "shares": [{"tag": "s", "path": "../shared", "transport": "9p"}], "disks": [{"path": "../disk.img"}],
-             "runtimeDir": "../run", "qemu": {"binary": "./bin/qemu-system-x86_64"}, "virtiofsd": {"binary": "virtiofsd"}}
+             "runtimeDir": "../run", "qemu": {"binary": "./bin/qemu-system-x86_64"}, "virtiofsd": {"binary": "virtiofsd"},
+             "network": {"mode": "user", "forwards": [{"host": 2222, "guest": 22}]}, "ssh": {"key": "../keys/id_ed25519"}}
             """))
         let p = try Profile.load(contentsOf: url)
         #expect(p.kernel == "\(dir.path)/boot/vmlinuz")
@@ -265,6 +266,7 @@ struct RelativePathTests {
         #expect(p.runtimeDir == "\(dir.path)/run")
         #expect(p.qemu.binary == "\(dir.path)/profiles/bin/qemu-system-x86_64")
         #expect(p.virtiofsd.binary == "virtiofsd", "a bare name is looked up on PATH, not resolved")
+        #expect(p.ssh?.key == "\(dir.path)/keys/id_ed25519")
         // The working directory is the package root, where none of these exist: they were found by the profile's folder.
         #expect(ProfileValidator.hostProblems(p, host: Hosts.x86TCG) == [])
     }

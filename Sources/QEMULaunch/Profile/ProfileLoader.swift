@@ -82,6 +82,7 @@ extension Profile {
         copy.disks = disks.map { var d = $0; d.path = absolute(d.path); return d }
         if case .folder(let path)? = rootfs?.source { copy.rootfs?.source = .folder(absolute(path)) }
         copy.rootfs?.rwdirs = rootfs?.rwdirs.map(absolute) ?? []
+        copy.ssh?.key = ssh?.key.map(absolute)
         // A binary without a slash is a name looked up on PATH, not a relative path.
         if let binary = qemu.binary, binary.contains("/") { copy.qemu.binary = absolute(binary) }
         if let binary = virtiofsd.binary, binary.contains("/") { copy.virtiofsd.binary = absolute(binary) }

@@ -35,8 +35,9 @@ struct ListCommand: ParsableCommand {
             let live = vm.status == .running || vm.status == .starting || vm.status == .stopping
             rows.append([
                 vm.name, vm.status.rawValue,
-                r.map { String($0.supervisorPid) } ?? "-",
-                r?.qemuPid.map(String.init) ?? "-",
+                // A finished or stale VM's pids are gone (and may be reused): not shown.
+                live ? r.map { String($0.supervisorPid) } ?? "-" : "-",
+                live ? r?.qemuPid.map(String.init) ?? "-" : "-",
                 live ? r.map { formatUptime(now.timeIntervalSince($0.startedAt)) } ?? "-" : "-",
                 r.map { "\($0.memoryMiB)M" } ?? "-",
                 r.map { $0.forwards.isEmpty ? "-" : $0.forwards.map { "\($0.host)->\($0.guest)" }.joined(separator: ",") } ?? "-",

@@ -56,7 +56,7 @@ struct SuperviseCommand: AsyncParsableCommand {
             ssh: nil, shutdownStepSeconds: Double(profile.timeouts.shutdown.duration.components.seconds)))
         record.update { $0.guestSession = GuestKitUse.runsSession(profile) }
         if let ssh = profile.ssh, let forward = profile.forward(toGuestPort: ssh.port) {
-            var identity = ssh.key.map(absolutePath)
+            var identity = ssh.key
             if identity == nil {
                 do {
                     let publicKey = try await SSHKey.generate(in: folder, comment: "launch-\(name)")
@@ -89,6 +89,9 @@ struct SuperviseCommand: AsyncParsableCommand {
             let hub: ConsoleHub
             let exec: ExecServer?
             do throws(LaunchError) {
+                // QEMU's serial chardev listens at the same name (the plan's sockets.console) but
+                // serves one client, which the supervisor already is: the hub takes the name over.
+                if machine.plan.sockets.console == folder + "/console.sock" { unlink(machine.plan.sockets.console) }
                 hub = try ConsoleHub.serve(console: machine.console, socketPath: folder + "/console.sock")
                 do throws(LaunchError) {
                     exec = try session.map { s throws(LaunchError) in try ExecServer.serve(session: s, socketPath: folder + "/exec.sock", logger: logger) }

@@ -66,6 +66,11 @@ struct UpCommand: AsyncParsableCommand {
             }
             if reaped == pid {
                 let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+                guard FileManager.default.fileExists(atPath: folder) else {
+                    // `launch down` removes the record folder once the supervisor is gone.
+                    FileHandle.standardError.write(Data("launch: VM \(name) was stopped (launch down) before it was up\n".utf8))
+                    throw ExitCode(code == 0 ? LaunchExit.interrupted : code)
+                }
                 let why = vm.record?.end.map { ": \($0)" } ?? ""
                 var text = "launch: VM \(name) did not come up\(why)\n  the supervisor's log (\(vm.supervisorLog)):\n"
                 text += vm.tail(of: vm.supervisorLog, last: 20).map { "    \($0)\n" }.joined()
