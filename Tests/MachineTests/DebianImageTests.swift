@@ -89,13 +89,7 @@ struct DebianImageTests {
 
         // Returns once sshd sends its banner through the forward (25-100 s under TCG here).
         let up = try launch(["up", profile.path, "--name", "deb", "--accel", "tcg"])
-        if up.status != 0, up.stderr.contains("the guest kit boots a kernel directly, and the profile has none") {
-            // Known: UEFI with no kernel is refused before QEMU starts until the preparation
-            // leaves a profile without a command and a kernel to the firmware.
-            withKnownIssue("launch up refuses \"firmware\": \"uefi\" without a kernel") { Issue.record("\(up.stderr)") }
-            return
-        }
-        #expect(up.status == 0, "\(up.stderr)")
+        try #require(up.status == 0, "\(up.stderr)")
         defer { _ = try? launch(["down", "deb", "--force"]) }
 
         let state = try launch(["ssh", "deb", "--", "systemctl", "is-system-running", "--wait"])
