@@ -69,44 +69,50 @@ enum DebianImage {
 }
 
 /// A real Debian systemd guest from its own disk, as a user keeps one: `launch up` boots it by
-/// direct kernel boot (host kernel and initrd, root by PARTUUID) or by UEFI (systemd-boot on
-/// the ESP, no kernel given) and returns once sshd answers; `launch ssh` logs in with the
-/// per-VM key the launcher injected (systemd's SMBIOS credential ssh.authorized_keys.root);
-/// `launch down` stops it cleanly: systemd powers off at the ladder's ACPI step.
+/// direct kernel boot (host kernel and initrd, root by PARTUUID), then the same VM (same name,
+/// same persistent overlay) by UEFI (systemd-boot on the ESP, no kernel given), each time
+/// returning once sshd answers; `launch ssh` logs in with the per-VM key the launcher injected
+/// (systemd's SMBIOS credential ssh.authorized_keys.root), a new key on the second boot while
+/// the disk still holds the first's; `launch down` stops it cleanly at the ladder's ACPI step.
 @Suite("A Debian systemd disk image: launch up, ssh, down, by direct kernel boot and by UEFI (slow: boots systemd under TCG)",
        .serialized, .enabled(if: DebianImage.built || DebianImage.required, "no Debian image: run Scripts/build-debian-image"))
 struct DebianImageTests {
-    @Test("launch up of a Debian image's profile returns once sshd answers; launch ssh NAME -- systemctl is-system-running says running (multi-user, no unit failed) as root with the injected per-VM key; launch down ends it at the ACPI step; the image is never written",
-          arguments: ["debian-direct.json", "debian-uefi.json"])
-    func upSSHDown(profileName: String) throws {
+    @Test("one Debian VM booted by direct kernel boot, then by UEFI with no kernel: each launch up returns once sshd answers, launch ssh NAME -- systemctl is-system-running says running (multi-user, no unit failed) as root with that boot's per-VM key, launch down ends it at the ACPI step; the image is never written")
+    func directThenUEFI() throws {
         let folder = try Fixture.temporaryDirectory("deb")
         defer { try? FileManager.default.removeItem(at: folder) }
-        let profile = try DebianImage.profile(profileName, sshPort: try DebianImage.freePort(), folder: folder)
         let environment = ["XDG_RUNTIME_DIR": folder.path, "XDG_STATE_HOME": folder.appendingPathComponent("state").path]
         let launch = { (arguments: [String]) in try CLITests.launch(arguments, environment: environment) }
         let image = DebianImage.directory.appendingPathComponent("debian.img").path
         let imageBefore = try FileManager.default.attributesOfItem(atPath: image)[.modificationDate] as? Date
-
-        // Returns once sshd sends its banner through the forward (25-100 s under TCG here).
-        let up = try launch(["up", profile.path, "--name", "deb", "--accel", "tcg"])
-        try #require(up.status == 0, "\(up.stderr)")
         defer { _ = try? launch(["down", "deb", "--force"]) }
 
-        let state = try launch(["ssh", "deb", "--", "systemctl", "is-system-running", "--wait"])
-        if state.stdout != "running\n" {
-            let failed = try launch(["ssh", "deb", "--", "systemctl --failed --no-legend; journalctl -b -p err --no-pager | tail -n 20"])
-            Issue.record("systemd is \(state.stdout) (ssh exited \(state.status): \(state.stderr)), not running: \(failed.stdout) \(failed.stderr)")
-        }
-        // Root logged in with the launcher's per-VM key: the one the credential put in authorized_keys.
-        let publicKey = try String(contentsOfFile: folder.path + "/qemu-launch/vms/deb/ssh/id_ed25519.pub", encoding: .utf8)
-        let keys = try launch(["ssh", "deb", "--", "cat", "/root/.ssh/authorized_keys"])
-        #expect(keys.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == publicKey.trimmingCharacters(in: .whitespacesAndNewlines), "\(keys.stdout) \(keys.stderr)")
+        var keys: [String] = []
+        for profileName in ["debian-direct.json", "debian-uefi.json"] {
+            let profile = try DebianImage.profile(profileName, sshPort: try DebianImage.freePort(), folder: folder)
+            // Returns once sshd sends its banner through the forward (25-100 s under TCG here).
+            let up = try launch(["up", profile.path, "--name", "deb", "--accel", "tcg"])
+            try #require(up.status == 0, "\(profileName): \(up.stderr)")
 
-        let down = try launch(["down", "deb"])
-        #expect(down.status == 0, "\(down.stderr)")
-        #expect(down.stdout.contains("acpi-powerdown"), "\(down.stdout) \(down.stderr)")
+            let state = try launch(["ssh", "deb", "--", "systemctl", "is-system-running", "--wait"])
+            if state.stdout != "running\n" {
+                let failed = try launch(["ssh", "deb", "--", "systemctl --failed --no-legend; journalctl -b -p err --no-pager | tail -n 20"])
+                Issue.record("\(profileName): systemd is \(state.stdout) (ssh exited \(state.status): \(state.stderr)), not running: \(failed.stdout) \(failed.stderr)")
+            }
+            // Root logged in with this boot's per-VM key: the one the credential put in authorized_keys.
+            let publicKey = try String(contentsOfFile: folder.path + "/qemu-launch/vms/deb/ssh/id_ed25519.pub", encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            keys.append(publicKey)
+            let authorized = try launch(["ssh", "deb", "--", "cat", "/root/.ssh/authorized_keys"])
+            #expect(authorized.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == publicKey, "\(profileName): \(authorized.stdout) \(authorized.stderr)")
+
+            let down = try launch(["down", "deb"])
+            #expect(down.status == 0, "\(profileName): \(down.stderr)")
+            #expect(down.stdout.contains("acpi-powerdown"), "\(profileName): \(down.stdout) \(down.stderr)")
+            #expect(Fixture.processes(mentioning: folder.path).isEmpty, "\(profileName): QEMU or the supervisor still running")
+        }
+        #expect(keys.count == 2 && keys[0] != keys[1], "the second up should have made a key of its own")
         let imageAfter = try FileManager.default.attributesOfItem(atPath: image)[.modificationDate] as? Date
         #expect(imageAfter == imageBefore, "the base image was written")
-        #expect(Fixture.processes(mentioning: folder.path).isEmpty, "QEMU or the supervisor still running")
     }
 }
