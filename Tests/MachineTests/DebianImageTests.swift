@@ -79,6 +79,7 @@ enum DebianImage {
 struct DebianImageTests {
     @Test("one Debian VM booted by direct kernel boot, then by UEFI with no kernel: each launch up returns once sshd answers, launch ssh NAME -- systemctl is-system-running says running (multi-user, no unit failed) as root with that boot's per-VM key, launch down ends it at the ACPI step; the image is never written")
     func directThenUEFI() throws {
+        try #require(DebianImage.built, "no Debian image in \(DebianImage.directory.path): run Scripts/build-debian-image")
         let folder = try Fixture.temporaryDirectory("deb")
         defer { try? FileManager.default.removeItem(at: folder) }
         let environment = ["XDG_RUNTIME_DIR": folder.path, "XDG_STATE_HOME": folder.appendingPathComponent("state").path]
