@@ -30,6 +30,9 @@ struct ConsoleExecTests {
         defer { try? FileManager.default.removeItem(at: root) }
         let machine = try await GuestKit.startInteractive(try Fixture.guestProfile("hub", command: nil))
         do {
+            // Foundation's Process opens a socket pair on first use and keeps it: before the count.
+            _ = try TestProcess.run(["/bin/true"])
+            let (fds, threads) = (Fixture.launcherFileDescriptorCount(), Fixture.launcherThreadCount())
             let hub = try ConsoleHub.serve(console: machine.console, socketPath: folder + "/console.sock")
             do {
                 try await Self.consoleChecks(machine: machine, hub: hub, root: root, folder: folder)
@@ -37,11 +40,24 @@ struct ConsoleExecTests {
                 await hub.stop()
                 throw error
             }
+            // Stopped, the hub leaves nothing open: its socket, clients and thread are gone.
+            try await Self.settle { Fixture.launcherFileDescriptorCount() == fds && Fixture.launcherThreadCount() == threads }
+            #expect(Fixture.launcherFileDescriptorCount() == fds)
+            #expect(Fixture.launcherThreadCount() == threads)
         } catch {
             await machine.shutdown(skipACPI: true)
             throw error
         }
         await machine.shutdown(skipACPI: true)
+    }
+
+    /// A CLI run that hangs (a server that never replies, an output fd kept open) ends
+    /// after 120 s with timeout(1)'s 124 instead of hanging the suite.
+    static let bounded = ["/usr/bin/timeout", "-s", "KILL", "120"]
+
+    /// Waits up to 10 s for `condition` (a count that settles after a thread ends).
+    static func settle(_ condition: () -> Bool) async throws {
+        for _ in 0..<200 where !condition() { try await Task.sleep(for: .milliseconds(50)) }
     }
 
     static func consoleChecks(machine: Machine, hub: ConsoleHub, root: URL, folder: String) async throws {
@@ -83,6 +99,8 @@ struct ConsoleExecTests {
         let scrollBack = try #require(shown.range(of: "second-5"), "\(shown)")
         let attached = try #require(shown.range(of: "attached to hub's console"), "\(shown)")
         #expect(scrollBack.lowerBound < attached.lowerBound, "scroll-back comes before the live console: \(shown)")
+        // The shell's prompts in the log carry a cursor query the terminal must not answer again.
+        #expect(!shown[..<attached.lowerBound].contains("\u{1b}[6n"), "\(shown)")
         #expect(shown.contains("pty-42"))
 
         // Detached, not stopped: the VM runs and the hub still serves the other client.
@@ -104,6 +122,8 @@ struct ConsoleExecTests {
         var options = GuestKit.Options()
         options.concurrency = 2
         try await GuestKit.withSession(try Fixture.guestProfile("ex", command: nil), options: options) { guest in
+            _ = FileHandle.nullDevice.fileDescriptor  // opened once per process: before the count
+            let (fds, threads) = (Fixture.launcherFileDescriptorCount(), Fixture.launcherThreadCount())
             let server = try ExecServer.serve(session: guest, socketPath: folder + "/exec.sock")
             // From Swift: the fds given are the command's stdout and stderr, apart.
             let out = Pipe(), err = Pipe()
@@ -115,17 +135,19 @@ struct ConsoleExecTests {
             #expect(status == 3)
             #expect(String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) == "out\n")
             #expect(String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) == "err\n")
+            try out.fileHandleForReading.close()
+            try err.fileHandleForReading.close()
 
             // The CLI: stdin in, split streams out, the command's exit code as its own.
             let shell = try await Self.onThread {
-                try TestProcess.run([launch, "exec", "ex", "-e", "GREETING=hello", "-c", "cat; echo \"$GREETING\" >&2; exit 5"],
+                try TestProcess.run(Self.bounded + [launch, "exec", "ex", "-e", "GREETING=hello", "-c", "cat; echo \"$GREETING\" >&2; exit 5"],
                                     input: Data("from stdin\n".utf8), environment: environment)
             }
             #expect(shell.status == 5, "\(shell.stderrText)")
             #expect(shell.stdoutText == "from stdin\n")
             #expect(shell.stderrText == "hello\n")
             let argv = try await Self.onThread {
-                try TestProcess.run([launch, "exec", "ex", "--workdir", "/proc", "--", "sh", "-c", "pwd"], environment: environment)
+                try TestProcess.run(Self.bounded + [launch, "exec", "ex", "--workdir", "/proc", "--", "sh", "-c", "pwd"], environment: environment)
             }
             #expect(argv.status == 0, "\(argv.stderrText)")
             #expect(argv.stdoutText == "/proc\n")
@@ -157,9 +179,14 @@ struct ConsoleExecTests {
 
             await server.stop()
             #expect(!FileManager.default.fileExists(atPath: folder + "/exec.sock"))
+            // Every connection's fds (its socket, the passed streams, the hang-up watch) and
+            // the server's thread are gone.
+            try await Self.settle { Fixture.launcherFileDescriptorCount() == fds && Fixture.launcherThreadCount() == threads }
+            #expect(Fixture.launcherFileDescriptorCount() == fds)
+            #expect(Fixture.launcherThreadCount() == threads)
         }
         // No VM of that name: exit 71 (host problem), what to do next.
-        let missing = try TestProcess.run([launch, "exec", "ex", "--", "true"], environment: environment)
+        let missing = try TestProcess.run(Self.bounded + [launch, "exec", "ex", "--", "true"], environment: environment)
         #expect(missing.status == 71)
         #expect(missing.stderrText.contains("VM ex: nothing serves the VM's exec server at \(folder)/exec.sock: the VM is not running"), "\(missing.stderrText)")
         #expect(missing.stderrText.contains("fix: launch list shows the VMs that run; launch up PROFILE starts one"))
@@ -293,3 +320,4 @@ struct ConsoleExecTests {
     fail("the program did not exit")
     """#
 }
+

@@ -51,7 +51,8 @@ extension ConsoleHub {
         }
 
         /// The console's last `lastLines` lines before this attachment's live bytes began,
-        /// read from the log (empty when the log is gone).
+        /// read from the log (empty when the log is gone), without the terminal queries in
+        /// them (see ``ConsoleHub/withoutTerminalQueries(_:)``).
         public func scrollBack(lastLines: Int) -> [UInt8] {
             guard lastLines > 0, let handle = FileHandle(forReadingAtPath: greeting.log) else { return [] }
             defer { try? handle.close() }
@@ -60,13 +61,32 @@ extension ConsoleHub {
             let start = greeting.logOffset > window ? greeting.logOffset - window : 0
             guard (try? handle.seek(toOffset: start)) != nil,
                   let data = try? handle.read(upToCount: Int(greeting.logOffset - start)) else { return [] }
-            return ConsoleHub.lastLines(Array(data), count: lastLines)
+            return ConsoleHub.withoutTerminalQueries(ConsoleHub.lastLines(Array(data), count: lastLines))
         }
 
         /// Closes the connection; the VM and the other clients go on.
         public func close() {
             POSIX.closeFD(fd)
         }
+    }
+
+    /// `bytes` without the cursor-position query ESC [ 6 n. Busybox's shell sends it at every
+    /// prompt (to find the cursor's column): shown again from the log, the user's terminal
+    /// would answer a question nobody asked, typing ESC [ row ; col R into the guest's shell.
+    package static func withoutTerminalQueries(_ bytes: [UInt8]) -> [UInt8] {
+        let query: [UInt8] = [0x1b, UInt8(ascii: "["), UInt8(ascii: "6"), UInt8(ascii: "n")]
+        var kept: [UInt8] = []
+        kept.reserveCapacity(bytes.count)
+        var index = 0
+        while index < bytes.count {
+            if bytes[index] == 0x1b, bytes[index...].starts(with: query) {
+                index += query.count
+                continue
+            }
+            kept.append(bytes[index])
+            index += 1
+        }
+        return kept
     }
 
     /// The last `count` lines of `bytes` (a trailing partial line counts as one), bytes as they are.

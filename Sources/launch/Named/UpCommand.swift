@@ -37,6 +37,10 @@ struct UpCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("launch: \"\(name)\" is not a usable VM name: use 1-64 letters, digits, '.', '_' or '-'\n".utf8))
             throw ExitCode(LaunchError.Code.invalidProfile)
         }
+        if let command = profileValue.command {
+            // Not silently dropped: a named VM runs until `down`, its commands come from `exec`.
+            FileHandle.standardError.write(Data("launch: the profile's command (\(command.joined(separator: " "))) is not run by up; run it with launch exec \(name) -- ...\n".utf8))
+        }
         let registry = VMRegistry()
         let started = ContinuousClock.now
         let (folder, lock) = try await withFailureMapping { try registry.claim(name) }
