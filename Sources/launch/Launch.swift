@@ -12,7 +12,9 @@ struct Launch: AsyncParsableCommand {
         abstract: "Boot a QEMU virtual machine from a JSON profile, without libvirt.",
         discussion: """
             Exit codes: 0 clean poweroff (or the guest command's own exit code), \
-            124 timeout, 125 guest panic, 65 invalid profile, 69 a required program \
+            124 timeout, 125 guest panic, 130 interrupted while a command ran, \
+            75 forced stop (the guest did not power off; killed at qmp-quit, SIGTERM or SIGKILL), \
+            76 the guest rebooted (onReboot: exit), 65 invalid profile, 69 a required program \
             is missing, 70 internal error, 71 host problem.
             """,
         subcommands: [RunCommand.self, BatchCommand.self, PlanCommand.self, StateCommand.self, DoctorCommand.self, KconfigCommand.self, ReportCommand.self,

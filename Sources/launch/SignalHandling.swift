@@ -63,10 +63,10 @@ final class SignalHandling: Sendable {
         case .hurried(let steps):
             let targets = Set(steps.map(\.rawValue)).sorted()
             if targets.isEmpty { return "launch: second \(name): no VM is running yet; it is stopped as it starts (a third \(name) kills it)" }
-            return "launch: second \(name): skipping to \(targets.joined(separator: " / "))\(steps.count > 1 ? " (\(steps.count) VMs)" : "") (a third \(name) kills QEMU)"
+            return "launch: second \(name): skipping to \(targets.joined(separator: " / "))\(steps.count > 1 ? " for \(steps.count) VMs" : "") (a third \(name) kills QEMU)"
         case .killed(let steps):
             if steps.isEmpty { return "launch: another \(name): no VM is running; any that starts is killed" }
-            return "launch: \(name) again: killing QEMU (SIGKILL)\(steps.count > 1 ? " (\(steps.count) VMs)" : "")"
+            return "launch: \(name) again: killing QEMU (SIGKILL)\(steps.count > 1 ? " for \(steps.count) VMs" : "")"
         }
     }
 }

@@ -1,4 +1,6 @@
 import Foundation
+@testable import GuestKit
+import Logging
 import QEMULaunch
 import Testing
 
@@ -45,8 +47,8 @@ struct StopPathTests {
         #expect(left.isEmpty, "runtime dir left behind: \(left)")
     }
 
-    @Test("a second Ctrl-C skips the ACPI step, a third kills QEMU, each said on stderr; the forced stop exits 75, not 0")
-    func repeatedInterruptsHurryTheLadder() async throws {
+    @Test("a second Ctrl-C skips the ACPI step at once, said on stderr; the forced stop exits 75, not 0, and says why")
+    func secondInterruptHurriesTheLadder() async throws {
         let folder = try Fixture.temporaryDirectory("hur")
         defer { try? FileManager.default.removeItem(at: folder) }
         // The user's own initrd, which has no power-button handler: the ACPI step can only time out.
@@ -58,26 +60,53 @@ struct StopPathTests {
         profile.initrd = try Fixture.initramfs(script: "echo guest-ready; exec sleep 600", in: folder)
         profile.runtimeDir = folder.path
         profile.timeouts.boot = TimeLimit(.seconds(120))
-        // Far longer than this test may take: only the hurry can end the ladder's steps in time.
+        // Far longer than this test may take: only the hurry can end the ACPI step in time.
         profile.timeouts.shutdown = TimeLimit(.seconds(600))
         let launcher = try BackgroundLaunch(["run", try write(profile, to: folder).path])
         try await launcher.waitForStdout("guest-ready")
-        let qemu = try await qemuPID(under: folder)
 
         kill(launcher.pid, SIGINT)
         try await waitForStderr(launcher, "stopping the VM (shutdown ladder)")
         try await Task.sleep(for: .seconds(1))
-        // Frozen, QEMU answers neither QMP quit nor the press: only SIGKILL can end it.
-        kill(qemu, SIGSTOP)
         kill(launcher.pid, SIGINT)
-        try await waitForStderr(launcher, "launch: second interrupt: skipping to qmp-quit")
-        kill(launcher.pid, SIGINT)
-        try await waitForStderr(launcher, "launch: interrupt again: killing QEMU (SIGKILL)")
+        try await waitForStderr(launcher, "launch: second interrupt: skipping to qmp-quit (a third interrupt kills QEMU)")
 
-        // A hang guard: without the hurry the ACPI and quit steps would take 600 s each.
+        // A hang guard: without the hurry the ACPI step alone would take 600 s.
         let status = try await launcher.exitStatus(seconds: 120)
         #expect(status == 75, "\(launcher.stderr)")
-        #expect(launcher.stderr.contains("launch: forced stop: a second interrupt cut the shutdown short; it was killed at sigkill, its disks may need recovery"), "\(launcher.stderr)")
+        #expect(launcher.stderr.contains("launch: forced stop: a second interrupt cut the shutdown short; it was killed at qmp-quit, its disks may need recovery"), "\(launcher.stderr)")
+        expectNothingLeft(in: folder)
+    }
+
+    @Test("launch batch: a second Ctrl-C hurries every VM's ladder and a third kills every QEMU, even QEMUs frozen by SIGSTOP")
+    func batchInterruptsHurryEveryVM() async throws {
+        let folder = try Fixture.temporaryDirectory("bhur")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var profile = try Fixture.guestProfile("bsleeper", command: ["sh", "-c", "echo running; exec sleep 600"])
+        profile.runtimeDir = folder.path
+        profile.timeouts.shutdown = TimeLimit(.seconds(600))
+        let url = try write(profile, to: folder)
+        let launcher = try BackgroundLaunch(["batch", url.path, url.path, "--jobs", "2"])
+        for _ in 0..<3000 where launcher.stdout.components(separatedBy: "running").count < 3 && launcher.process.isRunning {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        try #require(launcher.stdout.components(separatedBy: "running").count == 3, "both jobs never ran: \(launcher.stderr)")
+        let qemus = Fixture.processes(mentioning: folder.path + "/launch-").filter { pid in
+            (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8))?.hasPrefix("qemu-system") == true
+        }
+        try #require(qemus.count == 2)
+        // Frozen, QEMU answers neither the power button nor QMP quit: only SIGKILL ends it.
+        for pid in qemus { kill(pid, SIGSTOP) }
+        kill(launcher.pid, SIGINT)
+        try await Task.sleep(for: .seconds(1))
+        kill(launcher.pid, SIGINT)
+        try await waitForStderr(launcher, "launch: second interrupt: skipping to qmp-quit for 2 VMs")
+        kill(launcher.pid, SIGINT)
+        try await waitForStderr(launcher, "launch: interrupt again: killing QEMU (SIGKILL) for 2 VMs")
+        // A hang guard: without the hurry the ACPI and quit steps would take 600 s each.
+        let status = try await launcher.exitStatus(seconds: 120)
+        #expect(status == 130, "\(launcher.stderr)")
+        #expect(launcher.stderr.components(separatedBy: "the VM was stopped (sigkill)").count == 3, "\(launcher.stderr)")
         expectNothingLeft(in: folder)
     }
 
@@ -100,6 +129,40 @@ struct StopPathTests {
         // The first press came before the guest had its power-button driver.
         #expect(!consoleAtInterrupt.contains("ACPI: button: Power Button"), "the guest was already up when interrupted: \(consoleAtInterrupt)")
         #expect(launcher.stdout.contains("ACPI: button: Power Button"), "\(launcher.stdout)")
+        expectNothingLeft(in: folder)
+    }
+
+    @Test("a guest reboot ends the VM with exit 76 and says how to allow it; with \"onReboot\": \"reboot\" the guest boots again and the VM goes on")
+    func guestReboot() async throws {
+        let folder = try Fixture.temporaryDirectory("rb")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // q35: its reset works at once (microvm's guest restart has no quick path). The
+        // kernel's PVH vmlinux, as fast boot uses it: TCG spends seconds decompressing a bzImage.
+        var profile = Profile(name: "rebooter")
+        profile.machine = .q35
+        profile.accel = .tcg
+        profile.memory = .mebibytes(256)
+        profile.kernel = try #require(FastBoot.vmlinux(for: try Fixture.kernel, logger: Logger(label: "test"))?.path)
+        profile.initrd = try Fixture.initramfs(script: "echo guest-boot-done; sleep 1; reboot -f", in: folder)
+        profile.runtimeDir = folder.path
+        profile.timeouts.boot = TimeLimit(.seconds(120))
+        profile.timeouts.shutdown = TimeLimit(.seconds(2))
+
+        let ended = try CLITests.launch(["run", try write(profile, to: folder).path])
+        #expect(ended.status == 76, "\(ended.stderr)")
+        #expect(ended.stderr.contains("launch: the guest rebooted; the VM ended (onReboot is exit); set \"onReboot\": \"reboot\" in the profile to let it reboot"), "\(ended.stderr)")
+        #expect(ended.stdout.components(separatedBy: "guest-boot-done").count == 2, "\(ended.stdout)")
+
+        profile.onReboot = .reboot
+        let launcher = try BackgroundLaunch(["run", try write(profile, to: folder).path])
+        // A hang guard: two boots under TCG on a loaded host.
+        for _ in 0..<3000 where launcher.stdout.components(separatedBy: "guest-boot-done").count < 3 && launcher.process.isRunning {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(launcher.stdout.components(separatedBy: "guest-boot-done").count >= 3, "the guest did not boot again: \(launcher.stdout)")
+        #expect(launcher.process.isRunning, "the VM ended on a guest reboot: \(launcher.stderr)")
+        kill(launcher.pid, SIGINT)
+        _ = try await launcher.exitStatus()
         expectNothingLeft(in: folder)
     }
 

@@ -101,6 +101,25 @@ struct GoldenArgvTests {
             isWarning: true))
     }
 
+    @Test("an unusable KVM verdict read from the cache is a one-line warning naming the cache; an explicit accel kvm still gets the whole finding")
+    func cachedUnusableKVMShortWarning() throws {
+        var host = Hosts.x86KVM
+        host.kvm = .unusable(reason: "a test guest made no progress under KVM in 10 s", fix: "set \"accel\": \"tcg\"")
+        host.kvmVerdictCache = "/home/u/.cache/qemu-launch/accelerator-health.json"
+        let plan = try Planner.plan(profile(#"{"name": "x", "kernel": "/tmp/qlt-golden/vmlinuz"}"#), host: host,
+                                    options: PlanOptions(runtimeDir: goldenRuntimeDir))
+        #expect(plan.accelerator == .tcg)
+        #expect(plan.choices.first == Plan.Choice(
+            topic: "accelerator", value: "tcg",
+            reason: "auto: kvm unusable here (an earlier probe's verdict, cached in /home/u/.cache/qemu-launch/accelerator-health.json); emulating instead. \"accel\": \"tcg\" skips KVM; delete that file to probe again",
+            isWarning: true))
+        let explicit = try profile(#"{"name": "x", "accel": "kvm", "kernel": "/tmp/qlt-golden/vmlinuz"}"#)
+        let refusal = #expect(throws: ProfileProblems.self) {
+            try Planner.plan(explicit, host: host, options: PlanOptions(runtimeDir: goldenRuntimeDir))
+        }
+        #expect(refusal?.problems.first?.message.contains("a test guest made no progress under KVM in 10 s") == true, "\(String(describing: refusal))")
+    }
+
     @Test("a foreign-arch guest runs emulated, with a warning that it is slow")
     func foreignArchWarning() throws {
         let plan = try Planner.plan(profile(GoldenCase.crossArch.json), host: Hosts.x86TCG, options: GoldenCase.crossArch.options)

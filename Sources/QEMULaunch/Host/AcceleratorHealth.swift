@@ -36,21 +36,23 @@ package enum AcceleratorHealth {
         let kernel = profile.kernel.flatMap { $0 == "auto" ? nil : $0 } ?? KernelLocator.newest()?.path
         guard let kernel else { return host }
         var result = host
-        result.kvm = await status(qemu: qemu, kernel: kernel, arch: host.arch, logger: logger)
+        let (status, cached) = await status(qemu: qemu, kernel: kernel, arch: host.arch, logger: logger)
+        result.kvm = status
+        result.kvmVerdictCache = cached ? cacheFile.path : nil
         return result
     }
 
-    /// The cached verdict, or a fresh probe.
-    package static func status(qemu: String, kernel: String, arch: Profile.Arch, logger: Logger) async -> AcceleratorStatus {
+    /// The cached verdict (and true), or a fresh probe's (and false).
+    package static func status(qemu: String, kernel: String, arch: Profile.Arch, logger: Logger) async -> (AcceleratorStatus, Bool) {
         let key = cacheKey(qemu: qemu)
         if let cached = cache.read()[key] {
             logger.debug("KVM health: cached verdict", metadata: ["kvm.key": .string(key)])
-            return cached
+            return (cached, true)
         }
         logger.info("KVM health: probing whether guests make progress under KVM (once per host; the verdict is cached)")
         let verdict = await probe(qemu: qemu, kernel: kernel, arch: arch)
         cache.store(verdict, forKey: key)
-        return verdict
+        return (verdict, false)
     }
 
     /// Boots `kernel` under KVM with no initrd and watches the console: first with

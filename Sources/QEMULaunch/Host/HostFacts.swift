@@ -24,6 +24,10 @@ public struct HostFacts: Sendable, Hashable, Codable {
     public var kvm: AcceleratorStatus
     /// Whether Hypervisor.framework can run guests here; never ``AcceleratorStatus/usable`` on Linux.
     public var hvf: AcceleratorStatus
+    /// The cache file ``kvm`` was read from, when it is the verdict an earlier run's probe
+    /// stored (the plan then says an unusable KVM in one line instead of the probe's whole
+    /// finding); nil when probed now or not probed.
+    public var kvmVerdictCache: String?
     /// QEMU system emulators found, by guest arch.
     public var qemu: [Profile.Arch: QEMUBinary]
     /// Path of `qemu-img`, which makes the qcow2 overlays of ephemeral and persistent disks; nil when absent.

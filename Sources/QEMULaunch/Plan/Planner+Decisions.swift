@@ -152,7 +152,13 @@ extension Planner {
             switch status {
             case .usable: return pick(hw, "auto: \(hw.rawValue) is usable")
             case .absent(let why): return pick(.tcg, "auto: \(hw.rawValue) unavailable (\(why)); emulating", warn: true)
-            case .unusable(let why, let fix): return pick(.tcg, "auto: \(hw.rawValue) unusable: \(why); emulating instead. \(fix)", warn: true)
+            case .unusable(let why, let fix):
+                // The full finding once, from the run that probed; later runs reuse the cached
+                // verdict and say so in one line (still a warning: never a silent fallback).
+                if hw == .kvm, let cache = host.kvmVerdictCache {
+                    return pick(.tcg, "auto: kvm unusable here (an earlier probe's verdict, cached in \(cache)); emulating instead. \"accel\": \"tcg\" skips KVM; delete that file to probe again", warn: true)
+                }
+                return pick(.tcg, "auto: \(hw.rawValue) unusable: \(why); emulating instead. \(fix)", warn: true)
             }
         }
     }

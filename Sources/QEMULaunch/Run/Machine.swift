@@ -672,7 +672,8 @@ public final class Machine: Sendable {
         if let status = await runStep(.qmpQuit, timeout: step, action: { (try? await qmp.quit(timeout: step)) != nil }) {
             return await outcome(.qmpQuit, status)
         }
-        logger.warning("shutdown: QMP quit did not end QEMU; sending SIGTERM")
+        // A hurry to SIGKILL was said by whoever asked for it; these warnings are for a ladder that ran its course.
+        if !hurry.withLock({ $0.kill }) { logger.warning("shutdown: QMP quit did not end QEMU; sending SIGTERM") }
         let qemu = self.qemu
         if let status = await runStep(.sigterm, timeout: step, action: {
             qemu.signal(SIGTERM)
@@ -680,7 +681,7 @@ public final class Machine: Sendable {
         }) {
             return await outcome(.sigterm, status)
         }
-        logger.warning("shutdown: SIGTERM did not end QEMU; sending SIGKILL")
+        if !hurry.withLock({ $0.kill }) { logger.warning("shutdown: SIGTERM did not end QEMU; sending SIGKILL") }
         events.withLock { $0.ladderStep = .sigkill }
         hurry.withLock { $0.position = ShutdownStep.order.count - 1 }
         qemu.signal(SIGKILL)
