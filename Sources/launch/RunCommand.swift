@@ -18,7 +18,8 @@ struct RunCommand: AsyncParsableCommand {
             runtime dir (and to stderr with --verbose). Without a command, the serial \
             console is on this terminal (raw): what you type goes to the guest, Ctrl-C \
             included (to the program running there); \(EscapeKey.name) stops the VM \
-            through the shutdown ladder, as SIGINT and SIGTERM to launch do (a second one skips to the ladder's next step, a third kills QEMU).
+            through the shutdown ladder, as SIGINT and SIGTERM to launch do (a second \
+            signal skips to the ladder's next step, a third kills QEMU).
             """
     )
 

@@ -171,7 +171,19 @@ struct RealQEMUProfileTests {
         p.network.forwards = p.network.forwards.map { var f = $0; f.host = freeTCPPort(); return f }
         let run = try TempDir("qlt-run")
         defer { run.remove() }
-        let plan = try Planner.plan(p, host: tcgHost, options: PlanOptions(runtimeDir: run.path))
+        // What a first run's state folder holds (Machine.start makes it, not the plan's
+        // prepare steps): the run's folder stands in for it, with each persistent overlay
+        // over its image and the firmware's variable store copied from its template.
+        let persistent = p.disks.indices.filter { p.disks[$0].overlay == .persistent }
+        let plan = try Planner.plan(p, host: tcgHost, options: PlanOptions(runtimeDir: run.path, stateDirectory: persistent.isEmpty ? nil : run.path))
+        for index in persistent {
+            let made = try runCommand([tcgHost.qemuImg!, "create", "-q", "-f", "qcow2", "-F", p.disks[index].format.rawValue,
+                                       "-b", p.disks[index].path, "\(run.path)/disk\(index).qcow2"])
+            try #require(made.status == 0, "\(made.output)")
+        }
+        if let vars = plan.firmwareVars, !FileManager.default.fileExists(atPath: vars.path) {
+            try FileManager.default.copyItem(atPath: vars.template, toPath: vars.path)
+        }
         try await startPausedAndQuit(plan)
     }
 
