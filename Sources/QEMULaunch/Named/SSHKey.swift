@@ -9,6 +9,21 @@ package enum SSHKey {
     /// The VM's own known_hosts file in a record folder.
     package static func knownHostsPath(in folder: String) -> String { folder + "/ssh/known_hosts" }
 
+    /// The VM's key pair in `folder` (see ``privateKeyPath(in:)``): the one made there by an
+    /// earlier `up` when both halves exist, else a new one (``generate(in:comment:)``); returns
+    /// the public key's line and whether it was made now. Kept in the VM's state folder, the
+    /// same key serves every `up` of that VM: a guest on a persistent disk that wrote the first
+    /// key into authorized_keys (systemd's tmpfiles only write the file when it is missing)
+    /// still lets the next `up` in.
+    package static func existingOrNew(in folder: String, comment: String) async throws(LaunchError) -> (publicKey: String, made: Bool) {
+        let path = privateKeyPath(in: folder)
+        if FileManager.default.fileExists(atPath: path),
+           let publicKey = try? String(contentsOfFile: path + ".pub", encoding: .utf8) {
+            return (publicKey.trimmingCharacters(in: .whitespacesAndNewlines), false)
+        }
+        return (try await generate(in: folder, comment: comment), true)
+    }
+
     /// Makes an ed25519 key pair (no passphrase) at ``privateKeyPath(in:)``, mode 0600, in a
     /// 0700 `ssh` folder; returns the public key's line.
     package static func generate(in folder: String, comment: String) async throws(LaunchError) -> String {

@@ -59,10 +59,14 @@ struct SuperviseCommand: AsyncParsableCommand {
             var identity = ssh.key
             if identity == nil {
                 do {
-                    let publicKey = try await SSHKey.generate(in: folder, comment: "launch-\(name)")
-                    profile = SSHKey.injecting(publicKey: publicKey, into: profile)
-                    identity = SSHKey.privateKeyPath(in: folder)
-                    logger.info("ssh: a per-VM key for root, injected as the SMBIOS credential ssh.authorized_keys.root")
+                    // A VM that keeps state (a persistent disk, UEFI variables) keeps its key there
+                    // too, so each `up` logs in with the key its disk already trusts; otherwise the
+                    // key lives and goes with the record folder.
+                    let keyFolder = VMStateFolder.keepsState(profile) ? ((try? VMStateFolder(vmName: name).path) ?? folder) : folder
+                    let key = try await SSHKey.existingOrNew(in: keyFolder, comment: "launch-\(name)")
+                    profile = SSHKey.injecting(publicKey: key.publicKey, into: profile)
+                    identity = SSHKey.privateKeyPath(in: keyFolder)
+                    logger.info("ssh: \(key.made ? "a new" : "the") per-VM key for root (\(identity!)), injected as the SMBIOS credential ssh.authorized_keys.root")
                 } catch {
                     record.update { $0.state = .crashed; $0.end = error.message }
                     throw fail(error)
