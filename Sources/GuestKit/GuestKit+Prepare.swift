@@ -213,6 +213,7 @@ extension GuestKit {
         if !image.powerButtonModules.isEmpty { arguments.append("launch.button=" + image.powerButtonModules.joined(separator: ",")) }
         if session {
             arguments.append(SessionProtocol.kernelArgument(slots: sessionSlots))
+            if options.consoleShell { arguments.append(SessionProtocol.consoleShellArgument) }
         }
         // Kernel chatter on an emulated UART costs boot time; the console log keeps the rest.
         arguments += logLevelArguments(options, session: session)

@@ -79,6 +79,11 @@ extension GuestKit {
         /// save a new one (`refresh`), or always boot (`off`); nil = the profile's `snapshot`.
         /// A profile that can't warm-start says why in one line and boots.
         public var snapshot: SnapshotMode?
+        /// With a session (``GuestKit/withSession(_:options:_:)``): a shell on the serial
+        /// console too, beside the session's commands and restarted when it exits, so a
+        /// person attached to the console has a prompt (`launch up` sets it). Off: the
+        /// console shows the kernel's and the init's lines only.
+        public var consoleShell = false
         /// What the launch logs: choices at info, phases at debug. The default shows
         /// warnings and errors only.
         public var logger = Logger.quietByDefault

@@ -55,6 +55,9 @@ enum SessionProtocol {
 
     /// The kernel argument that makes the init park before its shares are mounted (warm start).
     static let parkArgument = "launch.park=1"
+    /// With a session: a shell on the serial console as well, restarted when it exits, for a
+    /// person attached to the console (`launch console` of a VM `launch up` started).
+    static let consoleShellArgument = "launch.console_shell=1"
 
     /// A command's report: its exit code and how many bytes it wrote to each stream.
     struct Report: Sendable, Hashable {

@@ -43,6 +43,7 @@ mods=""
 button_mods=""
 slots=0
 park=0
+console_shell=0
 # Builtins where a fork would do (cat, tr): on one emulated vCPU every fork shows in boot time.
 read -r cmdline < /proc/cmdline
 for arg in $cmdline; do
@@ -51,6 +52,7 @@ for arg in $cmdline; do
     launch.button=*) button_mods="${arg#launch.button=}" ;;
     launch.session=*) slots="${arg#launch.session=}" ;;
     launch.park=*) park="${arg#launch.park=}" ;;
+    launch.console_shell=*) console_shell="${arg#launch.console_shell=}" ;;
   esac
 done
 default_ifs="$IFS"
@@ -266,6 +268,11 @@ if [ "$slots" -gt 0 ]; then
     eval "$go"
   fi
   echo ready >&5
+  if [ "$console_shell" = 1 ]; then
+    # A prompt for whoever attaches to the console, beside the session; an exit starts a
+    # new one, until the power button (SIGHUP to it, as to the console shell below).
+    ( while [ ! -d /run/power-button ]; do run_command console HUP cttyhack sh; done ) &
+  fi
   serve_session
 else
   wait "$button_watcher"

@@ -134,6 +134,8 @@ struct SuperviseCommand: AsyncParsableCommand {
         }
 
         let failure: LaunchError?
+        // A guest-kit VM kept up is also used by hand: `launch console` gets a shell prompt.
+        options.consoleShell = true
         let (profileToRun, optionsToRun) = (profile, options)
         do {
             if GuestKitUse.runsSession(profile) {
