@@ -43,29 +43,6 @@ struct NamedVMTests {
         func remove() { try? FileManager.default.removeItem(at: folder) }
     }
 
-    /// Writes `text` whole to `fd`.
-    static func send(_ text: String, to fd: Int32) -> Bool {
-        let bytes = Array(text.utf8)
-        return bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == bytes.count
-    }
-
-    /// Reads `fd` until what arrived contains `needle` (true) or `seconds` pass (false).
-    static func read(from fd: Int32, until needle: String, seconds: Int) -> Bool {
-        let deadline = ContinuousClock.now + .seconds(seconds)
-        var seen: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while ContinuousClock.now < deadline {
-            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&poller, 1, 200) >= 0 else { return false }
-            guard poller.revents != 0 else { continue }
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { return false }
-            seen += buffer[0..<n]
-            if String(decoding: seen, as: UTF8.self).contains(needle) { return true }
-        }
-        return false
-    }
-
     /// Whether `pid` runs (a zombie waiting for its reaper does not).
     static func isRunning(_ pid: Int32) -> Bool {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
@@ -108,11 +85,18 @@ struct NamedVMTests {
         #expect(exec.stdout == "out\n")
         #expect(exec.stderr == "err\n")
         #expect(FileManager.default.fileExists(atPath: place.records + "/dev/console.sock"))
-        // The console has a shell of its own beside the session: what is typed there runs.
-        let console = try ConsoleHub.Attachment.connect(socketPath: place.records + "/dev/console.sock")
-        defer { console.close() }
-        #expect(Self.send("echo console-shell-$((6 * 7))\n", to: console.fd))
-        #expect(Self.read(from: console.fd, until: "console-shell-42", seconds: 60), "no shell answered on the console")
+        // `launch console` on a pty, as a user attaches: the console has a shell of its own
+        // beside the session, so a line typed there runs and its answer shows; Ctrl-] detaches.
+        let console = try TestProcess.run(
+            ["/usr/bin/python3", "-c", ConsoleExecTests.ptyDriver, try Fixture.launchExecutable, "console", "dev"],
+            input: Data("""
+                [{"wait": "attached to dev's console", "timeout": 30},
+                 {"send": "echo console-shell-$((6*7))\\r"}, {"wait": "console-shell-42", "timeout": 60},
+                 {"send": "\\u001d"}, {"wait": "detached from dev's console", "timeout": 30}]
+                """.utf8),
+            environment: ProcessInfo.processInfo.environment.merging(place.environment) { $1 })
+        #expect(console.status == 0, "\(console.stdoutText)\n\(console.stderrText)")
+        #expect(console.stdoutText.contains("console-shell-42"), "no shell answered on the console: \(console.stdoutText)")
 
         let second = try place.launch(["up", place.profile, "--name", "dev", "--accel", "tcg"])
         #expect(second.status == 71)
