@@ -82,7 +82,7 @@ def floor_run(argv, state):
     socks = {}
     for name in ["console", "port0", "port1", "port2", "port3"]:
         path = f"{run}/{name}.sock"
-        for _ in range(2000):
+        for _ in range(5000):
             try:
                 s = socket.socket(socket.AF_UNIX)
                 s.connect(path)
@@ -91,9 +91,17 @@ def floor_run(argv, state):
             except OSError:
                 s.close()
                 time.sleep(0.002)
+        if name not in socks:
+            qemu.kill()
+            sys.exit(f"floor: {path} never accepted a connection: {qemu.stderr.read().decode()[-2000:]}")
     # The guest was saved stopped, so QEMU 7.2 leaves it paused once loaded: `cont` over QMP.
     qmp = socket.socket(socket.AF_UNIX)
-    qmp.connect(f"{run}/qmp.sock")
+    for _ in range(5000):
+        try:
+            qmp.connect(f"{run}/qmp.sock")
+            break
+        except OSError:
+            time.sleep(0.002)
     qf = qmp.makefile("rw")
     qf.readline()
 
@@ -114,7 +122,7 @@ def floor_run(argv, state):
         if name != "port0":
             s.setblocking(False)
     now = int(time.time())
-    go = (f"date -s @{now} > /dev/null\necho {os.urandom(32).hex()} > /dev/urandom\nhostname floor && echo floor > /etc/hostname\n"
+    go = (f"date -s @{now} > /dev/null\necho {os.urandom(32).hex()} > /dev/urandom\necho floor > /proc/sys/kernel/hostname && echo floor > /etc/hostname\n"
           f"echo {os.urandom(16).hex()} > /etc/machine-id\n"
           "mkdir -p /mnt/shared && mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 shared /mnt/shared || { echo 'error - mount' >&5; poweroff -f; }\n")
     ctl.sendall(f"{len(go.encode())}\n".encode() + go.encode())
@@ -250,7 +258,7 @@ def main():
     load_end = loadavg()
 
     facts = (f"{cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; "
-             f"QEMU {subprocess.run(['qemu-system-x86_64', '--version'], capture_output=True, text=True).stdout.split(chr(10))[0]}")
+             f"{subprocess.run(['qemu-system-x86_64', '--version'], capture_output=True, text=True).stdout.split(chr(10))[0]}")
     rows = [
         ("cold `launch run Profiles/hello.json --snapshot off -- true`", med(cold), cold),
         ("warm `launch run Profiles/hello.json --snapshot auto -- true`", med(warm), warm),
@@ -270,7 +278,10 @@ def main():
               f"`launch batch Profiles/hello.json --snapshot auto --jobs 2` with 8 `-c true` jobs, every one restored (no state file was made anew meanwhile): "
               f"{batch_wall:.2f} s wall for all 8; per job {' '.join(f'{x:.2f}' for x in job_seconds)} s.", "",
               "Commands: `python3 Benchmarks/warm_start.py` (release build in `.build-bench`, its own cache "
-              "`.build-bench/warm-cache` via `LAUNCH_CACHE_DIR`)."]
+              "`.build-bench/warm-cache` via `LAUNCH_CACHE_DIR`).",
+              "", "The ratio depends on the load: cold runs suffer more from a busy host than warm ones; a restored QEMU starts "
+              "with an empty TCG translation cache, so the guest-side steps (the run's snippet, the command, the power-off) "
+              "cost more than in a booted guest."]
     body = "\n".join(lines)
     print(body)
     if not a.no_write:

@@ -40,7 +40,10 @@ struct PlanCommand: AsyncParsableCommand {
         }
         var plan = launch.plan
         // What `auto` shares became (the guest kit resolved them before planning).
-        plan.choices = Planner.resolvingShareTransports(profile, host: launch.facts.host).choices + plan.choices
+        // (With warm start, `auto` shares became 9p: the init's park argument says it is on.)
+        let warm = plan.cmdline.contains("launch.park=1")
+        plan.choices = (warm ? WarmStart.shareChoices(profile, host: launch.facts.host)
+                             : Planner.resolvingShareTransports(profile, host: launch.facts.host).choices) + plan.choices
         let qemuImg = launch.facts.host.qemuImg ?? "qemu-img"
         if json {
             let encoder = JSONEncoder()

@@ -26,6 +26,11 @@ struct WarmStartTests {
             try Data("one\n".utf8).write(to: share.appendingPathComponent("file"))
             profile = folder.appendingPathComponent("warm.json")
             try Self.write(profile: profile, share: share, transport: "auto")
+            // The suite's folder holds snapshots and a PVH vmlinux (100s of MB): gone when the
+            // test process exits, since the suite's tests share it.
+            atexit {
+                if case .success(let setup) = WarmStartTests.fixture { try? FileManager.default.removeItem(at: setup.folder) }
+            }
         }
 
         static func write(profile: URL, share: URL, transport: String) throws {

@@ -19,7 +19,7 @@ extension GuestKit {
 /// park), because QEMU 7.2 refuses to migrate a vhost-user-fs device at all
 /// (`vuf_vmstate.unmigratable`) and a virtio-9p device while its export is mounted
 /// (v9fs_attach adds a migration blocker until the attach fid goes).
-enum WarmStart {
+package enum WarmStart {
     /// `profile` (its `auto` shares not yet resolved) with every `auto` share served over 9p,
     /// and one line per share that says so.
     static func servingAutoSharesOver9p(_ profile: Profile) -> (profile: Profile, lines: [String]) {
@@ -30,6 +30,20 @@ enum WarmStart {
             lines.append("shares[\(index)] \"\(profile.shares[index].tag)\": 9p (warm start: QEMU 7.2 can't save a virtiofs device in a snapshot; an unmounted 9p device it can)")
         }
         return (profile, lines)
+    }
+
+    /// The plan's lines for `profile`'s shares when it warm-starts (`launch plan`): `auto` ones
+    /// over 9p, said why; the others as the planner says.
+    package static func shareChoices(_ profile: Profile, host: HostFacts) -> [Plan.Choice] {
+        let served = servingAutoSharesOver9p(profile)
+        let planned = Planner.resolvingShareTransports(served.profile, host: host).choices
+        return profile.shares.indices.map { index in
+            let topic = "shares[\(index)] \"\(profile.shares[index].tag)\""
+            if profile.shares[index].transport == .auto {
+                return Plan.Choice(topic: topic, value: "9p", reason: "warm start: QEMU 7.2 can't save a virtiofs device in a snapshot; an unmounted 9p device it can")
+            }
+            return planned.first { $0.topic == topic } ?? Plan.Choice(topic: topic, value: profile.shares[index].transport.rawValue, reason: "from the profile")
+        }
     }
 
     /// Why `profile` can't warm-start, in one line; nil when it can. `session` is false for
