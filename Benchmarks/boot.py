@@ -753,6 +753,33 @@ def main():
                   "what it measures. What the launcher adds is in its own CPU time above and in the "
                   "wall and CPU ratios.")
     md.append("")
+    if minimal:
+        md.append("### Against a hand-written minimal equivalent (the second floor)")
+        md.append("")
+        md.append("The raw floor above is launch's own argv and init run without the launcher, so it can't see what "
+                  "the guest kit costs inside the guest. The minimal floor is what someone would write by hand: the "
+                  "same PVH vmlinux, microvm, TCG and memory, an initramfs of static busybox, the virtio modules and "
+                  "a few-line `/init` that loads them (and fuse + virtiofs and mounts the same share for hello), "
+                  "writes the output on a virtio console (`virtconsole`, `/dev/hvc0`) and runs `poweroff -f`. "
+                  "No session protocol, no power-button watcher, no QMP, no extra devices (virtio-rng, pvpanic). "
+                  "Launch's run without shares is `launch run " + BOOT_PROFILE_REL + " --accel tcg -- "
+                  + " ".join(BOOT_COMMAND) + "`; both it and the minimal init print the guest's uptime at the point "
+                  "the output is written, and the minimal init also when it starts and when its modules are in:")
+        md.append("")
+        md.append("\n".join(minimal_md))
+        md.append("")
+        for name, title in (("minimal_boot", "without a share"), ("minimal", "with the share")):
+            md.append(f"Minimal floor {title}: its `/init` and the run, as a shell script (the bench drives it from "
+                      "Python the same way and stops the clock when QEMU exits):")
+            md.append("")
+            md.append("```sh")
+            md.append(minimal[name].script.rstrip("\n"))
+            md.append("```")
+            md.append("")
+            md.append("```sh")
+            md.append(minimal[name].shell().replace(ROOT + "/", ""))
+            md.append("```")
+            md.append("")
     md.append("### Machine")
     md.append("")
     md.append(f"- `nproc`: {facts['nproc']}; CPU: {facts['cpu']}; memory: {facts['memory']}")

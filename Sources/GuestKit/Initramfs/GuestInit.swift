@@ -161,11 +161,14 @@ mkdir -p /run/cmd
 # more than it prints, which would eat the next message on the port.
 take() { dd bs="$1" count=1 iflag=fullblock 2>/dev/null; }
 
+# Called in a 10 ms poll until every port is named: builtins only (read, a test for a
+# link made already), as each fork there costs milliseconds on one emulated vCPU.
 link_ports() {
   for p in /sys/class/virtio-ports/vport*; do
     [ -r "$p/name" ] || continue
-    n="$(cat "$p/name")"
-    [ -n "$n" ] && ln -sf "/dev/${p##*/}" "/dev/virtio-ports/$n"
+    n=""
+    read -r n < "$p/name"
+    [ -n "$n" ] && [ ! -L "/dev/virtio-ports/$n" ] && ln -sf "/dev/${p##*/}" "/dev/virtio-ports/$n"
   done
 }
 P=/dev/virtio-ports
