@@ -213,7 +213,12 @@ run_slot() {
   rm -f "/run/cmd/slot$s"
   # Pressed while the command ran: its exit code is the signal's doing, not its own.
   if [ -e /run/power-button ]; then word=stopped; else word=exit; fi
-  echo "$word $s $(cat "/run/slot$s.rc") $(cat "/run/slot$s.outn") $(cat "/run/slot$s.errn")" >&5
+  # Builtin reads, not $(cat ...): three fewer forks between the command's end and its report.
+  rc="" outn="" errn=""
+  read -r rc < "/run/slot$s.rc"
+  read -r outn < "/run/slot$s.outn"
+  read -r errn < "/run/slot$s.errn"
+  echo "$word $s $rc $outn $errn" >&5
 }
 
 # The session's main loop: the host's requests on launch.ctl, one line each.
