@@ -40,8 +40,9 @@ def init_script(modules, share, command):
         lines.append(f"/bin/busybox mount -t virtiofs {tag} {guest_path}")
     lines += [
         "read t_mods _ < /proc/uptime",
-        # The console port's /dev/hvc0 appears once virtio_console has probed the device.
-        "while [ ! -e /dev/hvc0 ]; do /bin/busybox usleep 1000; done",
+        # devtmpfs makes /dev/hvc0 when virtio_console registers it, but it opens ("No such
+        # device") only once the port is up: retry the open.
+        "until true 2>/dev/null > /dev/hvc0; do /bin/busybox usleep 1000; done",
         "read t_out _ < /proc/uptime",
         "{ " + command + "; echo \"stamps $t_init $t_mods $t_out\"; } > /dev/hvc0",
         "/bin/busybox poweroff -f",
