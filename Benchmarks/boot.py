@@ -760,7 +760,7 @@ def main():
                   "the guest kit costs inside the guest. The minimal floor is what someone would write by hand: the "
                   "same PVH vmlinux, microvm, TCG and memory, an initramfs of static busybox, the virtio modules and "
                   "a few-line `/init` that loads them (and fuse + virtiofs and mounts the same share for hello), "
-                  "writes the output on a virtio console (`virtconsole`, `/dev/hvc0`) and runs `poweroff -f`. "
+                  "writes the output on a virtio-serial port (`/dev/vport0p1`, once its name is in sysfs) and runs `poweroff -f`. "
                   "No session protocol, no power-button watcher, no QMP, no extra devices (virtio-rng, pvpanic). "
                   "Launch's run without shares is `launch run " + BOOT_PROFILE_REL + " --accel tcg -- "
                   + " ".join(BOOT_COMMAND) + "`; both it and the minimal init print the guest's uptime at the point "

@@ -2,7 +2,7 @@
 launcher. Same kernel (the PVH vmlinux launch extracted into its cache), microvm,
 TCG, the same memory; an initramfs this module writes itself (static busybox, the
 virtio modules, a few-line /init) that loads the modules, optionally mounts the
-same virtiofs share, prints its output on a virtio console and powers off.
+same virtiofs share, prints its output on a virtio-serial port and powers off.
 
 What launch adds on top of this (the guest kit's init, its session protocol, the
 power-button watcher, the extra devices, the host side) is what `boot.py` measures
@@ -32,6 +32,7 @@ def init_script(modules, share, command):
         "/bin/busybox mount -t proc proc /proc",
         "read t_init _ < /proc/uptime",
         "/bin/busybox mount -t devtmpfs devtmpfs /dev",
+        "/bin/busybox mount -t sysfs sysfs /sys",
     ]
     lines += [f"/bin/busybox insmod /lib/modules/{m}.ko" for m in modules]
     if share:
@@ -40,11 +41,14 @@ def init_script(modules, share, command):
         lines.append(f"/bin/busybox mount -t virtiofs {tag} {guest_path}")
     lines += [
         "read t_mods _ < /proc/uptime",
-        # devtmpfs makes /dev/hvc0 when virtio_console registers it, but it opens ("No such
-        # device") only once the port is up: retry the open.
-        "until true 2>/dev/null > /dev/hvc0; do /bin/busybox usleep 1000; done",
+        # A port's name arrives from QEMU after the driver has added it: once it is there,
+        # writes reach the host. (Not virtconsole's /dev/hvc0: its node opens before the
+        # port is on the driver's console list, and writes until then are dropped.)
+        "n=''",
+        "until read -r n 2>/dev/null < /sys/class/virtio-ports/vport0p1/name && [ -n \"$n\" ]; do "
+        "/bin/busybox usleep 1000; done",
         "read t_out _ < /proc/uptime",
-        "{ " + command + "; echo \"stamps $t_init $t_mods $t_out\"; } > /dev/hvc0",
+        "{ " + command + "; echo \"stamps $t_init $t_mods $t_out\"; } > /dev/vport0p1",
         "/bin/busybox poweroff -f",
     ]
     return "\n".join(lines) + "\n"
@@ -63,7 +67,7 @@ def build_initramfs(out_path, release, modules, share, command):
     (decompressed when packed) and /init. Returns the init script."""
     stage = tempfile.mkdtemp(prefix="bench-minimal-")
     try:
-        for d in ("bin", "proc", "dev", "lib/modules", "mnt"):
+        for d in ("bin", "proc", "sys", "dev", "lib/modules", "mnt"):
             os.makedirs(os.path.join(stage, d), exist_ok=True)
         shutil.copy(BUSYBOX, os.path.join(stage, "bin/busybox"))
         os.symlink("busybox", os.path.join(stage, "bin/sh"))
@@ -106,7 +110,7 @@ def qemu_argv(vmlinux, initrd, memory, tsc_khz, share, workdir):
              "-append", f"console=ttyS0 quiet panic=-1 tsc_early_khz={tsc_khz}",
              "-serial", f"file:{workdir}/console.log",
              "-device", "virtio-serial-device", "-chardev", f"file,id=out,path={workdir}/out",
-             "-device", "virtconsole,chardev=out"]
+             "-device", "virtserialport,chardev=out,name=out"]
     if share:
         argv += ["-chardev", f"socket,id=fs0,path={workdir}/fs0.sock",
                  "-device", f"vhost-user-fs-device,chardev=fs0,tag={share[0]}"]
