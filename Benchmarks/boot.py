@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """End-to-end boot benchmark: `launch run Profiles/hello.json` against the raw
-QEMU floor and against virtme-ng, in one interleaved run on this machine.
+QEMU floor, against a hand-written minimal guest (with the share, and
+without: against `launch run Profiles/boot.json`) and against virtme-ng, in one
+interleaved run on this machine.
 
 A benchmark, not a timed test: it prints a table and writes BENCHMARKS.md; it
 never fails because a number is bad (it fails only when a run produces the
