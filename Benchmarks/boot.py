@@ -707,8 +707,10 @@ def main():
     md.append("\n".join(lines_ratio))
     md.append(f"- raw floor until virtiofsd has exited too and the output is read: median {fmt(raw_all['median'])} s "
               f"(launch / that: {s['launch']['median'] / raw_all['median']:.3f}x)")
-    md.append(f"- warm-up (not counted): launch's first run with an empty cache took {fmt(warm['wall'])} s "
-              f"(it extracts the PVH vmlinux from the bzImage and builds the initramfs into the cache)"
+    md.append((f"- warm-up (not counted): launch's first run with the cache kept (--keep-cache) took {fmt(warm['wall'])} s"
+               if opts.keep_cache else
+               f"- warm-up (not counted): launch's first run with an empty cache took {fmt(warm['wall'])} s "
+               f"(it extracts the PVH vmlinux from the bzImage and builds the initramfs into the cache)")
               + (f"; vng's first run took {fmt(vng_warm['wall'])} s" if vng_warm else "") + ".")
     md.append(f"- {len(idle_runs)} of {sum(len(rs) for rs in results.values())} measured runs started on an idle machine "
               f"(no other runnable process, waited up to {opts.idle_wait:g} s); the others started while other "
@@ -795,8 +797,9 @@ def main():
     md.append("")
     md.append("### Exact commands")
     md.append("")
-    md.append("launch (release build, invoked directly; `LAUNCH_CACHE_DIR` points at the bench's own cache "
-              "so the warm-up is a real cold run):")
+    md.append("launch (release build, invoked directly; `LAUNCH_CACHE_DIR` points at the bench's own cache"
+              + ("; this run kept it, `--keep-cache`, so its warm-up was not a cold run):" if opts.keep_cache
+                 else " so the warm-up is a real cold run):"))
     md.append("")
     md.append("```sh")
     md.append(sh(BUILD_CMD))
