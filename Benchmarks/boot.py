@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """End-to-end boot benchmark: `launch run Profiles/hello.json` against the raw
-QEMU floor and against virtme-ng, in one interleaved run on this machine.
+QEMU floor, against a hand-written minimal guest (with the share, and
+without: against `launch run Profiles/boot.json`) and against virtme-ng, in one
+interleaved run on this machine.
 
 A benchmark, not a timed test: it prints a table and writes BENCHMARKS.md; it
 never fails because a number is bad (it fails only when a run produces the
@@ -31,6 +33,7 @@ import threading
 import time
 
 from bench_host import build_with_retries, cpu_model
+from minimal_guest import Minimal
 from benchmarks_md import existing_section, write_section
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,6 +42,10 @@ LAUNCH = os.path.join(SCRATCH, "release", "launch")
 VENV = os.path.join(SCRATCH, "venv")
 PROFILE_REL = "Profiles/hello.json"
 PROFILE = os.path.join(ROOT, PROFILE_REL)
+# The run without shares, against the minimal floor without a share: one line of output
+# (the guest's uptime when the command runs, for the breakdown).
+BOOT_PROFILE_REL = "Profiles/boot.json"
+BOOT_COMMAND = ["cat", "/proc/uptime"]
 BUILD_CMD = ["swift", "build", "-c", "release", "--scratch-path", ".build-bench", "--product", "launch"]
 VNG_PACKAGE = "virtme-ng"
 # Its section of BENCHMARKS.md (between `<!-- boot.py: begin/end -->`).
@@ -283,6 +290,16 @@ def timed_process(argv, env=None, cwd=ROOT, stdin=subprocess.DEVNULL, stamp_stde
     }
 
 
+def run_launch_boot(cache_dir):
+    r = timed_process([LAUNCH, "run", BOOT_PROFILE_REL, "--accel", "tcg", "--"] + BOOT_COMMAND, env=launch_env(cache_dir))
+    r["phases"] = {}
+    try:
+        r["guest"] = {"output": float(r["stdout"].split()[0])}
+    except (IndexError, ValueError):
+        r["guest"] = {}
+    return r
+
+
 def run_launch(cache_dir):
     r = timed_process([LAUNCH, "run", PROFILE_REL], env=launch_env(cache_dir), stamp_stderr=True)
     phases = {}
@@ -441,6 +458,8 @@ def main():
     ap.add_argument("--runs", type=int, default=10, help="measured runs of launch and of the raw floor (default 10)")
     ap.add_argument("--vng-runs", type=int, default=3, help="measured virtme-ng runs (default 3)")
     ap.add_argument("--no-vng", action="store_true", help="skip virtme-ng")
+    ap.add_argument("--no-minimal", action="store_true",
+                    help="skip the hand-written minimal floor (and launch's run without shares it is compared with)")
     ap.add_argument("--no-build", action="store_true", help="use the existing .build-bench/release/launch")
     ap.add_argument("--idle-wait", type=float, default=20.0,
                     help="before each measured run, wait up to this many seconds for no other runnable process "
@@ -479,6 +498,20 @@ def main():
     script = setup_script(profile, later_modules(warm["stderr"], plan))
     command = command_script(profile["command"])
 
+    minimal = {}
+    if not opts.no_minimal:
+        # The second floor: the same vmlinux, memory and TSC rate as launch's plan.
+        vmlinux = plan["qemu"][plan["qemu"].index("-kernel") + 1]
+        khz = re.search(r"tsc_early_khz=(\d+)", plan["cmdline"]).group(1)
+        with open(os.path.join(ROOT, BOOT_PROFILE_REL)) as f:
+            boot_profile = json.load(f)
+        share = profile["shares"][0]
+        minimal["minimal_boot"] = Minimal("boot", SCRATCH, vmlinux, release, boot_profile["memory"], khz,
+                                          shlex.join(BOOT_COMMAND))
+        minimal["minimal"] = Minimal("hello", SCRATCH, vmlinux, release, profile["memory"], khz, profile["command"][2],
+                                     share=(share["tag"], share["guestPath"]),
+                                     share_source=os.path.realpath(os.path.join(os.path.dirname(PROFILE), share["path"])))
+
     vng = vng_version = None
     vng_command = None
     if not opts.no_vng:
@@ -494,12 +527,19 @@ def main():
         ok = r["rc"] == 0 and all(line in r["stdout"] for line in want_lines)
         if name == "raw":
             ok = ok and r["report"].startswith("exit 0 ")
+        if name in ("launch_boot", "minimal_boot"):
+            ok = r["rc"] == 0 and "output" in r["guest"]
         if not ok:
             sys.exit(f"{name}: wrong result (rc {r['rc']}):\nstdout: {r['stdout']!r}\nstderr: {r['stderr'][-2000:]}\n"
                      + (f"report: {r['report']!r}" if name == "raw" else ""))
 
     log("warm-up: raw floor")
     check("raw", run_raw(qemu_t, virtiofsd_t, fs_sockets_t, script, command))
+    if minimal:
+        log("warm-up: launch without shares, the minimal floors")
+        check("launch_boot", run_launch_boot(cache_dir))
+        for name, m in minimal.items():
+            check(name, m.run(cpu_seconds))
     vng_warm = None
     vng_dry = None
     vng_failure = None
@@ -519,11 +559,11 @@ def main():
     rounds = max(opts.runs, opts.vng_runs if vng else 0)
     n_vng = opts.vng_runs if vng else 0
     vng_rounds = set(round(i * (rounds - 1) / max(n_vng - 1, 1)) for i in range(n_vng)) if n_vng else set()
-    results = {"launch": [], "raw": [], "vng": []}
-    order = ["launch", "raw", "vng"]
+    results = {"launch": [], "raw": [], "vng": [], "launch_boot": [], "minimal_boot": [], "minimal": []}
+    order = ["launch", "raw", "vng"] + (["launch_boot", "minimal_boot", "minimal"] if minimal else [])
     seq = 0
     for k in range(rounds):
-        todo = [c for c in order[k % 3:] + order[:k % 3]
+        todo = [c for c in order[k % len(order):] + order[:k % len(order)]
                 if (c != "vng" or k in vng_rounds) and (c == "vng" or k < opts.runs)]
         for c in todo:
             waited, idle = wait_for_idle(opts.idle_wait) if opts.idle_wait > 0 else (0.0, False)
@@ -532,6 +572,10 @@ def main():
                 r = run_launch(cache_dir)
             elif c == "raw":
                 r = run_raw(qemu_t, virtiofsd_t, fs_sockets_t, script, command)
+            elif c == "launch_boot":
+                r = run_launch_boot(cache_dir)
+            elif c in minimal:
+                r = minimal[c].run(cpu_seconds)
             else:
                 r = run_vng(vng, kernel, vng_command)
             check(c, r)
@@ -558,6 +602,11 @@ def main():
     rows = [("launch run", "launch", s["launch"], cpu["launch"]), ("raw QEMU floor", "raw", s["raw"], cpu["raw"])]
     if s["vng"]:
         rows.append(("virtme-ng (vng)", "vng", s["vng"], cpu["vng"]))
+    if minimal:
+        rows.append(("minimal floor (hand-written, same share)", "minimal", s["minimal"], cpu["minimal"]))
+        rows.append((f"launch run {BOOT_PROFILE_REL} -- {' '.join(BOOT_COMMAND)}", "launch_boot", s["launch_boot"],
+                     cpu["launch_boot"]))
+        rows.append(("minimal floor (hand-written, no share)", "minimal_boot", s["minimal_boot"], cpu["minimal_boot"]))
     table = ["| contender | runs | median (s) | min (s) | max (s) | CPU median (s) |",
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for label, _, st, cp in rows:
@@ -579,6 +628,31 @@ def main():
         lines_ratio.append("- virtme-ng / launch: not measured, vng failed (see below)")
     else:
         lines_ratio.append("- virtme-ng / launch: not measured (--no-vng)")
+    minimal_md = []
+    if minimal:
+        def paired_ratio(a, b):
+            by_round = {r["round"]: r for r in results[b]}
+            xs = [r["wall"] / by_round[r["round"]]["wall"] for r in results[a] if r["round"] in by_round]
+            return statistics.median(xs), min(xs), max(xs)
+
+        def guest(c, key):
+            xs = [r["guest"][key] for r in results[c] if key in r.get("guest", {})]
+            return statistics.median(xs) if xs else None
+        for label, a, b in (("launch run Profiles/hello.json / minimal floor with the share", "launch", "minimal"),
+                            (f"launch run {BOOT_PROFILE_REL} -- {' '.join(BOOT_COMMAND)} / minimal floor without a share",
+                             "launch_boot", "minimal_boot")):
+            pm, plo, phi = paired_ratio(a, b)
+            lines_ratio.append(f"- {label} (medians): **{s[a]['median'] / s[b]['median']:.3f}x**; same-round pairs "
+                               f"{pm:.3f}x (range {plo:.3f} to {phi:.3f}); CPU {cpu[a]['median'] / cpu[b]['median']:.3f}x")
+        minimal_md.append("| guest uptime (s, medians) | launch, no share | minimal, no share | minimal, share |")
+        minimal_md.append("| --- | ---: | ---: | ---: |")
+        g = lambda c, k: f"{guest(c, k):.2f}" if guest(c, k) is not None else "-"
+        minimal_md.append(f"| the init starts | - | {g('minimal_boot', 'init')} | {g('minimal', 'init')} |")
+        minimal_md.append(f"| modules loaded (and the share mounted) | - | {g('minimal_boot', 'modules')} | {g('minimal', 'modules')} |")
+        minimal_md.append(f"| the output is written (launch: the command runs) | {g('launch_boot', 'output')} | "
+                          f"{g('minimal_boot', 'output')} | {g('minimal', 'output')} |")
+        minimal_md.append(f"| wall time (process start to exit) | {fmt(s['launch_boot']['median'])} | "
+                          f"{fmt(s['minimal_boot']['median'])} | {fmt(s['minimal']['median'])} |")
     print()
     print("\n".join(table))
     print()
@@ -633,8 +707,10 @@ def main():
     md.append("\n".join(lines_ratio))
     md.append(f"- raw floor until virtiofsd has exited too and the output is read: median {fmt(raw_all['median'])} s "
               f"(launch / that: {s['launch']['median'] / raw_all['median']:.3f}x)")
-    md.append(f"- warm-up (not counted): launch's first run with an empty cache took {fmt(warm['wall'])} s "
-              f"(it extracts the PVH vmlinux from the bzImage and builds the initramfs into the cache)"
+    md.append((f"- warm-up (not counted): launch's first run with the cache kept (--keep-cache) took {fmt(warm['wall'])} s"
+               if opts.keep_cache else
+               f"- warm-up (not counted): launch's first run with an empty cache took {fmt(warm['wall'])} s "
+               f"(it extracts the PVH vmlinux from the bzImage and builds the initramfs into the cache)")
               + (f"; vng's first run took {fmt(vng_warm['wall'])} s" if vng_warm else "") + ".")
     md.append(f"- {len(idle_runs)} of {sum(len(rs) for rs in results.values())} measured runs started on an idle machine "
               f"(no other runnable process, waited up to {opts.idle_wait:g} s); the others started while other "
@@ -681,6 +757,33 @@ def main():
                   "what it measures. What the launcher adds is in its own CPU time above and in the "
                   "wall and CPU ratios.")
     md.append("")
+    if minimal:
+        md.append("### Against a hand-written minimal equivalent (the second floor)")
+        md.append("")
+        md.append("The raw floor above is launch's own argv and init run without the launcher, so it can't see what "
+                  "the guest kit costs inside the guest. The minimal floor is what someone would write by hand: the "
+                  "same PVH vmlinux, microvm, TCG and memory, an initramfs of static busybox, the virtio modules and "
+                  "a few-line `/init` that loads them (and fuse + virtiofs and mounts the same share for hello), "
+                  "writes the output on a virtio-serial port (`/dev/vport0p1`, once its name is in sysfs) and runs `poweroff -f`. "
+                  "No session protocol, no power-button watcher, no QMP, no extra devices (virtio-rng, pvpanic). "
+                  "Launch's run without shares is `launch run " + BOOT_PROFILE_REL + " --accel tcg -- "
+                  + " ".join(BOOT_COMMAND) + "`; both it and the minimal init print the guest's uptime at the point "
+                  "the output is written, and the minimal init also when it starts and when its modules are in:")
+        md.append("")
+        md.append("\n".join(minimal_md))
+        md.append("")
+        for name, title in (("minimal_boot", "without a share"), ("minimal", "with the share")):
+            md.append(f"Minimal floor {title}: its `/init` and the run, as a shell script (the bench drives it from "
+                      "Python the same way and stops the clock when QEMU exits):")
+            md.append("")
+            md.append("```sh")
+            md.append(minimal[name].script.rstrip("\n"))
+            md.append("```")
+            md.append("")
+            md.append("```sh")
+            md.append(minimal[name].shell().replace(ROOT + "/", ""))
+            md.append("```")
+            md.append("")
     md.append("### Machine")
     md.append("")
     md.append(f"- `nproc`: {facts['nproc']}; CPU: {facts['cpu']}; memory: {facts['memory']}")
@@ -694,8 +797,9 @@ def main():
     md.append("")
     md.append("### Exact commands")
     md.append("")
-    md.append("launch (release build, invoked directly; `LAUNCH_CACHE_DIR` points at the bench's own cache "
-              "so the warm-up is a real cold run):")
+    md.append("launch (release build, invoked directly; `LAUNCH_CACHE_DIR` points at the bench's own cache"
+              + ("; this run kept it, `--keep-cache`, so its warm-up was not a cold run):" if opts.keep_cache
+                 else " so the warm-up is a real cold run):"))
     md.append("")
     md.append("```sh")
     md.append(sh(BUILD_CMD))
