@@ -41,9 +41,11 @@ struct ConsoleExecTests {
                 throw error
             }
             // Stopped, the hub leaves nothing open: its socket, clients and thread are gone.
-            try await Self.settle { Fixture.launcherFileDescriptorCount() == fds && Fixture.launcherThreadCount() == threads }
-            #expect(Fixture.launcherFileDescriptorCount() == fds)
-            #expect(Fixture.launcherThreadCount() == threads)
+            // At most as many as before, not exactly as many: fds of earlier work in this test
+            // process may close meanwhile (in a CI run the count fell from 30 to 27).
+            try await Self.settle { Fixture.launcherFileDescriptorCount() <= fds && Fixture.launcherThreadCount() <= threads }
+            #expect(Fixture.launcherFileDescriptorCount() <= fds)
+            #expect(Fixture.launcherThreadCount() <= threads)
         } catch {
             await machine.shutdown(skipACPI: true)
             throw error
@@ -181,9 +183,11 @@ struct ConsoleExecTests {
             #expect(!FileManager.default.fileExists(atPath: folder + "/exec.sock"))
             // Every connection's fds (its socket, the passed streams, the hang-up watch) and
             // the server's thread are gone.
-            try await Self.settle { Fixture.launcherFileDescriptorCount() == fds && Fixture.launcherThreadCount() == threads }
-            #expect(Fixture.launcherFileDescriptorCount() == fds)
-            #expect(Fixture.launcherThreadCount() == threads)
+            // At most as many as before, not exactly as many: fds of earlier work in this test
+            // process may close meanwhile (in a CI run the count fell from 30 to 27).
+            try await Self.settle { Fixture.launcherFileDescriptorCount() <= fds && Fixture.launcherThreadCount() <= threads }
+            #expect(Fixture.launcherFileDescriptorCount() <= fds)
+            #expect(Fixture.launcherThreadCount() <= threads)
         }
         // No VM of that name: exit 71 (host problem), what to do next.
         let missing = try TestProcess.run(Self.bounded + [launch, "exec", "ex", "--", "true"], environment: environment)
