@@ -52,7 +52,7 @@ extension ConsoleHub {
 
         /// The console's last `lastLines` lines before this attachment's live bytes began,
         /// read from the log (empty when the log is gone), without the terminal queries in
-        /// them (see ``ConsoleHub/withoutTerminalQueries(_:)``).
+        /// them (see `ConsoleHub.withoutTerminalQueries(_:)`, package API).
         public func scrollBack(lastLines: Int) -> [UInt8] {
             guard lastLines > 0, let handle = FileHandle(forReadingAtPath: greeting.log) else { return [] }
             defer { try? handle.close() }
