@@ -163,8 +163,9 @@ final class StdinPump: Sendable {
     }
 }
 
+/// Writes all of `bytes` to `fd` (a terminal, a pipe or a socket, without SIGPIPE); false when it can't.
 @discardableResult
-func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+package func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
     var offset = 0
     while offset < bytes.count {
         let n = bytes[offset...].withUnsafeBytes { raw -> Int in

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GuestKit
 import LaunchSupport
 import QEMULaunch
 import Synchronization
@@ -88,21 +89,4 @@ struct ConsoleCommand: ParsableCommand {
     private func message(_ text: String) {
         writeAll(STDERR_FILENO, Array("\r\nlaunch: \(text)\r\n".utf8))
     }
-}
-
-/// Writes all of `bytes` to `fd` (a terminal, a pipe or a socket, without SIGPIPE); false when it can't.
-@discardableResult
-func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
-    var offset = 0
-    while offset < bytes.count {
-        let n = bytes[offset...].withUnsafeBytes { raw -> Int in
-            let sent = Glibc.send(fd, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL))
-            if sent < 0 && errno == ENOTSOCK { return Glibc.write(fd, raw.baseAddress, raw.count) }
-            return sent
-        }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { return false }
-        offset += n
-    }
-    return true
 }
